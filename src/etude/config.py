@@ -1,0 +1,145 @@
+"""Settings as dataclasses: saved as JSON with every output, overridden by dotted `key=value`."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from etude.errors import ConfigError
+
+T = TypeVar("T")
+
+ENCODINGS = ("remi", "midilike", "tsd", "pianoroll")
+
+
+@dataclass
+class DataConfig:
+    """How MIDI files become pieces and how pieces are split."""
+
+    min_seconds: float = 5.0  # pieces shorter than this are rejected (seconds)
+    max_seconds: float = 300.0  # longer pieces are cut into clips or rejected (seconds)
+    long_pieces: str = "clip"  # "clip": cut into clips of at most max_seconds; "reject"
+    test_frac: float = 0.1  # share of each genre held out for testing
+    valid_frac: float = 0.1  # share of each genre's training part held out for validation
+    seed: int = 0  # seeds the split
+    transpose: int = 0  # augment training pieces by every shift in ±1..transpose semitones
+
+
+@dataclass
+class EncodingConfig:
+    """How a piece becomes an array: event tokens (MidiTok) or a piano roll."""
+
+    name: str = "remi"  # remi | midilike | tsd | pianoroll
+    beat_res: int = 8  # event grid: positions per beat for the first 4 beats of a duration
+    velocities: int = 32  # event velocity bins
+    tempos: bool = True  # event tokens carry tempo changes
+    time_signatures: bool = True  # event tokens carry time signatures (REMI and TSD)
+    frames_per_beat: int = 4  # piano-roll frames per quarter note
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass `cls` from a dict, nested dataclasses included; unknown keys fail."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(names)}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            value = from_dict(kind, value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def settings_hash(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable settings."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def valid_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a (nested) dataclass instance."""
+    keys = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += valid_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} takes true or false, not {text!r}")
+    try:
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{key} takes a {type(current).__name__}, not {text!r}") from None
+    if isinstance(current, (list, tuple)):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = [v for v in text.split(",") if v]
+        return type(current)(value)
+    return text
+
+
+def apply_overrides(cfg: T, overrides: list[str]) -> T:
+    """Set dotted `key=value` pairs on a nested dataclass in place; unknown keys fail.
+
+    Values are parsed by the type of the current value (int, float, bool, str, list).
+    """
+    for item in overrides:
+        key, sep, text = item.lstrip("-").partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        target: Any = cfg
+        *path, last = key.split(".")
+        for part in path:
+            if not dataclasses.is_dataclass(target) or not hasattr(target, part):
+                target = None
+                break
+            target = getattr(target, part)
+        if target is None or not dataclasses.is_dataclass(target) or not hasattr(target, last):
+            raise ConfigError(f"unknown setting {key!r}; valid: {', '.join(valid_keys(cfg))}")
+        setattr(target, last, _parse_value(text, getattr(target, last), key))
+    return cfg
+
+
+def check_encoding(name: str) -> str:
+    if name not in ENCODINGS:
+        raise ConfigError(f"unknown encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
+    return name
+
+
+__all__ = [
+    "DataConfig",
+    "EncodingConfig",
+    "ENCODINGS",
+    "apply_overrides",
+    "from_dict",
+    "to_dict",
+    "settings_hash",
+    "valid_keys",
+]

@@ -1,0 +1,273 @@
+"""`etude data prepare` and `etude data info`: a corpus as flat arrays on disk, read by np.memmap.
+
+Layout of a prepared folder:
+  meta.json          settings and their hash, genres, vocabulary, counts, rejections with reasons
+  tokenizer.json     the encoder's state (`etude.data.encoding.load_encoding`)
+  split.json         piece file -> train | valid | test; reused on later runs
+  {split}.bin        all pieces of the split back to back: uint16 tokens, or uint8 rows of 88 keys
+  {split}.idx.npy    int64 (pieces, 3): first row, number of rows, genre index
+  pieces.csv         one line per stored piece: id, genre, split, seconds, rows, transposition
+
+Files are parsed and encoded by worker processes and streamed to disk as they arrive, so memory
+stays flat whatever the corpus size. Rows are written once to a scratch file, then copied into
+the split files once deduplication and the split are known.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from etude import __version__
+from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
+from etude.data.corpus import SPLITS, SourceFile, assign_split, discover, load_split, save_split
+from etude.data.encoding import Encoding, encoding_from_state, load_encoding, make_encoding, save_encoding
+from etude.data.midi import DUPLICATE, Rejection, load_pieces, notes_fingerprint
+from etude.errors import InputError
+
+log = logging.getLogger(__name__)
+FORMAT = 1  # bump when the layout above changes: old caches are then rebuilt
+
+
+@dataclass
+class _Encoded:
+    id: str
+    file_id: str
+    genre: str
+    seconds: float
+    fingerprint: str
+    rows: np.ndarray
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(state: dict, data_cfg: DataConfig) -> None:
+    _worker["encoding"] = encoding_from_state(state)
+    _worker["cfg"] = data_cfg
+
+
+def _load_and_encode(src: SourceFile) -> list[_Encoded] | Rejection:
+    result = load_pieces(src.path, src.id, src.genre, _worker["cfg"])
+    if isinstance(result, Rejection):
+        return result
+    enc: Encoding = _worker["encoding"]
+    return [
+        _Encoded(p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), enc.encode(p.score, p.genre))
+        for p in result
+    ]
+
+
+def _results(files: list[SourceFile], state: dict, cfg: DataConfig, workers: int):
+    """Yield each file's result in corpus order, from `workers` processes (1: this process)."""
+    if workers <= 1:
+        _init_worker(state, cfg)
+        yield from map(_load_and_encode, files)
+        return
+    with multiprocessing.Pool(workers, _init_worker, (state, cfg)) as pool:
+        yield from pool.imap(_load_and_encode, files, chunksize=8)
+
+
+def corpus_fingerprint(files: list[SourceFile]) -> str:
+    rows = []
+    for f in files:
+        st = f.path.stat() if f.path.exists() else None
+        rows.append((f.id, f.genre, st.st_size if st else -1, st.st_mtime_ns if st else -1))
+    return settings_hash(rows)
+
+
+def prepare(
+    corpus: Path,
+    out: Path,
+    data: DataConfig | None = None,
+    encoding: EncodingConfig | None = None,
+    genre: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Prepare `corpus` into `out` (layout in the module docstring) and return its meta.
+
+    Nothing is done when `out` already holds the same settings for the same files, unless
+    `force`. Raises InputError when the corpus has no usable piece; a cache already in `out`
+    is then left as it was.
+    """
+    data, encoding = data or DataConfig(), encoding or EncodingConfig()
+    out = Path(out)
+    files = discover(corpus, genre)
+    settings = {"data": to_dict(data), "encoding": to_dict(encoding)}
+    digest = settings_hash(FORMAT, settings, corpus_fingerprint(files))
+    meta_path = out / "meta.json"
+    if meta_path.exists() and not force:
+        old = read_meta(out)
+        if old.get("settings_hash") == digest:
+            log.info("%s is up to date (settings %s); nothing to do", out, digest)
+            return old
+        log.info("settings or files changed: rebuilding %s", out)
+
+    genres = sorted({f.genre for f in files})
+    enc = make_encoding(encoding, genres)
+    work = out / ".building"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        return _build(files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _build(files, enc, data, out, work, workers, settings, digest, corpus) -> dict[str, Any]:
+    rejections: list[Rejection] = []
+    pieces: list[dict] = []  # rows of the scratch file, in corpus order
+    seen: dict[str, str] = {}
+    n_rows = 0
+    with open(work / "all.bin", "wb") as scratch:
+        bar = tqdm(_results(files, enc.state(), data, workers), total=len(files), desc="prepare", unit="file")
+        for result in bar:
+            if isinstance(result, Rejection):
+                rejections.append(result)
+                continue
+            for p in result:
+                if p.fingerprint in seen:
+                    rejections.append(Rejection(p.id, DUPLICATE, f"same notes as {seen[p.fingerprint]}"))
+                    continue
+                seen[p.fingerprint] = p.id
+                scratch.write(p.rows.tobytes())
+                length = len(p.rows)
+                pieces.append(dict(id=p.id, file_id=p.file_id, genre=p.genre, seconds=p.seconds, start=n_rows, rows=length))
+                n_rows += length
+    if not pieces:
+        reasons = Counter(r.reason for r in rejections)
+        summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        raise InputError(f"no usable piece in {corpus}: {len(files)} file(s) rejected ({summary})")
+
+    by_genre: dict[str, set[str]] = defaultdict(set)
+    for p in pieces:
+        by_genre[p["genre"]].add(p["file_id"])
+    split = assign_split({g: sorted(ids) for g, ids in by_genre.items()}, data, load_split(out / "split.json"))
+    scratch_rows = np.memmap(work / "all.bin", dtype=enc.dtype, mode="r", shape=(n_rows, enc.row_size))
+    genre_index = {g: i for i, g in enumerate(enc.genres)}
+    counts: dict[str, dict[str, Counter]] = {s: defaultdict(Counter) for s in SPLITS}
+    records = []
+    for name in SPLITS:
+        index = []
+        written = 0
+        with open(work / f"{name}.bin", "wb") as fh:
+            for p in (p for p in pieces if split[p["file_id"]] == name):
+                rows = np.asarray(scratch_rows[p["start"] : p["start"] + p["rows"]])
+                shifts = [0] + ([k for k in range(-data.transpose, data.transpose + 1) if k] if name == "train" else [])
+                for k in shifts:
+                    moved = rows if k == 0 else enc.transpose(rows if enc.row_size > 1 else rows[:, 0], k)
+                    if moved is None:
+                        continue
+                    moved = moved.reshape(-1, enc.row_size)
+                    fh.write(np.ascontiguousarray(moved).tobytes())
+                    index.append((written, len(moved), genre_index[p["genre"]]))
+                    written += len(moved)
+                    c = counts[name][p["genre"]]
+                    c["pieces" if k == 0 else "augmented"] += 1
+                    c["tokens"] += len(moved)
+                    c["seconds"] += p["seconds"] if k == 0 else 0
+                    records.append((p["id"], p["genre"], name, round(p["seconds"], 3), len(moved), k))
+        np.save(work / f"{name}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
+    del scratch_rows
+    (work / "all.bin").unlink()
+
+    with open(work / "pieces.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose"])
+        writer.writerows(records)
+    save_encoding(enc, work / "tokenizer.json")
+    meta = {
+        "format": FORMAT,
+        "etude_version": __version__,
+        "settings_hash": digest,
+        "settings": settings,
+        "corpus": str(corpus),
+        "genres": enc.genres,
+        "vocab_size": enc.vocab_size,
+        "vocab": enc.vocab,
+        "row_size": enc.row_size,
+        "dtype": np.dtype(enc.dtype).name,
+        "files": len(files),
+        "counts": {s: {g: dict(c) for g, c in sorted(counts[s].items())} for s in SPLITS},
+        "rejection_counts": dict(Counter(r.reason for r in rejections).most_common()),
+        "rejections": [{"path": r.path, "reason": r.reason, "detail": r.detail} for r in rejections],
+    }
+    (work / "meta.json").write_text(json.dumps(meta, indent=1))
+    # Install: the old meta goes first, the new one last, so a half-written folder never passes as
+    # up to date.
+    (out / "meta.json").unlink(missing_ok=True)
+    for f in sorted(work.iterdir(), key=lambda f: f.name == "meta.json"):
+        os.replace(f, out / f.name)
+    save_split(out / "split.json", split)
+    log.info("prepared %d pieces (%d rejected) into %s", len(pieces), len(rejections), out)
+    return meta
+
+
+def read_meta(data_dir: Path) -> dict[str, Any]:
+    path = Path(data_dir) / "meta.json"
+    if not path.exists():
+        raise InputError(f"{data_dir} is not a prepared data folder (no meta.json); run `etude data prepare` first")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
+def open_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of one split as a read-only memmap (rows, row_size) and its index (pieces, 3)."""
+    meta = read_meta(data_dir)
+    index = np.load(Path(data_dir) / f"{split}.idx.npy")
+    total = int(index[:, 1].sum()) if len(index) else 0
+    if total == 0:
+        return np.zeros((0, meta["row_size"]), dtype=meta["dtype"]), index
+    rows = np.memmap(Path(data_dir) / f"{split}.bin", dtype=meta["dtype"], mode="r", shape=(total, meta["row_size"]))
+    return rows, index
+
+
+def open_encoding(data_dir: Path) -> Encoding:
+    return load_encoding(Path(data_dir) / "tokenizer.json")
+
+
+def info(data_dir: Path) -> str:
+    """A plain-text summary of a prepared folder: pieces, tokens and seconds per genre and split,
+    durations, and rejections by reason."""
+    meta = read_meta(data_dir)
+    enc = meta["settings"]["encoding"]["name"]
+    unit = "frames" if enc == "pianoroll" else "tokens"
+    lines = [
+        f"{data_dir}: {enc} encoding, vocabulary {meta['vocab_size']}, {meta['files']} files, genres: {', '.join(meta['genres'])}",
+        "",
+        f"{'split':<6} {'genre':<16} {'pieces':>7} {'augmented':>9} {unit:>10} {'minutes':>8}",
+    ]
+    for split in SPLITS:
+        for genre, c in meta["counts"][split].items():
+            lines.append(
+                f"{split:<6} {genre:<16} {c.get('pieces', 0):>7} {c.get('augmented', 0):>9} "
+                f"{c.get('tokens', 0):>10} {c.get('seconds', 0) / 60:>8.1f}"
+            )
+    durations: dict[str, list[float]] = defaultdict(list)
+    with open(Path(data_dir) / "pieces.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["transpose"] == "0":
+                durations[row["split"]].append(float(row["seconds"]))
+    lines += ["", "durations (seconds): split  min  median  max"]
+    for split in SPLITS:
+        d = durations.get(split)
+        if d:
+            lines.append(f"  {split:<6} {min(d):6.1f} {float(np.median(d)):7.1f} {max(d):6.1f}")
+    rejected = meta["rejection_counts"]
+    lines += ["", f"rejected: {sum(rejected.values())}"]
+    lines += [f"  {n:>5}  {reason}" for reason, n in rejected.items()]
+    return "\n".join(lines)

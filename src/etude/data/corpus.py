@@ -1,0 +1,126 @@
+"""A corpus on disk: which MIDI files, which genre each, and the saved train/valid/test split.
+
+Genre comes from the first-level sub-folder of the corpus folder, from `genre=` for a flat folder,
+or from a CSV manifest with the columns `path,genre` (paths relative to the manifest's folder).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from etude.config import DataConfig
+from etude.errors import InputError
+
+MIDI_SUFFIXES = (".mid", ".midi")
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    id: str  # path relative to the corpus root, with forward slashes
+    genre: str
+
+
+def _midi_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES
+    )
+
+
+def _read_manifest(path: Path) -> list[SourceFile]:
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read manifest {path}: {exc}") from None
+    if rows and not {"path", "genre"} <= set(rows[0]):
+        raise InputError(f"manifest {path} needs the columns path,genre")
+    files = []
+    for row in rows:
+        file = (path.parent / row["path"]).resolve()
+        files.append(SourceFile(file, row["path"].replace("\\", "/"), row["genre"].strip()))
+    return files
+
+
+def discover(corpus: Path, genre: str | None = None) -> list[SourceFile]:
+    """The MIDI files of a corpus folder or manifest, each with its genre, sorted by id."""
+    corpus = Path(corpus)
+    if not corpus.exists():
+        raise InputError(f"corpus not found: {corpus}")
+    if corpus.is_file():
+        if corpus.suffix.lower() != ".csv":
+            raise InputError(f"{corpus} is a file; give a folder of MIDI files or a CSV manifest")
+        files = _read_manifest(corpus)
+    else:
+        files = []
+        top = [p for p in corpus.iterdir() if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES]
+        if top and genre is None:
+            raise InputError(
+                f"{corpus} has MIDI files outside genre sub-folders; pass --genre NAME "
+                "to name their genre, or move them into one sub-folder per genre"
+            )
+        for p in sorted(top):
+            files.append(SourceFile(p, p.name, genre or ""))
+        for sub in sorted(p for p in corpus.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for p in _midi_files(sub):
+                files.append(SourceFile(p, p.relative_to(corpus).as_posix(), genre or sub.name))
+    if not files:
+        raise InputError(f"no .mid or .midi files found in {corpus}")
+    return sorted(files, key=lambda f: f.id)
+
+
+def assign_split(
+    ids_by_genre: dict[str, list[str]], cfg: DataConfig, previous: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Map each piece id to "train", "valid" or "test", per genre, seeded and deterministic.
+
+    Of each genre, `test_frac` goes to test and `valid_frac` of the rest to validation (at least
+    one piece each when the genre has three or more). Ids found in `previous` keep their split;
+    new ids are shared out so that the proportions hold as closely as they can.
+    """
+    previous = previous or {}
+    split: dict[str, str] = {}
+    for genre in sorted(ids_by_genre):
+        ids = sorted(ids_by_genre[genre])
+        n = len(ids)
+        n_test = round(n * cfg.test_frac)
+        n_valid = round((n - n_test) * cfg.valid_frac)
+        if n >= 3:
+            n_test = max(n_test, 1) if cfg.test_frac > 0 else 0
+            n_valid = max(n_valid, 1) if cfg.valid_frac > 0 else 0
+        want = {"test": n_test, "valid": n_valid, "train": n - n_test - n_valid}
+        kept = [i for i in ids if previous.get(i) in SPLITS]
+        for i in kept:
+            split[i] = previous[i]
+            want[previous[i]] -= 1
+        new = [i for i in ids if i not in split]
+        random.Random(f"{cfg.seed}:{genre}").shuffle(new)
+        for name in ("test", "valid"):
+            take = max(0, min(want[name], len(new)))
+            for i in new[:take]:
+                split[i] = name
+            new = new[take:]
+        for i in new:
+            split[i] = "train"
+    return split
+
+
+def save_split(path: Path, split: dict[str, str]) -> None:
+    Path(path).write_text(json.dumps(dict(sorted(split.items())), indent=1))
+
+
+def load_split(path: Path) -> dict[str, str]:
+    """A saved split, or an empty one when the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read split file {path}: {exc}") from None
+    return {k: v for k, v in data.items() if v in SPLITS}

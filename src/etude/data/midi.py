@@ -1,0 +1,212 @@
+"""One MIDI file in, pieces or a rejection out: read with symusic, reduce to one piano part, check.
+
+Times stay in ticks (symusic's `Tick` time unit). A piece is a `symusic.Score` with exactly one
+non-drum track (program 0, acoustic grand piano), its tempos and time signatures kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from symusic import Score, Tempo, TimeSignature, Track
+from symusic.core import NoteTickList
+
+from etude.config import DataConfig
+
+PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of the piano's lowest and highest keys
+
+# Rejection reasons, as counted and listed in meta.json and `etude data info`.
+UNREADABLE = "unreadable or corrupt"
+EMPTY = "empty"
+NO_PITCHED = "no pitched notes (drums only)"
+TOO_SHORT = "shorter than min_seconds"
+TOO_LONG = "longer than max_seconds"
+DUPLICATE = "duplicate of another piece"
+
+
+@dataclass
+class Piece:
+    """A piano piece: one track in ticks, with its genre and where it came from."""
+
+    id: str  # corpus-relative path, with "#k" for the k-th clip of a long file
+    genre: str
+    score: Score  # one piano track, tempos and time signatures kept, time unit Tick
+    seconds: float  # duration from start to the last note-off, in seconds
+
+
+@dataclass
+class Rejection:
+    """A file that gave no piece, with the reason (one of the constants above)."""
+
+    path: str
+    reason: str
+    detail: str = ""
+
+
+def read_score(path: Path) -> Score:
+    """Parse a MIDI file with symusic; raises ValueError/RuntimeError/OSError on bad files."""
+    data = Path(path).read_bytes()
+    if not data:
+        raise ValueError("zero bytes")
+    if data[:4] != b"MThd":
+        raise ValueError("no MIDI header (MThd)")
+    return Score.from_midi(data)
+
+
+def _sustained_ends(times: np.ndarray, ends: np.ndarray, pedals: dict) -> np.ndarray:
+    """Note ends extended to the pedal release when a note ends while the pedal is down."""
+    if len(pedals["time"]) == 0:
+        return ends
+    order = np.argsort(pedals["time"], kind="stable")
+    down = pedals["time"][order].astype(np.int64)
+    up = down + pedals["duration"][order].astype(np.int64)
+    k = np.searchsorted(down, ends, side="right") - 1
+    held = (k >= 0) & (ends < up[np.maximum(k, 0)])
+    return np.where(held, np.maximum(ends, up[np.maximum(k, 0)]), ends)
+
+
+def _fold_into_piano(pitch: np.ndarray) -> np.ndarray:
+    """Pitches outside the piano's range moved by whole octaves onto its keys."""
+    pitch = pitch.astype(np.int64)
+    below = pitch < PIANO_LOW
+    pitch[below] += 12 * ((PIANO_LOW - pitch[below] + 11) // 12)
+    above = pitch > PIANO_HIGH
+    pitch[above] -= 12 * ((pitch[above] - PIANO_HIGH + 11) // 12)
+    return pitch
+
+
+def _resolve_overlaps(time, end, pitch, vel):
+    """One sounding note per key: a re-struck key cuts the note before it; same-onset repeats merge."""
+    order = np.lexsort((-end, time, pitch))
+    time, end, pitch, vel = time[order], end[order], pitch[order], vel[order]
+    same_key_next = np.r_[pitch[1:] == pitch[:-1], False]
+    next_time = np.r_[time[1:], 0]
+    duplicate = np.r_[False, (pitch[1:] == pitch[:-1]) & (time[1:] == time[:-1])]
+    cut = same_key_next & (next_time > time)
+    end = np.where(cut, np.minimum(end, next_time), end)
+    keep = ~duplicate
+    time, end, pitch, vel = time[keep], end[keep], pitch[keep], vel[keep]
+    order = np.lexsort((pitch, time))
+    return time[order], end[order], pitch[order], vel[order]
+
+
+def reduce_to_piano(score: Score) -> Score:
+    """Merge every non-drum track into one piano track, sustain pedal (CC64) applied to durations.
+
+    Velocities, tempos and time signatures are kept; notes outside 21..108 are folded by octaves;
+    zero-length notes last one tick.
+    """
+    parts = []
+    for track in score.tracks:
+        if track.is_drum or track.note_num() == 0:
+            continue
+        n = track.notes.numpy()
+        time = n["time"].astype(np.int64)
+        end = time + np.maximum(n["duration"].astype(np.int64), 1)
+        end = _sustained_ends(time, end, track.pedals.numpy())
+        parts.append((time, end, n["pitch"].astype(np.int64), n["velocity"].astype(np.int64)))
+    piano = Score(score.ticks_per_quarter)
+    piano.tempos = score.tempos.copy()
+    piano.time_signatures = score.time_signatures.copy()
+    track = Track(name="Piano", program=0, is_drum=False)
+    if parts:
+        time, end, pitch, vel = (np.concatenate(a) for a in zip(*parts))
+        time, end, pitch, vel = _resolve_overlaps(time, end, _fold_into_piano(pitch), vel)
+        track.notes = NoteTickList.from_numpy(
+            time.astype(np.int32),
+            (end - time).astype(np.int32),
+            pitch.astype(np.int8),
+            np.clip(vel, 1, 127).astype(np.int8),
+        )
+    piano.tracks.append(track)
+    return piano
+
+
+def seconds_to_ticks(score: Score, seconds: np.ndarray) -> np.ndarray:
+    """Tick positions of times given in seconds, through the score's tempo map (120 qpm default)."""
+    tpq = score.ticks_per_quarter
+    tempos = sorted(((t.time, t.qpm) for t in score.tempos), key=lambda x: x[0])
+    if not tempos or tempos[0][0] > 0:
+        tempos.insert(0, (0, 120.0))
+    ticks = np.array([t for t, _ in tempos], dtype=np.float64)
+    qpm = np.array([q for _, q in tempos], dtype=np.float64)
+    sec_per_tick = 60.0 / (qpm * tpq)
+    starts = np.r_[0.0, np.cumsum(np.diff(ticks) * sec_per_tick[:-1])]  # seconds at each change
+    seconds = np.asarray(seconds, dtype=np.float64)
+    k = np.searchsorted(starts, seconds, side="right") - 1
+    return np.round(ticks[k] + (seconds - starts[k]) / sec_per_tick[k]).astype(np.int64)
+
+
+def clip_score(score: Score, start: int, end: int) -> Score:
+    """Notes of a one-track score that start in [start, end) ticks, cut at `end`, moved to tick 0.
+
+    The tempo and time signature in force at `start` are carried to tick 0.
+    """
+    n = score.tracks[0].notes.numpy()
+    time = n["time"].astype(np.int64)
+    keep = (time >= start) & (time < end)
+    stop = np.minimum(time[keep] + n["duration"][keep], end)
+    out = Score(score.ticks_per_quarter)
+    for events, kind in ((score.tempos, Tempo), (score.time_signatures, TimeSignature)):
+        before = [e for e in events if e.time <= start]
+        inside = [e for e in events if start < e.time < end]
+        target = out.tempos if kind is Tempo else out.time_signatures
+        for i, e in enumerate(([before[-1]] if before else []) + inside):
+            e = e.copy()
+            e.time = 0 if i == 0 and before else e.time - start
+            target.append(e)
+    track = Track(name="Piano", program=0, is_drum=False)
+    track.notes = NoteTickList.from_numpy(
+        (time[keep] - start).astype(np.int32),
+        (stop - time[keep]).astype(np.int32),
+        n["pitch"][keep].astype(np.int8),
+        n["velocity"][keep].astype(np.int8),
+    )
+    out.tracks.append(track)
+    return out
+
+
+def duration_seconds(score: Score) -> float:
+    """Seconds from tick 0 to the last note-off."""
+    return float(score.to("second").end()) if score.note_num() else 0.0
+
+
+def notes_fingerprint(score: Score) -> str:
+    """Hash of a piece's notes (onset and duration in 10 ms steps, pitch): equal for duplicates."""
+    n = score.to("second").tracks[0].notes.numpy()
+    rows = np.stack(
+        [np.round(n["time"] * 100), np.round(n["duration"] * 100), n["pitch"].astype(np.float64)]
+    ).astype(np.int64)
+    return hashlib.sha1(rows.tobytes()).hexdigest()
+
+
+def load_pieces(path: Path, piece_id: str, genre: str, cfg: DataConfig) -> list[Piece] | Rejection:
+    """Read one MIDI file into one or more pieces (clips of a long file), or say why not."""
+    try:
+        score = read_score(path)
+    except (ValueError, RuntimeError, OSError, IndexError) as exc:
+        return Rejection(piece_id, UNREADABLE, str(exc)[:200])
+    if score.note_num() == 0:
+        return Rejection(piece_id, EMPTY, "no notes")
+    piano = reduce_to_piano(score)
+    if piano.note_num() == 0:
+        return Rejection(piece_id, NO_PITCHED)
+    seconds = duration_seconds(piano)
+    if seconds < cfg.min_seconds:
+        return Rejection(piece_id, TOO_SHORT, f"{seconds:.1f} s < {cfg.min_seconds:g} s")
+    if seconds <= cfg.max_seconds:
+        return [Piece(piece_id, genre, piano, seconds)]
+    if cfg.long_pieces != "clip":
+        return Rejection(piece_id, TOO_LONG, f"{seconds:.1f} s > {cfg.max_seconds:g} s")
+    n_clips = int(np.ceil(seconds / cfg.max_seconds))
+    bounds = seconds_to_ticks(piano, np.arange(n_clips + 1) * cfg.max_seconds)
+    pieces = []
+    for k in range(n_clips):
+        clip = clip_score(piano, int(bounds[k]), int(bounds[k + 1]))
+        clip_seconds = duration_seconds(clip)
+        if clip_seconds >= cfg.min_seconds:
+            pieces.append(Piece(f"{piece_id}#{k}", genre, clip, clip_seconds))
+    return pieces or Rejection(piece_id, TOO_SHORT, "no clip reached min_seconds")
