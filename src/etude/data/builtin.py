@@ -113,7 +113,7 @@ def export_builtin(
         ]
     counts = {s.name: len(list((out / s.name).glob("*.mid"))) for s in chosen}
     failed = 0
-    bar = tqdm(desc="export built-in corpus", unit="piece", total=sum(max(0, per_genre - c) for c in counts.values()))
+    bar = tqdm(desc="export built-in corpus", unit="piece", total=sum(max(0, per_genre - c) for c in counts.values()), disable=None)
     with ProcessPoolExecutor(workers) as pool:
         while True:
             jobs = []

@@ -132,7 +132,7 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus) -> di
     seen: dict[str, str] = {}
     n_rows = 0
     with open(work / "all.bin", "wb") as scratch:
-        bar = tqdm(_results(files, enc.state(), data, workers), total=len(files), desc="prepare", unit="file")
+        bar = tqdm(_results(files, enc.state(), data, workers), total=len(files), desc="prepare", unit="file", disable=None)
         for result in bar:
             if isinstance(result, Rejection):
                 rejections.append(result)

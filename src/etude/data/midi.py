@@ -46,13 +46,33 @@ class Rejection:
     detail: str = ""
 
 
+def check_chunks(data: bytes) -> None:
+    """Raise ValueError unless `data` is a MIDI header followed by chunks that fit in the file.
+
+    symusic 0.5.9 sometimes reads past the end of a truncated file's buffer and returns garbage
+    instead of failing, so framing is checked here first.
+    """
+    if not data:
+        raise ValueError("zero bytes")
+    if data[:4] != b"MThd" or len(data) < 14:
+        raise ValueError("no MIDI header (MThd)")
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    n_tracks = int.from_bytes(data[10:12], "big")
+    found = 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if pos + 8 + size > len(data):
+            raise ValueError(f"truncated: chunk at byte {pos} needs {size} bytes, {len(data) - pos - 8} remain")
+        found += data[pos : pos + 4] == b"MTrk"
+        pos += 8 + size
+    if found < n_tracks:
+        raise ValueError(f"truncated: header announces {n_tracks} tracks, file holds {found}")
+
+
 def read_score(path: Path) -> Score:
     """Parse a MIDI file with symusic; raises ValueError/RuntimeError/OSError on bad files."""
     data = Path(path).read_bytes()
-    if not data:
-        raise ValueError("zero bytes")
-    if data[:4] != b"MThd":
-        raise ValueError("no MIDI header (MThd)")
+    check_chunks(data)
     return Score.from_midi(data)
 
 

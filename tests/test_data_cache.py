@@ -1,0 +1,108 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from etude.config import DataConfig, EncodingConfig
+from etude.data import info, open_encoding, open_split, prepare, read_meta
+from etude.errors import InputError
+
+SMALL = DataConfig(min_seconds=1.0, test_frac=0.34, valid_frac=0.5)
+
+
+def test_prepare_writes_memmapped_splits(tmp_path, good_corpus):
+    meta = prepare(good_corpus, tmp_path / "d", SMALL, workers=1)
+    assert meta["genres"] == ["march", "waltz"]
+    assert meta["rejection_counts"] == {}
+    enc = open_encoding(tmp_path / "d")
+    total = 0
+    for split in ("train", "valid", "test"):
+        rows, index = open_split(tmp_path / "d", split)
+        assert rows.dtype == np.uint16 and rows.shape[1] == 1
+        for start, length, genre in index:
+            piece = rows[start : start + length, 0]
+            assert piece[0] == enc.genre_id(meta["genres"][genre])  # genre token first
+            assert piece[-1] == enc.eos_id
+            assert enc.decode(piece).note_num() > 0
+        total += len(index)
+    assert total == 7
+    split = json.loads((tmp_path / "d" / "split.json").read_text())
+    assert len(split) == 7 and set(split.values()) == {"train", "valid", "test"}
+
+
+def test_same_settings_do_nothing_changed_settings_rebuild(tmp_path, good_corpus):
+    out = tmp_path / "d"
+    prepare(good_corpus, out, SMALL, workers=1)
+    stamp = (out / "train.bin").stat().st_mtime_ns
+    prepare(good_corpus, out, SMALL, workers=1)
+    assert (out / "train.bin").stat().st_mtime_ns == stamp
+    meta = prepare(good_corpus, out, SMALL, EncodingConfig(name="tsd"), workers=1)
+    assert meta["settings"]["encoding"]["name"] == "tsd"
+    assert read_meta(out)["settings_hash"] == meta["settings_hash"]
+
+
+def test_split_file_is_reused_on_rebuild(tmp_path, good_corpus):
+    out = tmp_path / "d"
+    prepare(good_corpus, out, SMALL, workers=1)
+    split = json.loads((out / "split.json").read_text())
+    moved = next(k for k, v in split.items() if v == "train")
+    split[moved] = "test"
+    (out / "split.json").write_text(json.dumps(split))
+    prepare(good_corpus, out, SMALL, EncodingConfig(beat_res=4), workers=1)
+    assert json.loads((out / "split.json").read_text())[moved] == "test"
+    assert moved in (out / "pieces.csv").read_text().split(f"{moved},")[0] + moved  # listed
+    assert f"{moved},{moved.split('/')[0]},test" in (out / "pieces.csv").read_text()
+
+
+def test_bad_files_are_counted_and_listed(tmp_path, good_corpus, corrupt_dir):
+    corpus = tmp_path / "c"
+    shutil.copytree(good_corpus, corpus)
+    shutil.copytree(corrupt_dir, corpus / "waltz" / "bad")
+    shutil.copy(good_corpus / "march" / "march0.mid", corpus / "waltz" / "copy.mid")  # duplicate
+    meta = prepare(corpus, tmp_path / "d", DataConfig(min_seconds=1.0, long_pieces="reject"), workers=2)
+    counts = meta["rejection_counts"]
+    assert counts["unreadable or corrupt"] == 4
+    assert counts["empty"] == counts["no pitched notes (drums only)"] == 1
+    assert counts["longer than max_seconds"] == 1
+    assert counts["duplicate of another piece"] == 1
+    assert {r["path"] for r in meta["rejections"]} >= {"waltz/bad/truncated.mid", "waltz/copy.mid"}
+    text = info(tmp_path / "d")
+    assert "unreadable or corrupt" in text and "rejected: 9" in text
+
+
+def test_only_bad_files_is_an_error_and_keeps_old_cache(tmp_path, good_corpus, corrupt_dir):
+    out = tmp_path / "d"
+    prepare(good_corpus, out, SMALL, workers=1)
+    before = (out / "meta.json").read_text()
+    with pytest.raises(InputError, match="no usable piece"):
+        prepare(corrupt_dir, out, DataConfig(long_pieces="reject"), genre="x", workers=1)
+    assert (out / "meta.json").read_text() == before
+    assert not (out / ".building").exists()
+
+
+def test_transposition_augments_train_only(tmp_path, good_corpus):
+    meta = prepare(good_corpus, tmp_path / "d", DataConfig(min_seconds=1.0, test_frac=0.34, valid_frac=0.5, transpose=2), workers=1)
+    train = meta["counts"]["train"]
+    assert sum(c.get("augmented", 0) for c in train.values()) == 4 * sum(c["pieces"] for c in train.values())
+    for split in ("valid", "test"):
+        assert all(c.get("augmented", 0) == 0 for c in meta["counts"][split].values())
+    _, index = open_split(tmp_path / "d", "train")
+    assert len(index) == 5 * sum(c["pieces"] for c in train.values())
+
+
+def test_workers_give_the_same_arrays(tmp_path, good_corpus):
+    prepare(good_corpus, tmp_path / "one", SMALL, workers=1)
+    prepare(good_corpus, tmp_path / "two", SMALL, workers=2)
+    for split in ("train", "valid", "test"):
+        a, ia = open_split(tmp_path / "one", split)
+        b, ib = open_split(tmp_path / "two", split)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ia, ib)
+
+
+def test_pianoroll_cache(tmp_path, good_corpus):
+    meta = prepare(good_corpus, tmp_path / "d", SMALL, EncodingConfig(name="pianoroll"), workers=1)
+    assert meta["row_size"] == 88 and meta["dtype"] == "uint8"
+    rows, index = open_split(tmp_path / "d", "train")
+    assert rows.shape == (index[:, 1].sum(), 88) and rows.max() == 1
