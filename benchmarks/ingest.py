@@ -1,0 +1,112 @@
+"""Ingest speed and memory, against peers measured in the same run.
+
+On the same MIDI files: our parse (symusic, framing checked), our parse + check + tokenise, the
+end-to-end `etude data prepare` with 1 and 2 workers, and the parsing of music21 and pretty_midi.
+Then the peak memory of preparing a synthetic 10,000-file corpus. Targets (issue 2): end to end
+>= 300 files/s with 2 workers; our parsing >= 500x music21's; 10,000 files under 2 GB.
+
+    python benchmarks/ingest.py [--corpus DIR] [--music21-files 40] [--synthetic-files 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic_corpus import write_corpus  # noqa: E402
+
+from etude.config import DataConfig, EncodingConfig  # noqa: E402
+from etude.data import discover, make_encoding, prepare  # noqa: E402
+from etude.data.builtin import default_dir, export_builtin  # noqa: E402
+from etude.data.midi import load_pieces, read_score  # noqa: E402
+
+
+def per_file(fn, paths) -> float:
+    """Seconds per file of fn over paths."""
+    t = time.perf_counter()
+    for p in paths:
+        fn(p)
+    return (time.perf_counter() - t) / len(paths)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, help="MIDI corpus (default: the built-in corpus, exported if needed)")
+    ap.add_argument("--music21-files", type=int, default=40, help="files parsed by music21 (slow)")
+    ap.add_argument("--synthetic-files", type=int, default=10000)
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+
+    corpus = a.corpus
+    if corpus is None:
+        corpus = default_dir()
+        export_builtin(corpus, per_genre=40)
+    files = discover(corpus)
+    paths = [f.path for f in files]
+    print(f"corpus: {corpus} ({len(paths)} files)")
+
+    cfg = DataConfig()
+    enc = make_encoding(EncodingConfig(), sorted({f.genre for f in files}))
+
+    def ours_full(src):
+        result = load_pieces(src.path, src.id, src.genre, cfg)
+        if isinstance(result, list):
+            for p in result:
+                enc.encode(p.score, p.genre)
+
+    import music21
+    import pretty_midi
+
+    ours_parse = per_file(read_score, paths)
+    full = per_file(ours_full, files)
+    pm = per_file(pretty_midi.PrettyMIDI, [str(p) for p in paths])
+    m21 = per_file(music21.converter.parse, paths[: a.music21_files])
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            t = time.perf_counter()
+            prepare(corpus, Path(tmp) / f"w{workers}", workers=workers, force=True)
+            rates[workers] = len(paths) / (time.perf_counter() - t)
+
+    print(f"\n{'step':<46} {'ms/file':>9} {'files/s':>9}")
+    for name, s in [
+        ("our parse (symusic + framing check)", ours_parse),
+        ("our parse + check + reduce + tokenise (1 proc)", full),
+        ("pretty_midi parse", pm),
+        (f"music21 parse ({a.music21_files} files)", m21),
+    ]:
+        print(f"{name:<46} {s * 1000:9.3f} {1 / s:9.0f}")
+    for w, r in rates.items():
+        print(f"{f'etude data prepare, {w} worker(s), end to end':<46} {1000 / r:9.3f} {r:9.0f}")
+    print("\nratios")
+    print(f"  our parse vs music21:      {m21 / ours_parse:8.0f}x faster  (target >= 500x)")
+    print(f"  our parse vs pretty_midi:  {pm / ours_parse:8.0f}x faster")
+    print(f"  end to end, 2 workers:     {rates[2]:8.0f} files/s = {rates[2] / 300:.2f} x target 300 files/s")
+    print(f"  2 workers vs 1 worker:     {rates[2] / rates[1]:8.2f}x")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synth = write_corpus(Path(tmp) / "synthetic", a.synthetic_files)
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "etude", "-q", "data", "prepare", str(synth), "--out", str(Path(tmp) / "prep"), "--workers", "2"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\nsynthetic corpus, {a.synthetic_files} files, 2 workers: {wall:.1f} s ({a.synthetic_files / wall:.0f} files/s)")
+    print(f"  peak memory of one process: {peak_mb:.0f} MB = {peak_mb / 2048:.2f} x limit 2048 MB")
+
+
+if __name__ == "__main__":
+    main()
