@@ -25,3 +25,29 @@ def jsb_mat() -> Path:
     if not path.exists():  # the benchmark data ships beside the checkout, in ../shared
         pytest.fail(f"benchmark data missing: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_data(tmp_path_factory) -> Path:
+    """A small real corpus (built-in Bach chorales and fiddle tunes), prepared as REMI tokens."""
+    from etude.config import DataConfig
+    from etude.data import prepare
+    from etude.data.builtin import export_builtin
+
+    root = tmp_path_factory.mktemp("real")
+    export_builtin(root / "corpus", per_genre=12, styles=["bach", "fiddle"], workers=2)
+    prepare(root / "corpus", root / "data", DataConfig(test_frac=0.15, valid_frac=0.15), workers=2)
+    return root / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(real_data, tmp_path_factory) -> Path:
+    """A tiny-preset run trained on `real_data`."""
+    from etude.config import load_preset
+    from etude.train import train
+
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    train(cfg, run, overrides=["train.iterations=120", "train.eval_every=40"], progress=False)
+    return run

@@ -153,6 +153,129 @@ def _add_data(sub) -> None:
     r2m.set_defaults(func=cmd_data_roll2midi)
 
 
+# ----------------------------------------------------------------------------- train
+PAPER_ESTIMATE = (
+    "paper preset (4 x 1024 units, keep_prob 0.7, 6000 iterations of 32 x 256 tokens = 49M "
+    "tokens): about 16 hours on 2 CPU cores (~830 tokens/s measured) and an estimated 15-30 "
+    "minutes on one current data-centre GPU (not measured here)"
+)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from etude.config import load_preset
+    from etude.train import train
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.resume:
+        result = train(run_dir=Path(args.resume), resume=True, overrides=overrides)
+    else:
+        if not args.data or not args.out:
+            raise InputError("give DATA_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+        config = load_preset(args.preset)
+        config.data = str(Path(args.data).resolve())
+        result = train(config, Path(args.out), overrides=overrides, force=args.force)
+    m = result.metrics
+    if m:
+        print(
+            f"{result.run_dir}: iteration {result.iteration}, valid perplexity {m['perplexity']:.2f} "
+            f"(unigram {m['unigram_perplexity']:.2f}), accuracy {m['accuracy']:.3f}; "
+            f"best {result.best['loss']:.4f} nats/token at iteration {result.best['iteration']}"
+        )
+    return 130 if result.interrupted else 0
+
+
+def _add_train(sub) -> None:
+    from etude.config import PRESETS
+
+    p = sub.add_parser(
+        "train",
+        help="train the LSTM generator on prepared data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Train the stacked-LSTM generator on DATA_DIR (from `etude data prepare`).\n\n"
+            "Settings come from a preset and may be overridden with --section.key=value, e.g.\n"
+            "  --train.iterations=6000 --model.hidden=1024 --model.layers=4 --model.keep_prob=0.5\n"
+            "model.keep_prob is the study's dropout coefficient: the probability of KEEPING a unit\n"
+            "(Bernoulli mask = 1 with probability p), applied between LSTM layers and before the head;\n"
+            "PyTorch's dropout is 1 - keep_prob (0.7 -> dropout 0.3, the study's best).\n\n"
+            "Every train.eval_every iterations: validation loss, perplexity (beside a unigram model's)\n"
+            "and accuracy; checkpoints RUN_DIR/checkpoints/{best,last}; metrics.csv and TensorBoard\n"
+            "logs (RUN_DIR/tb). Ctrl-C or SIGTERM writes a checkpoint and exits with code 130;\n"
+            "--resume RUN_DIR continues exactly where it stopped.\n\n"
+            "Presets: tiny (seconds, for tests), cpu (default: 2 x 256, minutes on 2 cores), and\n"
+            + PAPER_ESTIMATE + "."
+        ),
+    )
+    p.add_argument("data", nargs="?", metavar="DATA_DIR", help="prepared data folder")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder to create")
+    p.add_argument("--preset", choices=PRESETS, default="cpu", help="settings to start from (default cpu)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
+    p.add_argument("--seed", type=int, help="seeds Python, NumPy and torch (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
+    p.set_defaults(func=cmd_train, overrides=[])
+
+
+# ----------------------------------------------------------------------------- generate
+def cmd_generate(args: argparse.Namespace) -> int:
+    from etude.generate import Sampling, generate
+
+    results = generate(
+        Path(args.model) if args.model else None,
+        genre=args.genre,
+        n=args.n,
+        length=args.length,
+        out=Path(args.out),
+        sampling=Sampling(args.temperature, args.top_k, args.top_p),
+        primer=args.primer,
+        seed=args.seed,
+        device=args.device,
+        audio=not args.no_audio,
+        soundfont=Path(args.soundfont) if args.soundfont else None,
+        sample_rate=args.sample_rate,
+        renderer=args.renderer,
+        force=args.force,
+    )
+    for r in results:
+        files = "  ".join(str(p) for p in (r.midi, r.wav, r.png) if p)
+        print(f"{files}  ({r.seconds:.1f} s, {r.notes} notes)")
+    return 0
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="sample new pieces as MIDI, WAV and PNG",
+        description=(
+            "Sample N pieces of one genre from a run folder or checkpoint (default: the small model "
+            "shipped with étude, trained on the built-in corpus). The pieces are sampled as one "
+            "batch; before each step, tokens the encoding's grammar forbids are masked, so every "
+            "output is valid MIDI. Writes GENRE-NN.mid, .wav (rendered with a SoundFont) and .png."
+        ),
+    )
+    p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT", help="default: the shipped model")
+    p.add_argument("--genre", help="genre to generate (default: the model's first); an unknown one lists the known")
+    p.add_argument("--n", type=int, default=1, help="pieces to sample (default 1)")
+    p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
+    p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
+    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (default 0: all)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    p.add_argument("--primer", metavar="FILE.mid[:SECONDS]", help="continue this piece (its first SECONDS)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--soundfont", metavar="SF2", help="SoundFont for the audio (default: pretty_midi's General MIDI TimGM6mb.sf2, acoustic grand piano)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="audio sample rate in Hz (default 44100)")
+    p.add_argument("--renderer", choices=("sampler", "symusic"), default="sampler", help="sampler (default): étude's SoundFont player, true pitch; symusic: faster, but mis-tunes the default SoundFont")
+    p.add_argument("--no-audio", action="store_true", help="skip the WAV files")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(func=cmd_generate)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -165,12 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_corpus(sub)
     _add_data(sub)
+    _add_train(sub)
+    _add_generate(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "train" or not all(e.startswith("--") and "=" in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = extra
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
     try:

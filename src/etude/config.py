@@ -6,7 +6,8 @@ import dataclasses
 import hashlib
 import json
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, TypeVar
 
 from etude.errors import ConfigError
@@ -39,6 +40,60 @@ class EncodingConfig:
     tempos: bool = True  # event tokens carry tempo changes
     time_signatures: bool = True  # event tokens carry time signatures (REMI and TSD)
     frames_per_beat: int = 4  # piano-roll frames per quarter note
+
+
+@dataclass
+class ModelConfig:
+    """The LSTM generator: embedding -> stacked LSTM -> dropout -> linear head."""
+
+    embed: int = 128  # token embedding size
+    genre_embed: int = 16  # learned genre embedding, concatenated to every input step (0: none)
+    hidden: int = 256  # units per LSTM layer
+    layers: int = 2  # stacked LSTM layers
+    # Probability of KEEPING a unit (the study's "dropout coefficient"): the Bernoulli mask is 1
+    # with probability keep_prob, so PyTorch's dropout is 1 - keep_prob. The study's best: 0.7.
+    keep_prob: float = 0.7
+
+
+@dataclass
+class TrainConfig:
+    """The training loop; the study counts iterations (mini-batch updates), not epochs."""
+
+    iterations: int = 2000  # optimiser steps
+    batch_size: int = 32  # windows per step
+    seq_len: int = 128  # tokens per window
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 3e-3  # peak learning rate
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
+    warmup: int = 50  # linear warm-up steps, then cosine decay to min_lr_frac * lr
+    min_lr_frac: float = 0.05
+    grad_clip: float = 1.0  # max global gradient norm (0: off)
+    eval_every: int = 250  # validation every this many steps (and at the end)
+    eval_batches: int = 16  # validation windows = eval_batches * batch_size
+    log_every: int = 25  # CSV/TensorBoard training-loss rows
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as config.json in the run and its checkpoints."""
+
+    data: str = ""  # prepared data folder (etude data prepare)
+    seed: int = 0  # seeds Python, NumPy and torch
+    device: str = "auto"  # auto | cpu | cuda
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS = ("tiny", "cpu", "paper")
+
+
+def load_preset(name: str) -> RunConfig:
+    """A preset from etude/configs/NAME.json (tiny: seconds; cpu: the default; paper: 4 x 1024)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    text = (resources.files("etude") / "configs" / f"{name}.json").read_text()
+    return from_dict(RunConfig, json.loads(text))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -136,6 +191,11 @@ def check_encoding(name: str) -> str:
 __all__ = [
     "DataConfig",
     "EncodingConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "RunConfig",
+    "PRESETS",
+    "load_preset",
     "ENCODINGS",
     "apply_overrides",
     "from_dict",

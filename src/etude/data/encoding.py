@@ -40,7 +40,7 @@ class EventEncoding:
         self.genres = list(genres)
         half = max(1, cfg.beat_res // 2)
         tok_cfg = miditok.TokenizerConfig(
-            pitch_range=(PIANO_LOW, PIANO_HIGH + 1),
+            pitch_range=(PIANO_LOW, PIANO_HIGH),  # inclusive: the 88 keys
             beat_res={(0, 4): cfg.beat_res, (4, 12): half},
             num_velocities=cfg.velocities,
             use_tempos=cfg.tempos,

@@ -1,0 +1,213 @@
+"""`etude generate`: sample pieces from a trained generator and write MIDI, WAV and PNG.
+
+The n pieces of one call are sampled as one batch. Before each step the grammar masks the
+tokens the encoding forbids there, so every output decodes to valid MIDI; sampling stops at the
+asked musical length (seconds, "60s") or token count ("512t").
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from symusic import Score
+
+from etude.checkpoint import Checkpoint, load_checkpoint
+from etude.config import DataConfig
+from etude.data.midi import Rejection, clip_score, load_pieces, seconds_to_ticks
+from etude.errors import ConfigError, InputError
+from etude.grammar import Cursor, Grammar
+
+log = logging.getLogger(__name__)
+TOKENS_PER_SECOND_CAP = 80  # a runaway sequence stops at this many tokens per asked second
+
+
+@dataclass(frozen=True)
+class Length:
+    """A musical length: seconds of music, or a number of new tokens."""
+
+    value: float
+    unit: str  # "s" or "t"
+
+    @classmethod
+    def parse(cls, text: str) -> Length:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([st]?)\s*", str(text))
+        if not m or float(m.group(1)) <= 0:
+            raise ConfigError(f"length {text!r}: give seconds like 60s or tokens like 512t")
+        return cls(float(m.group(1)), m.group(2) or "s")
+
+    def max_tokens(self) -> int:
+        return int(self.value) if self.unit == "t" else int(self.value * TOKENS_PER_SECOND_CAP) + 256
+
+
+@dataclass
+class Sampling:
+    temperature: float = 1.0
+    top_k: int = 0  # keep the k most likely tokens (0: all)
+    top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p
+
+    def check(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError("--temperature must be above 0")
+        if self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("--top-k must be >= 0 and --top-p in (0, 1]")
+
+
+def pretrained_path() -> Path:
+    """The small model shipped inside the package (trained on the built-in corpus)."""
+    return Path(str(resources.files("etude") / "pretrained"))
+
+
+def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
+    """Temperature, top-k and top-p applied to logits (B, V); removed entries become -inf."""
+    logits = logits / s.temperature
+    if s.top_k > 0:
+        kth = torch.topk(logits, min(s.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if s.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        drop = probs.cumsum(-1) - probs >= s.top_p  # tokens after the p mass is reached
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def primer_tokens(ckpt: Checkpoint, spec: str, genre: str) -> tuple[list[int], Score]:
+    """Tokens of `FILE.mid[:SECONDS]` (its first SECONDS, default all), without EOS."""
+    path_text, _, secs = spec.rpartition(":") if re.search(r":\d+(\.\d+)?$", spec) else (spec, "", "")
+    path = Path(path_text)
+    if not path.exists():
+        raise InputError(f"primer not found: {path}")
+    result = load_pieces(path, path.name, genre, DataConfig(min_seconds=0, max_seconds=float("inf")))
+    if isinstance(result, Rejection):
+        raise InputError(f"primer {path}: {result.reason} {result.detail}".strip())
+    score = result[0].score
+    if secs:
+        end = int(seconds_to_ticks(score, np.array([float(secs)]))[0])
+        score = clip_score(score, 0, end)
+    ids = ckpt.encoding.encode(score, genre).tolist()
+    return ids[:-1], score
+
+
+@torch.no_grad()
+def sample_tokens(
+    ckpt: Checkpoint,
+    genre: str,
+    n: int,
+    length: Length,
+    sampling: Sampling = Sampling(),
+    prefix: list[int] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[list[int]]:
+    """n token sequences (prefix included), each valid under the encoding's grammar."""
+    enc, model = ckpt.encoding, ckpt.model.to(device).eval()
+    if genre not in enc.genres:
+        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(enc.genres)}")
+    sampling.check()
+    grammar = Grammar(enc)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    prefix = prefix or [enc.genre_id(genre)]
+    cursors = [Cursor() for _ in range(n)]
+    for c in cursors:
+        for tok in prefix[1:]:
+            grammar.advance(c, tok)
+    start_seconds = cursors[0].seconds
+    seqs = [list(prefix) for _ in range(n)]
+    done = [False] * n
+    g = torch.full((n,), enc.genres.index(genre), dtype=torch.long, device=device)
+    x = torch.tensor([prefix] * n, dtype=torch.long, device=device)
+    logits, _, state = model(x, g)
+    logits = logits[:, -1]  # (n, V)
+    for step in range(length.max_tokens()):
+        masks = np.stack([grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start_seconds >= length.value) for c in cursors])
+        scores = filter_logits(logits.float().cpu(), sampling)
+        allowed = torch.from_numpy(masks)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        # where filtering removed every allowed token, fall back to the allowed set alone
+        empty = torch.isinf(scores).all(-1)
+        scores[empty] = logits.float().cpu()[empty].masked_fill(~allowed[empty], float("-inf"))
+        tokens = torch.multinomial(torch.softmax(scores, -1), 1, generator=gen)[:, 0].tolist()
+        for i, tok in enumerate(tokens):
+            if done[i]:
+                continue
+            c = cursors[i]
+            if tok == enc.eos_id:
+                done[i] = True
+                continue
+            grammar.advance(c, tok)
+            seqs[i].append(tok)
+            if length.unit == "s" and grammar.is_time_step(tok) and c.seconds - start_seconds >= length.value:
+                done[i] = True
+        if all(done):
+            break
+        logits, _, state = model(torch.tensor(tokens, device=device)[:, None], g, state=state)
+        logits = logits[:, -1]
+    else:
+        if length.unit == "s":
+            log.warning("stopped at the token cap (%d) before reaching %g s", length.max_tokens(), length.value)
+    return [s + grammar.closing(c) + [enc.eos_id] for s, c in zip(seqs, cursors)]
+
+
+@dataclass
+class Generated:
+    midi: Path
+    wav: Path | None
+    png: Path | None
+    seconds: float
+    notes: int
+
+
+def generate(
+    model: Path | None = None,
+    genre: str | None = None,
+    n: int = 1,
+    length: str = "60s",
+    out: Path = Path("generated"),
+    sampling: Sampling = Sampling(),
+    primer: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    audio: bool = True,
+    image: bool = True,
+    soundfont: Path | None = None,
+    sample_rate: int = 44100,
+    renderer: str = "sampler",
+    force: bool = False,
+) -> list[Generated]:
+    """Sample n pieces of `genre` from a run or checkpoint (default: the shipped model) and write
+    `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`. Existing files are kept unless `force`."""
+    from etude.audio import render_wav
+    from etude.plots import piano_roll_png
+
+    ckpt = load_checkpoint(model or pretrained_path(), device=device)
+    genre = genre or ckpt.encoding.genres[0]
+    if genre not in ckpt.encoding.genres:
+        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    span = Length.parse(length)
+    out = Path(out)
+    stems = [out / f"{genre}-{k:02d}" for k in range(n)]
+    targets = [s.with_suffix(ext) for s in stems for ext in (".mid", ".wav", ".png")]
+    clash = [str(t) for t in targets if t.exists()]
+    if clash and not force:
+        raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out")
+    prefix = primer_tokens(ckpt, primer, genre)[0] if primer else None
+    seqs = sample_tokens(ckpt, genre, n, span, sampling, prefix, seed, device)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for stem, ids in zip(stems, seqs):
+        score = ckpt.encoding.decode(np.array(ids))
+        midi = stem.with_suffix(".mid")
+        score.dump_midi(str(midi))
+        seconds = float(score.to("second").end()) if score.note_num() else 0.0
+        wav = render_wav(score, stem.with_suffix(".wav"), soundfont, sample_rate, renderer) if audio else None
+        png = piano_roll_png(score, stem.with_suffix(".png"), title=f"{stem.name} ({genre})") if image else None
+        results.append(Generated(midi, wav, png, seconds, score.note_num()))
+    return results

@@ -1,0 +1,66 @@
+"""LSTMGenerator: token embedding (+ genre embedding) -> stacked LSTM -> dropout -> vocabulary head."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from etude.config import ModelConfig
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, hidden)
+
+
+class LSTMGenerator(nn.Module):
+    """Next-token model over event tokens, conditioned on a genre at every step.
+
+    Dropout follows the study's convention: `keep_prob` is the chance a unit is kept, so the
+    PyTorch dropout between LSTM layers and before the head is `1 - keep_prob`.
+    """
+
+    def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0):
+        super().__init__()
+        if not 0 < cfg.keep_prob <= 1:
+            raise ValueError("keep_prob must be in (0, 1]")
+        self.cfg, self.vocab_size, self.n_genres, self.pad_id = cfg, vocab_size, n_genres, pad_id
+        p_drop = 1.0 - cfg.keep_prob
+        self.embed = nn.Embedding(vocab_size, cfg.embed)
+        self.genre = nn.Embedding(max(n_genres, 1), cfg.genre_embed) if cfg.genre_embed else None
+        self.lstm = nn.LSTM(
+            cfg.embed + cfg.genre_embed,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            dropout=p_drop if cfg.layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(p_drop)
+        self.head = nn.Linear(cfg.hidden, vocab_size)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        genre: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        state: State | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
+        """x, targets: (B, T) token ids; genre: (B,). Returns logits (B, T, V), mean loss over
+        non-pad targets (or None), and the LSTM state for the next call."""
+        h = self.embed(x)  # (B, T, E)
+        if self.genre is not None:
+            g = self.genre(genre)[:, None, :].expand(-1, x.shape[1], -1)  # (B, T, G)
+            h = torch.cat([h, g], dim=-1)
+        out, state = self.lstm(h, state)  # (B, T, H)
+        logits = self.head(self.drop(out))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=self.pad_id)
+        return logits, loss, state
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self) -> float:
+        """Forward multiply-adds x 2 per token (LSTM gates and head); training is ~3x this."""
+        c = self.cfg
+        lstm = sum(4 * c.hidden * ((c.embed + c.genre_embed if i == 0 else c.hidden) + c.hidden) for i in range(c.layers))
+        return 2.0 * (lstm + c.hidden * self.vocab_size)

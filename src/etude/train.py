@@ -1,0 +1,352 @@
+"""`etude train`: the iteration-based training loop, its validation, checkpoints and resume.
+
+Batches are a pure function of (seed, iteration), and the torch RNG state (dropout) is stored
+in every checkpoint, so a run resumed from a checkpoint repeats the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import random
+import shutil
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from etude.checkpoint import load_checkpoint, point, write_checkpoint
+from etude.config import RunConfig, apply_overrides, from_dict, to_dict
+from etude.data.cache import open_encoding, open_split, read_meta
+from etude.data.encoding import EventEncoding
+from etude.errors import CheckpointError, ConfigError, InputError
+from etude.models.lstm import LSTMGenerator
+
+log = logging.getLogger(__name__)
+METRICS = ["iteration", "split", "loss", "perplexity", "accuracy", "lr", "tokens_per_s", "elapsed_s"]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+class Windows:
+    """Windows of seq_len + 1 tokens taken inside pieces (never across two), padded when short."""
+
+    def __init__(self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int):
+        self.rows, self.index, self.seq_len, self.pad_id = rows, index, seq_len, pad_id
+        lengths = index[:, 1].astype(np.float64)
+        self.weights = np.maximum(lengths - 1, 1) / np.maximum(lengths - 1, 1).sum()
+
+    def _window(self, piece: int, offset: int) -> np.ndarray:
+        start, length, _ = self.index[piece]
+        take = min(self.seq_len + 1, int(length) - offset)
+        w = np.full(self.seq_len + 1, self.pad_id, dtype=np.int64)
+        w[:take] = self.rows[start + offset : start + offset + take, 0]
+        return w
+
+    @staticmethod
+    def _tensors(windows: list[np.ndarray], genres: list[int]):
+        w = torch.from_numpy(np.stack(windows))
+        return w[:, :-1], w[:, 1:], torch.tensor(genres, dtype=torch.long)
+
+    def random_batch(self, rng: np.random.Generator, batch_size: int):
+        """x, y: (B, T) inputs and next-token targets; genre: (B,). Pieces drawn by length."""
+        pieces = rng.choice(len(self.index), size=batch_size, p=self.weights)
+        windows = []
+        for p in pieces:
+            room = max(0, int(self.index[p, 1]) - self.seq_len - 1)
+            windows.append(self._window(p, int(rng.integers(0, room + 1))))
+        return self._tensors(windows, [int(self.index[p, 2]) for p in pieces])
+
+    def fixed_batches(self, batch_size: int, max_windows: int):
+        """Consecutive windows covering every piece (evenly thinned to at most max_windows)."""
+        spots = [(p, o) for p in range(len(self.index)) for o in range(0, max(1, int(self.index[p, 1]) - 1), self.seq_len)]
+        if len(spots) > max_windows:
+            spots = [spots[i] for i in np.linspace(0, len(spots) - 1, max_windows).astype(int)]
+        for i in range(0, len(spots), batch_size):
+            chunk = spots[i : i + batch_size]
+            yield self._tensors([self._window(p, o) for p, o in chunk], [int(self.index[p, 2]) for p, _ in chunk])
+
+
+def unigram_log_probs(rows: np.ndarray, vocab_size: int, pad_id: int) -> torch.Tensor:
+    """Add-one smoothed log-frequencies of the training tokens: the baseline to beat."""
+    counts = np.bincount(np.asarray(rows[:, 0], dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1
+    counts[pad_id] = 0
+    logp = np.full(vocab_size, -np.inf)
+    logp[counts > 0] = np.log(counts[counts > 0] / counts.sum())
+    return torch.from_numpy(logp).float()
+
+
+@torch.no_grad()
+def evaluate(model: LSTMGenerator, batches, device: torch.device, unigram: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean loss (nats/token), perplexity and next-token accuracy over non-pad targets."""
+    model.eval()
+    total = correct = 0
+    nll = uni = 0.0
+    for x, y, g in batches:
+        x, y, g = x.to(device), y.to(device), g.to(device)
+        logits, _, _ = model(x, g)
+        mask = y != model.pad_id
+        logp = torch.log_softmax(logits.float(), -1)
+        nll -= logp.gather(-1, y[..., None])[..., 0][mask].sum().item()
+        correct += (logits.argmax(-1) == y)[mask].sum().item()
+        total += mask.sum().item()
+        if unigram is not None:
+            uni -= unigram.to(device)[y[mask]].sum().item()
+    model.train()
+    if total == 0:
+        return {"loss": math.nan, "perplexity": math.nan, "accuracy": math.nan}
+    out = {"loss": nll / total, "perplexity": math.exp(nll / total), "accuracy": correct / total, "tokens": total}
+    if unigram is not None:
+        out["unigram_loss"] = uni / total
+        out["unigram_perplexity"] = math.exp(uni / total)
+    return out
+
+
+def lr_factor(it: int, cfg) -> float:
+    """Linear warm-up to 1, then cosine decay to min_lr_frac at the last iteration."""
+    if it < cfg.warmup:
+        return (it + 1) / cfg.warmup
+    span = max(1, cfg.iterations - cfg.warmup)
+    progress = min(1.0, (it - cfg.warmup) / span)
+    return cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM: the loop writes a checkpoint and returns."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in old:
+            signal.signal(s, lambda sig, _frame: setattr(self, "signal", sig))
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    iteration: int
+    interrupted: bool
+    metrics: dict[str, Any]  # last validation metrics, with the unigram baseline
+    best: dict[str, Any]  # best validation loss and its iteration
+
+
+def _build_optimizer(model: LSTMGenerator, cfg) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
+
+
+def _open_data(cfg: RunConfig):
+    if not cfg.data:
+        raise ConfigError("no data folder: pass DATA_DIR (made by `etude data prepare`)")
+    meta = read_meta(Path(cfg.data))
+    encoding = open_encoding(Path(cfg.data))
+    if not isinstance(encoding, EventEncoding):
+        raise InputError(f"{cfg.data} holds piano rolls; the LSTM generator trains on event tokens (remi, midilike, tsd)")
+    train_rows, train_index = open_split(Path(cfg.data), "train")
+    valid_rows, valid_index = open_split(Path(cfg.data), "valid")
+    if len(train_index) == 0:
+        raise InputError(f"{cfg.data} has no training pieces")
+    if len(valid_index) == 0:
+        log.warning("no validation pieces: validating on training pieces")
+        valid_rows, valid_index = train_rows, train_index
+    return meta, encoding, (train_rows, train_index), (valid_rows, valid_index)
+
+
+def _trim_metrics(path: Path, iteration: int) -> None:
+    """Drop metric rows past `iteration` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= iteration]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, METRICS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _tensorboard(run_dir: Path, start: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard not installed: logging to metrics.csv only")
+        return None
+    return SummaryWriter(str(run_dir / "tb"), purge_step=start or None)
+
+
+def train(
+    config: RunConfig | None = None,
+    run_dir: Path = Path("run"),
+    resume: bool = False,
+    overrides: list[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) an LSTM generator into `run_dir`; returns the last and best metrics.
+
+    A new run refuses a non-empty `run_dir` unless `force`. `resume` continues from
+    `run_dir/checkpoints/last` with the run's saved config, `overrides` applied on top (for example
+    `train.iterations=6000` to extend a run).
+    """
+    run_dir = Path(run_dir)
+    ckpt = None
+    if resume:
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise CheckpointError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
+        config = from_dict(RunConfig, json.loads(config_path.read_text()))
+        ckpt = load_checkpoint(run_dir / "checkpoints" / "last") if (run_dir / "checkpoints" / "last").exists() else None
+    elif run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise CheckpointError(f"{run_dir} exists and is not empty; use --resume to continue it or --force to overwrite it")
+    config = apply_overrides(config or RunConfig(), overrides or [])
+    tc, device = config.train, pick_device(config.device)
+    meta, encoding, (train_rows, train_index), (valid_rows, valid_index) = _open_data(config)
+    if ckpt is not None and ckpt.encoding.vocab != encoding.vocab:
+        raise CheckpointError(f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings")
+
+    seed_everything(config.seed)
+    model = LSTMGenerator(encoding.vocab_size, len(encoding.genres), config.model, pad_id=encoding.pad_id).to(device)
+    optimizer = _build_optimizer(model, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
+    start, best = 0, {"loss": math.inf, "iteration": -1}
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model.state_dict())
+        extra = torch.load(ckpt.path / "optimizer.pt", weights_only=False)
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        torch.set_rng_state(extra["torch_rng"])
+        start, best = ckpt.state["iteration"], ckpt.state["best"]
+        log.info("resuming %s at iteration %d", run_dir, start)
+    elif resume:
+        log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    metrics_path = run_dir / "metrics.csv"
+    if start:
+        _trim_metrics(metrics_path, start)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    new_file = not metrics_path.exists()
+    metrics_fh = open(metrics_path, "a", newline="")
+    writer = csv.DictWriter(metrics_fh, METRICS)
+    if new_file:
+        writer.writeheader()
+    tb = _tensorboard(run_dir, start)
+
+    train_windows = Windows(train_rows, train_index, tc.seq_len, encoding.pad_id)
+    valid_batches = list(Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(tc.batch_size, tc.eval_batches * tc.batch_size))
+    unigram = unigram_log_probs(train_rows, encoding.vocab_size, encoding.pad_id)
+    log.info(
+        "model: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training tokens; device %s",
+        config.model.layers, config.model.hidden, config.model.keep_prob, 1 - config.model.keep_prob,
+        model.n_params() / 1e6, len(train_rows), device,
+    )
+
+    def record(it: int, split: str, m: dict, lr: float, tps: float, elapsed: float) -> None:
+        writer.writerow({"iteration": it, "split": split, "loss": f"{m['loss']:.5f}", "perplexity": f"{m.get('perplexity', math.exp(m['loss'])):.4f}",
+                         "accuracy": f"{m.get('accuracy', math.nan):.4f}", "lr": f"{lr:.3e}", "tokens_per_s": f"{tps:.0f}", "elapsed_s": f"{elapsed:.1f}"})
+        metrics_fh.flush()
+        if tb is not None:
+            for k in ("loss", "perplexity", "accuracy"):
+                if k in m:
+                    tb.add_scalar(f"{split}/{k}", m[k], it)
+
+    def save(it: int, metrics: dict, is_best: bool) -> None:
+        state = {"iteration": it, "best": best, "metrics": metrics, "data": config.data}
+        resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", model, config, encoding, state, resume_state)
+        point(ckpt_dir / "last", folder)
+        if is_best:
+            point(ckpt_dir / "best", folder)
+        keep = {(ckpt_dir / n).resolve().name for n in ("last", "best") if (ckpt_dir / n).exists()}
+        for old in ckpt_dir.glob("ckpt-*"):
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    stop = _Stop()
+    metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
+    t0, tokens_seen, it = time.perf_counter(), 0, start
+    model.train()
+    bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress else True)
+    try:
+        with stop.installed():
+            for it in range(start, tc.iterations):
+                x, y, g = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size)
+                x, y, g = x.to(device), y.to(device), g.to(device)
+                _, loss, _ = model(x, g, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                tokens_seen += int((y != encoding.pad_id).sum())
+                elapsed = time.perf_counter() - t0
+                tps = tokens_seen / max(elapsed, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:.0f}")
+                done = it + 1
+                if done % tc.log_every == 0:
+                    record(done, "train", {"loss": loss.item()}, scheduler.get_last_lr()[0], tps, elapsed)
+                if done % tc.eval_every == 0 or done == tc.iterations:
+                    metrics = evaluate(model, valid_batches, device, unigram)
+                    record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
+                    is_best = metrics["loss"] < best["loss"]
+                    if is_best:
+                        best = {"loss": metrics["loss"], "perplexity": metrics["perplexity"], "iteration": done}
+                    save(done, metrics, is_best)
+                    bar.write(
+                        f"iteration {done}: valid loss {metrics['loss']:.3f}, perplexity {metrics['perplexity']:.2f} "
+                        f"(unigram {metrics['unigram_perplexity']:.2f}), accuracy {metrics['accuracy']:.3f}"
+                    )
+                if stop.signal is not None:
+                    it = done
+                    save(done, metrics, False)
+                    log.warning("stopped by signal %d at iteration %d; continue with: etude train --resume %s", stop.signal, done, run_dir)
+                    return TrainResult(run_dir, done, True, metrics, best)
+                it = done
+    finally:
+        bar.close()
+        metrics_fh.close()
+        if tb is not None:
+            tb.close()
+    return TrainResult(run_dir, it, False, metrics, best)

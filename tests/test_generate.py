@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from miditok import TokSequence
+from symusic import Score
+
+from etude.checkpoint import load_checkpoint
+from etude.errors import ConfigError, InputError
+from etude.generate import Length, Sampling, filter_logits, generate, sample_tokens
+
+
+def test_length_parsing():
+    assert Length.parse("60s") == Length(60.0, "s")
+    assert Length.parse("512t") == Length(512.0, "t")
+    assert Length.parse("12") == Length(12.0, "s")
+    with pytest.raises(ConfigError):
+        Length.parse("long")
+
+
+def test_top_k_and_top_p():
+    import torch
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    k2 = filter_logits(logits, Sampling(top_k=2))
+    assert torch.isinf(k2[0, 2:]).all() and not torch.isinf(k2[0, :2]).any()
+    p = filter_logits(logits, Sampling(top_p=0.75))  # 0.5 + 0.3 reach 0.75
+    assert torch.isinf(p[0, 2:]).all() and not torch.isinf(p[0, :2]).any()
+    t = filter_logits(logits, Sampling(temperature=2.0))
+    assert torch.allclose(t, logits / 2)
+
+
+@pytest.mark.parametrize("genre", ["bach", "fiddle"])
+def test_every_genre_gives_valid_midi_of_the_asked_length(tiny_run, tmp_path, genre):
+    results = generate(tiny_run, genre=genre, n=3, length="12s", out=tmp_path, seed=1)
+    assert len(results) == 3
+    for r in results:
+        score = Score(str(r.midi))
+        assert score.note_num() > 0
+        assert 12 * 0.75 <= r.seconds <= 12 + 8  # last onset reaches the length; notes may ring on
+        assert r.wav.stat().st_size > 44 and r.png.stat().st_size > 1000
+
+
+def test_sequences_are_grammatical_and_batched(tiny_run):
+    ckpt = load_checkpoint(tiny_run)
+    seqs = sample_tokens(ckpt, "bach", 4, Length(200, "t"), Sampling(temperature=1.5), seed=3)
+    assert len(seqs) == 4 and len({tuple(s) for s in seqs}) == 4
+    enc = ckpt.encoding
+    for s in seqs:
+        assert s[0] == enc.genre_id("bach") and s[-1] == enc.eos_id
+        assert len(s) <= 1 + 200 + 4 + 1  # genre, new tokens, closing, EOS
+        events = [i for i in s if i < enc.base_size and i not in enc.special_ids]
+        seq = TokSequence(ids=events)
+        enc.tokenizer.complete_sequence(seq)
+        assert enc.tokenizer.tokens_errors(seq) == 0
+    again = sample_tokens(ckpt, "bach", 4, Length(200, "t"), Sampling(temperature=1.5), seed=3)
+    assert again == seqs  # --seed repeats
+
+
+def test_primer_is_continued(tiny_run, tmp_path, real_data):
+    from etude.data.cache import open_encoding, open_split
+
+    enc = open_encoding(real_data)
+    rows, index = open_split(real_data, "test")
+    start, length, _ = index[0]
+    primer = enc.decode(rows[start : start + length, 0])
+    primer.dump_midi(str(tmp_path / "primer.mid"))
+    out = generate(tiny_run, genre="bach", n=1, length="6s", out=tmp_path / "g", primer=f"{tmp_path / 'primer.mid'}:4", audio=False)
+    got = Score(str(out[0].midi)).to("second").tracks[0].notes
+    want = [n for n in primer.to("second").tracks[0].notes if n.time < 4 - 1e-6]
+    assert [(round(n.time, 2), n.pitch) for n in got[: len(want)]] == [(round(n.time, 2), n.pitch) for n in want]
+    assert out[0].seconds >= 4 + 6 * 0.75
+
+
+def test_errors(tiny_run, tmp_path):
+    with pytest.raises(ConfigError, match="knows: bach, fiddle"):
+        generate(tiny_run, genre="jazz", out=tmp_path)
+    generate(tiny_run, genre="bach", length="32t", out=tmp_path, audio=False)
+    before = (tmp_path / "bach-00.mid").read_bytes()
+    with pytest.raises(InputError, match="--force"):
+        generate(tiny_run, genre="bach", length="32t", out=tmp_path, seed=5, audio=False)
+    assert (tmp_path / "bach-00.mid").read_bytes() == before
+    generate(tiny_run, genre="bach", length="32t", out=tmp_path, seed=5, audio=False, force=True)
+    with pytest.raises(InputError, match="primer not found"):
+        generate(tiny_run, genre="bach", out=tmp_path / "x", primer="nope.mid:3")

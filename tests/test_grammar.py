@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+from miditok import TokSequence
+
+from etude.config import DataConfig, EncodingConfig
+from etude.data.encoding import make_encoding
+from etude.data.midi import load_pieces
+from etude.grammar import Cursor, Grammar
+
+
+@pytest.mark.parametrize("name", ["remi", "tsd", "midilike"])
+def test_random_walks_under_the_grammar_decode_without_errors(name):
+    enc = make_encoding(EncodingConfig(name=name), ["a", "b"])
+    grammar = Grammar(enc)
+    rng = np.random.default_rng(0)
+    for walk in range(5):
+        c = Cursor()
+        ids = [enc.genre_id("b")]
+        for _ in range(300):
+            allowed = np.flatnonzero(grammar.allowed(c, may_end=False))
+            assert enc.eos_id not in allowed and enc.genre_id("a") not in allowed
+            tok = int(rng.choice(allowed))
+            grammar.advance(c, tok)
+            ids.append(tok)
+        ids += grammar.closing(c) + [enc.eos_id]
+        events = [i for i in ids if i < enc.base_size and i not in enc.special_ids]
+        seq = TokSequence(ids=events)
+        enc.tokenizer.complete_sequence(seq)
+        assert enc.tokenizer.tokens_errors(seq) == 0
+        assert enc.decode(np.array(ids)).note_num() > 0
+        assert c.seconds > 0
+
+
+@pytest.mark.parametrize("name", ["remi", "tsd", "midilike"])
+def test_clock_follows_a_real_piece(good_corpus, name):
+    enc = make_encoding(EncodingConfig(name=name, tempos=True), ["g"])
+    piece = load_pieces(good_corpus / "march" / "march1.mid", "m", "g", DataConfig(min_seconds=1))[0]
+    grammar = Grammar(enc)
+    c = Cursor()
+    ids = enc.encode(piece.score, "g")
+    for tok in ids[1:-1]:
+        assert grammar.allowed(c, may_end=True)[tok], enc.vocab[tok]  # real data obeys the grammar
+        grammar.advance(c, int(tok))
+    decoded = enc.decode(ids).to("second")
+    last_onset = max(n.time for n in decoded.tracks[0].notes)
+    last_time = last_onset if name != "midilike" else max(n.end for n in decoded.tracks[0].notes)
+    assert abs(c.seconds - last_time) < 0.05

@@ -1,0 +1,112 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from etude.config import load_preset
+from etude.errors import CheckpointError, ConfigError
+from etude.train import Windows, lr_factor, train
+
+
+def _rows(run, split=None):
+    with open(run / "metrics.csv") as fh:
+        return [r for r in csv.DictReader(fh) if split is None or r["split"] == split]
+
+
+def test_training_on_real_music_beats_the_unigram_model(tiny_run):
+    valid = _rows(tiny_run, "valid")
+    assert [int(r["iteration"]) for r in valid] == [40, 80, 120]
+    import json
+
+    state = json.loads((tiny_run / "checkpoints" / "last" / "state.json").read_text())
+    assert state["iteration"] == 120
+    m = state["metrics"]
+    assert m["perplexity"] < 0.8 * m["unigram_perplexity"]
+    assert float(valid[-1]["loss"]) < float(valid[0]["loss"])
+    assert (tiny_run / "tb").is_dir() and any((tiny_run / "tb").iterdir())
+    best = (tiny_run / "checkpoints" / "best").resolve().name
+    assert best == f"ckpt-{state['best']['iteration']:06d}"
+
+
+def test_windows_stay_inside_pieces():
+    import numpy as np
+
+    rows = np.arange(1, 21, dtype=np.uint16)[:, None]
+    index = np.array([[0, 5, 0], [5, 15, 1]])
+    w = Windows(rows, index, seq_len=6, pad_id=0)
+    for seed in range(20):
+        x, y, g = w.random_batch(np.random.default_rng(seed), 4)
+        for xi, yi, gi in zip(x.tolist(), y.tolist(), g.tolist()):
+            tokens = [t for t in xi + yi[-1:] if t]
+            assert all(b == a + 1 for a, b in zip(tokens, tokens[1:]))  # consecutive: one piece
+            assert (tokens[0] <= 5) == (gi == 0)
+    fixed = list(w.fixed_batches(batch_size=2, max_windows=100))
+    covered = {t for x, y, _ in fixed for t in y.flatten().tolist() if t}
+    assert covered == set(range(2, 6)) | set(range(7, 21))  # every target of every piece
+
+
+def test_lr_schedule():
+    cfg = load_preset("tiny").train
+    cfg.iterations, cfg.warmup, cfg.min_lr_frac = 100, 10, 0.1
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(100, cfg) == pytest.approx(0.1)
+    assert 0.1 < lr_factor(50, cfg) < 1
+
+
+def test_refuses_to_overwrite_and_checks_keys(real_data, tmp_path):
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="--force"):
+        train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="train.iterations"):
+        train(cfg, tmp_path / "new", overrides=["train.iteration=5"])
+
+
+def _etude(*args):
+    return [sys.executable, "-m", "etude", "-q", *args]
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted(real_data, tmp_path):
+    common = ["--preset", "tiny", "--train.iterations=400", "--train.eval_every=100", "--train.log_every=10"]
+    full = tmp_path / "full"
+    subprocess.run(_etude("train", str(real_data), "--out", str(full), *common), check=True, capture_output=True)
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_etude("train", str(real_data), "--out", str(cut), *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((cut / "metrics.csv").exists() and len(_rows(cut)) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    import json
+
+    stopped = json.loads((cut / "checkpoints" / "last" / "state.json").read_text())["iteration"]
+    assert 0 < stopped < 400, "the run finished before the signal: raise train.iterations"
+
+    subprocess.run(_etude("train", "--resume", str(cut)), check=True, capture_output=True)
+    a = [(r["iteration"], r["split"], r["loss"]) for r in _rows(full)]
+    b = [(r["iteration"], r["split"], r["loss"]) for r in _rows(cut)]
+    assert a == b
+
+
+def test_sigterm_also_saves(real_data, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_etude("train", str(real_data), "--out", str(run), "--preset", "tiny", "--train.iterations=100000"), stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.csv").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert (run / "checkpoints" / "last" / "model.safetensors").exists()
