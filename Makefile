@@ -4,10 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= out/demo
+ETUDE  := $(VENV)/bin/etude
 # Pieces per style for the demo corpus (bounded so the demo stays within minutes).
-DEMO_PER_GENRE ?= 40
+DEMO_PER_GENRE ?= 100
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench pretrained clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +17,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: built-in corpus -> tokens -> LSTM (cpu preset) -> one piece per genre.
 demo: $(STAMP)
-	$(VENV)/bin/etude corpus builtin --per-genre $(DEMO_PER_GENRE)
-	$(VENV)/bin/etude data prepare builtin --out $(DEMO)/data
-	$(VENV)/bin/etude data info $(DEMO)/data
+	$(ETUDE) corpus builtin --per-genre $(DEMO_PER_GENRE)
+	$(ETUDE) data prepare builtin --out $(DEMO)/data
+	$(ETUDE) train $(DEMO)/data --preset cpu --out $(DEMO)/run --force
+	$(ETUDE) generate $(DEMO)/run --genre all --n 1 --length 30s --out $(DEMO)/generated --force
+	@echo "demo: listen to $(DEMO)/generated/*.wav (MIDI and piano-roll PNG beside them)"
+
+# Re-make the model shipped inside the package (src/etude/pretrained).
+pretrained: $(STAMP)
+	$(ETUDE) corpus builtin --per-genre 100
+	$(ETUDE) data prepare builtin --out out/pretrained/data
+	$(ETUDE) train out/pretrained/data --preset cpu --out out/pretrained/run --force
+	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/pretrained/run', 'src/etude/pretrained')"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -29,6 +40,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/generate_speed.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -68,3 +68,67 @@ def test_roll2midi(jsb_mat, tmp_path, capsys):
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "etude", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "corpus" in out.stdout
+
+
+@pytest.mark.parametrize("command", [["train"], ["generate"]])
+def test_model_commands_have_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "usage: etude" in out
+    if command == ["train"]:
+        assert "keep_prob" in out and "KEEPING" in out and "16 hours" in out
+
+
+def test_unknown_override_lists_valid_keys(real_data, tmp_path, capsys):
+    code = main(["train", str(real_data), "--out", str(tmp_path / "r"), "--preset", "tiny", "--train.iteratons=5"])
+    assert code == 2
+    line = _error_line(capsys)
+    assert "unknown setting 'train.iteratons'" in line and "train.iterations" in line
+
+
+def test_train_and_generate_errors(tiny_run, real_data, tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
+    assert "not a run folder" in _error_line(capsys)
+    assert main(["generate", str(tmp_path / "nope"), "--genre", "bach"]) == 2
+    assert "not found" in _error_line(capsys)
+    assert main(["generate", str(tiny_run), "--genre", "polka", "--out", str(tmp_path / "g")]) == 2
+    assert "knows: bach, fiddle" in _error_line(capsys)
+    assert main(["generate", str(tiny_run), "--length", "forever", "--out", str(tmp_path / "g")]) == 2
+    assert "60s" in _error_line(capsys)
+
+
+def test_corrupt_checkpoint_exit_2(tiny_run, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree((tiny_run / "checkpoints" / "best").resolve(), bad)
+    (bad / "config.json").write_text("{not json")
+    assert main(["generate", str(bad), "--out", str(tmp_path / "g")]) == 2
+    assert "corrupt" in _error_line(capsys)
+
+
+def test_vocabulary_mismatch_on_resume(tiny_run, tmp_path, good_corpus, capsys):
+    import json
+    import shutil
+
+    from etude.config import DataConfig
+    from etude.data import prepare
+
+    other = tmp_path / "other"
+    prepare(good_corpus, other, DataConfig(min_seconds=1, test_frac=0.34, valid_frac=0.5), workers=1)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"] = str(other)
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "vocabulary does not match" in _error_line(capsys)
+
+
+def test_generate_prints_paths(tiny_run, tmp_path, capsys):
+    out = tmp_path / "g"
+    assert main(["generate", str(tiny_run), "--genre", "fiddle", "--n", "2", "--length", "64t", "--out", str(out), "--no-audio"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and str(out / "fiddle-00.mid") in lines[0]
+    assert (out / "fiddle-01.png").exists() and not (out / "fiddle-01.wav").exists()

@@ -81,3 +81,16 @@ def test_errors(tiny_run, tmp_path):
     generate(tiny_run, genre="bach", length="32t", out=tmp_path, seed=5, audio=False, force=True)
     with pytest.raises(InputError, match="primer not found"):
         generate(tiny_run, genre="bach", out=tmp_path / "x", primer="nope.mid:3")
+
+
+def test_shipped_model_generates_every_builtin_genre(tmp_path):
+    from etude.data.builtin import STYLES
+    from etude.generate import pretrained_path
+
+    ckpt = load_checkpoint(pretrained_path())
+    assert ckpt.encoding.genres == sorted(s.name for s in STYLES)
+    assert sum(f.stat().st_size for f in pretrained_path().iterdir()) <= 10 * 2**20
+    results = generate(None, genre="all", n=1, length="8s", out=tmp_path, audio=False, image=False)
+    assert [r.midi.name for r in results] == [f"{g}-00.mid" for g in ckpt.encoding.genres]
+    for r in results:
+        assert Score(str(r.midi)).note_num() > 0 and r.seconds >= 6

@@ -126,3 +126,13 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoin
     if encoding.vocab_size != model.vocab_size:
         raise CheckpointError(f"{folder}: tokenizer has {encoding.vocab_size} tokens, model {model.vocab_size}")
     return Checkpoint(folder, model.to(device).eval(), config, encoding, state)
+
+
+def export_checkpoint(source: Path, target: Path) -> Path:
+    """Copy a checkpoint's inference files (no optimiser state) into `target`, e.g. to ship it."""
+    folder = resolve(source)
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "state.json"):
+        shutil.copy2(folder / name, target / name)
+    return target

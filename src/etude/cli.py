@@ -258,7 +258,7 @@ def _add_generate(sub) -> None:
         ),
     )
     p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT", help="default: the shipped model")
-    p.add_argument("--genre", help="genre to generate (default: the model's first); an unknown one lists the known")
+    p.add_argument("--genre", help="genre to generate, or `all` for N pieces of every genre (default: the model's first)")
     p.add_argument("--n", type=int, default=1, help="pieces to sample (default 1)")
     p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
     p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")

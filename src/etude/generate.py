@@ -180,13 +180,20 @@ def generate(
     renderer: str = "sampler",
     force: bool = False,
 ) -> list[Generated]:
-    """Sample n pieces of `genre` from a run or checkpoint (default: the shipped model) and write
-    `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`. Existing files are kept unless `force`."""
+    """Sample n pieces of `genre` ("all": of every genre) from a run or checkpoint (default: the
+    shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`. Existing files are
+    kept unless `force`."""
     from etude.audio import render_wav
     from etude.plots import piano_roll_png
 
     ckpt = load_checkpoint(model or pretrained_path(), device=device)
     genre = genre or ckpt.encoding.genres[0]
+    if genre == "all":
+        return [
+            r
+            for g in ckpt.encoding.genres
+            for r in generate(ckpt.path, g, n, length, out, sampling, primer, seed, device, audio, image, soundfont, sample_rate, renderer, force)
+        ]
     if genre not in ckpt.encoding.genres:
         raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
     if n < 1:
