@@ -80,6 +80,7 @@ class Grammar:
             for kind in ("Duration", "TimeShift")
             if kind in self.types
         }
+        self.note_starts = self._of("Pitch", "NoteOn")
         velocities = np.flatnonzero(self.types["Velocity"])
         self.middle_velocity = int(velocities[len(velocities) // 2])
 
@@ -101,7 +102,7 @@ class Grammar:
         """
         mask = self.next_types[c.last].copy()
         if self.kind == "remi":
-            if c.last == "TimeSig" and c.empty_bars >= MAX_EMPTY_BARS:
+            if c.last in ("Bar", "TimeSig") and c.empty_bars >= MAX_EMPTY_BARS:
                 mask &= ~self.types["Bar"]
             mask[self.position_ids] = False
             if "Position" in self.graph.get(c.last, ()):
@@ -112,7 +113,7 @@ class Grammar:
                 mask[on] &= key not in c.sounding
                 mask[off] &= key in c.sounding
         if c.chord >= MAX_CHORD:
-            mask &= ~self._of("Pitch", "NoteOn")
+            mask &= ~self.note_starts
         if may_end and c.last in self.end_after:
             mask[self.eos] = True
         return mask

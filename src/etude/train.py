@@ -189,25 +189,60 @@ def _open_data(cfg: RunConfig):
     return meta, encoding, (train_rows, train_index), (valid_rows, valid_index)
 
 
-def _trim_metrics(path: Path, iteration: int) -> None:
-    """Drop metric rows past `iteration` (written after the checkpoint a resume starts from)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= iteration]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, METRICS)
-        w.writeheader()
-        w.writerows(rows)
+class MetricsLog:
+    """metrics.csv (one row per log or validation) and TensorBoard scalars under RUN/tb.
+
+    On resume, rows past the starting iteration (written after that checkpoint) are dropped.
+    """
+
+    def __init__(self, run_dir: Path, start: int):
+        path = run_dir / "metrics.csv"
+        rows = []
+        if start and path.exists():
+            with open(path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= start]
+        self.fh = open(path, "w", newline="")
+        self.writer = csv.DictWriter(self.fh, METRICS)
+        self.writer.writeheader()
+        self.writer.writerows(rows)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start or None)
+        except ImportError:
+            log.info("tensorboard not installed: logging to metrics.csv only")
+            self.tb = None
+
+    def record(self, it: int, split: str, m: dict, lr: float, tokens_per_s: float, elapsed: float) -> None:
+        self.writer.writerow({
+            "iteration": it, "split": split, "loss": f"{m['loss']:.5f}",
+            "perplexity": f"{m.get('perplexity', math.exp(m['loss'])):.4f}",
+            "accuracy": f"{m.get('accuracy', math.nan):.4f}", "lr": f"{lr:.3e}",
+            "tokens_per_s": f"{tokens_per_s:.0f}", "elapsed_s": f"{elapsed:.1f}",
+        })
+        self.fh.flush()
+        if self.tb is not None:
+            for k in ("loss", "perplexity", "accuracy"):
+                if k in m:
+                    self.tb.add_scalar(f"{split}/{k}", m[k], it)
+
+    def close(self) -> None:
+        self.fh.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
-def _tensorboard(run_dir: Path, start: int):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        log.info("tensorboard not installed: logging to metrics.csv only")
-        return None
-    return SummaryWriter(str(run_dir / "tb"), purge_step=start or None)
+def save_run_checkpoint(ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool) -> None:
+    """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete unreferenced ones."""
+    resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+    folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", model, config, encoding, state, resume_state)
+    point(ckpt_dir / "last", folder)
+    if is_best:
+        point(ckpt_dir / "best", folder)
+    keep = {(ckpt_dir / n).resolve().name for n in ("last", "best") if (ckpt_dir / n).exists()}
+    for old in ckpt_dir.glob("ckpt-*"):
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def train(
@@ -256,21 +291,14 @@ def train(
     elif resume:
         log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
 
+    if force and not resume:
+        for stale in ("checkpoints", "tb"):
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
-    metrics_path = run_dir / "metrics.csv"
-    if start:
-        _trim_metrics(metrics_path, start)
-    elif metrics_path.exists():
-        metrics_path.unlink()
-    new_file = not metrics_path.exists()
-    metrics_fh = open(metrics_path, "a", newline="")
-    writer = csv.DictWriter(metrics_fh, METRICS)
-    if new_file:
-        writer.writeheader()
-    tb = _tensorboard(run_dir, start)
+    metrics_log = MetricsLog(run_dir, start)
 
     train_windows = Windows(train_rows, train_index, tc.seq_len, encoding.pad_id)
     valid_batches = list(Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(tc.batch_size, tc.eval_batches * tc.batch_size))
@@ -281,26 +309,9 @@ def train(
         model.n_params() / 1e6, len(train_rows), device,
     )
 
-    def record(it: int, split: str, m: dict, lr: float, tps: float, elapsed: float) -> None:
-        writer.writerow({"iteration": it, "split": split, "loss": f"{m['loss']:.5f}", "perplexity": f"{m.get('perplexity', math.exp(m['loss'])):.4f}",
-                         "accuracy": f"{m.get('accuracy', math.nan):.4f}", "lr": f"{lr:.3e}", "tokens_per_s": f"{tps:.0f}", "elapsed_s": f"{elapsed:.1f}"})
-        metrics_fh.flush()
-        if tb is not None:
-            for k in ("loss", "perplexity", "accuracy"):
-                if k in m:
-                    tb.add_scalar(f"{split}/{k}", m[k], it)
-
     def save(it: int, metrics: dict, is_best: bool) -> None:
         state = {"iteration": it, "best": best, "metrics": metrics, "data": config.data}
-        resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
-        folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", model, config, encoding, state, resume_state)
-        point(ckpt_dir / "last", folder)
-        if is_best:
-            point(ckpt_dir / "best", folder)
-        keep = {(ckpt_dir / n).resolve().name for n in ("last", "best") if (ckpt_dir / n).exists()}
-        for old in ckpt_dir.glob("ckpt-*"):
-            if old.name not in keep:
-                shutil.rmtree(old, ignore_errors=True)
+        save_run_checkpoint(ckpt_dir, it, model, optimizer, scheduler, config, encoding, state, is_best)
 
     stop = _Stop()
     metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
@@ -326,10 +337,10 @@ def train(
                 bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:.0f}")
                 done = it + 1
                 if done % tc.log_every == 0:
-                    record(done, "train", {"loss": loss.item()}, scheduler.get_last_lr()[0], tps, elapsed)
+                    metrics_log.record(done, "train", {"loss": loss.item()}, scheduler.get_last_lr()[0], tps, elapsed)
                 if done % tc.eval_every == 0 or done == tc.iterations:
                     metrics = evaluate(model, valid_batches, device, unigram)
-                    record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
+                    metrics_log.record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
                     is_best = metrics["loss"] < best["loss"]
                     if is_best:
                         best = {"loss": metrics["loss"], "perplexity": metrics["perplexity"], "iteration": done}
@@ -346,7 +357,5 @@ def train(
                 it = done
     finally:
         bar.close()
-        metrics_fh.close()
-        if tb is not None:
-            tb.close()
+        metrics_log.close()
     return TrainResult(run_dir, it, False, metrics, best)
