@@ -40,3 +40,15 @@ def test_genre_changes_the_prediction_and_state_carries():
         out, _, state = m(x[:, t : t + 1], torch.tensor([0]), state=state)
         steps.append(out)
     assert torch.allclose(torch.cat(steps, 1), a, atol=1e-5)
+
+
+def test_step_matches_forward():
+    torch.manual_seed(1)
+    m = LSTMGenerator(30, 2, ModelConfig(embed=8, genre_embed=4, hidden=16, layers=3)).eval()
+    x = torch.randint(0, 30, (3, 6))
+    g = torch.tensor([0, 1, 1])
+    full, _, _ = m(x, g)
+    _, _, state = m(x[:, :2], g)
+    for t in range(2, 6):
+        logits, state = m.step(x[:, t], g, state)
+        assert torch.allclose(logits, full[:, t], atol=1e-5)

@@ -146,8 +146,7 @@ def sample_tokens(
                 done[i] = True
         if all(done):
             break
-        logits, _, state = model(torch.tensor(tokens, device=device)[:, None], g, state=state)
-        logits = logits[:, -1]
+        logits, state = model.step(torch.tensor(tokens, device=device), g, state)
     else:
         if length.unit == "s":
             log.warning("stopped at the token cap (%d) before reaching %g s", length.max_tokens(), length.value)
