@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/generate_speed.py
+	$(PY) benchmarks/perform_timing.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -276,6 +276,68 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+# ----------------------------------------------------------------------------- perform
+def cmd_perform(args: argparse.Namespace) -> int:
+    from etude.perform import list_ports, perform
+
+    if args.list_ports:
+        names = list_ports()
+        print("\n".join(names) if names else "no MIDI output ports")
+        return 0
+    stats = perform(
+        Path(args.file) if args.file else None,
+        run=Path(args.run) if args.run else None,
+        jsonl=args.jsonl,
+        port=args.port,
+        virtual=args.virtual,
+        tempo_scale=args.tempo_scale,
+        transpose=args.transpose,
+        loop=args.loop,
+        count_in_beats=args.count_in,
+        genre=args.genre,
+        length=args.length,
+        pieces=args.pieces,
+        seed=args.seed,
+        temperature=args.temperature,
+        top_p=args.top_p,
+    )
+    print(f"etude: played {stats.events} events ({stats.stopped}; {stats.underruns} buffer underruns)", file=sys.stderr)
+    return 0 if stats.stopped == "end" else 130
+
+
+def _add_perform(sub) -> None:
+    p = sub.add_parser(
+        "perform",
+        help="stream a piece in real time to a MIDI port or as JSON lines",
+        description=(
+            "Play FILE.mid, or pieces generated on the fly from --run RUN_DIR (`pretrained`: the "
+            "shipped model), in real time. Events go out at absolute deadlines from a monotonic "
+            "clock, so timing does not drift. Ctrl-C, SIGTERM or the end of the stream release "
+            "every sounding note and send all-notes-off: no stuck notes. MIDI ports need "
+            "pip install 'etude[robot]' (mido, python-rtmidi)."
+        ),
+    )
+    p.add_argument("file", nargs="?", metavar="FILE.mid")
+    p.add_argument("--run", metavar="RUN_DIR", help="generate pieces from this run (or `pretrained`), ahead of playback")
+    out = p.add_argument_group("output (one of)")
+    out.add_argument("--port", metavar="NAME", help="a MIDI output port (see --list-ports)")
+    out.add_argument("--virtual", metavar="NAME", help="create a virtual MIDI port with this name (where the platform allows)")
+    out.add_argument("--jsonl", metavar="PATH|-", help='one JSON object per event ({"t", "type", "pitch", "velocity", "channel"}), flushed when due; - for stdout')
+    p.add_argument("--list-ports", action="store_true", help="list MIDI output ports and exit")
+    p.add_argument("--tempo-scale", type=float, default=1.0, metavar="X", help="play X times faster (2: double speed; default 1)")
+    p.add_argument("--transpose", type=int, default=0, metavar="K", help="semitones up (negative: down)")
+    p.add_argument("--loop", action="store_true", help="repeat the file, or generate until stopped")
+    p.add_argument("--count-in", type=int, default=0, metavar="BEATS", help="metronome clicks before the music (drum channel)")
+    gen = p.add_argument_group("generation (with --run)")
+    gen.add_argument("--genre", help="genre to generate (default: the model's first)")
+    gen.add_argument("--length", default="30s", help="length of each generated piece (default 30s)")
+    gen.add_argument("--pieces", type=int, default=1, help="pieces to generate and play (default 1; --loop: endless)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-p", type=float, default=0.95)
+    p.set_defaults(func=cmd_perform)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -290,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_train(sub)
     _add_generate(sub)
+    _add_perform(sub)
     return parser
 
 

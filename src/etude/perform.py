@@ -1,0 +1,401 @@
+"""`etude perform`: stream a piece in real time to a MIDI port or as JSON lines.
+
+Every event is sent at an absolute deadline measured from one monotonic start time (never by
+sleeping relative amounts), so errors do not add up over a long piece. Stopping for any reason
+(end of stream, Ctrl-C, SIGTERM, a failing sink) sends a note-off for every sounding note and
+then all-notes-off (CC 123) and sustain-off (CC 64 = 0) on every channel used: no stuck notes.
+With a run folder, pieces are generated in a background thread ahead of playback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from symusic import Score
+
+from etude.config import DataConfig
+from etude.data.midi import Rejection, load_pieces
+from etude.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited, not slept
+
+
+@dataclass(frozen=True)
+class Event:
+    """One MIDI event at `t` seconds from the start; fields named as mido names them."""
+
+    t: float
+    type: str  # note_on | note_off | control_change
+    pitch: int = 0  # note number, or the controller number for control_change
+    velocity: int = 0  # velocity, or the controller value for control_change
+    channel: int = 0
+
+    def as_dict(self) -> dict:
+        if self.type == "control_change":
+            return {"t": round(self.t, 6), "type": self.type, "control": self.pitch, "value": self.velocity, "channel": self.channel}
+        return {"t": round(self.t, 6), "type": self.type, "pitch": self.pitch, "velocity": self.velocity, "channel": self.channel}
+
+
+class SinkClosed(Exception):
+    """The output went away (a closed pipe, an unplugged port): playback stops cleanly."""
+
+
+class Sink(Protocol):
+    def send(self, event: Event) -> None: ...
+    def close(self) -> None: ...
+
+
+def score_events(score: Score, tempo_scale: float = 1.0, transpose: int = 0, channel: int = 0) -> list[Event]:
+    """A score's notes as time-ordered events; at equal times note-offs come first, so a
+    re-struck key sounds again. Notes moved off the 0..127 range are dropped."""
+    if tempo_scale <= 0:
+        raise InputError("--tempo-scale must be above 0")
+    events = []
+    for track in score.to("second").tracks:
+        for n in track.notes:
+            pitch = n.pitch + transpose
+            if 0 <= pitch <= 127:
+                on, off = n.time / tempo_scale, (n.time + max(n.duration, 1e-3)) / tempo_scale
+                events.append(Event(on, "note_on", pitch, max(1, n.velocity), channel))
+                events.append(Event(off, "note_off", pitch, 0, channel))
+    return sorted(events, key=lambda e: (e.t, e.type != "note_off", e.pitch))
+
+
+def count_in(beats: int, qpm: float, tempo_scale: float = 1.0) -> list[Event]:
+    """`beats` metronome clicks (side stick on the drum channel), the first one accented."""
+    beat = 60.0 / qpm / tempo_scale
+    clicks = []
+    for k in range(beats):
+        clicks.append(Event(k * beat, "note_on", 37, 110 if k == 0 else 80, 9))
+        clicks.append(Event(k * beat + beat / 4, "note_off", 37, 0, 9))
+    return clicks
+
+
+def shifted(events: Iterable[Event], offset: float) -> list[Event]:
+    return [Event(e.t + offset, e.type, e.pitch, e.velocity, e.channel) for e in events]
+
+
+# ----------------------------------------------------------------------------- sinks
+class JsonLinesSink:
+    """One JSON object per event, flushed the moment it is due."""
+
+    def __init__(self, target: str | Path):
+        self.fh: IO[str] = sys.stdout if str(target) == "-" else open(target, "w")
+
+    def send(self, event: Event) -> None:
+        try:
+            self.fh.write(json.dumps(event.as_dict()) + "\n")
+            self.fh.flush()
+        except BrokenPipeError:
+            if self.fh is sys.stdout:  # the reader went away; keep Python's exit quiet
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SinkClosed("the JSON lines reader closed the stream") from None
+
+    def close(self) -> None:
+        if self.fh is not sys.stdout:
+            self.fh.close()
+
+
+class RecordingSink:
+    """Keeps each event with the monotonic time it was actually sent (for tests and benchmarks)."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock, self.sent = clock, []
+
+    def send(self, event: Event) -> None:
+        self.sent.append((self.clock(), event))
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence C libraries (ALSA) writing to file descriptor 2 while opening ports."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _mido():
+    try:
+        import mido
+        import rtmidi  # noqa: F401  (the backend mido uses)
+    except ImportError:
+        raise InputError("MIDI ports need the optional extra: pip install 'etude[robot]' (mido, python-rtmidi); or use --jsonl") from None
+    return mido
+
+
+def list_ports() -> list[str]:
+    mido = _mido()
+    try:
+        with _quiet_stderr():
+            return list(mido.get_output_names())
+    except (SystemError, OSError, RuntimeError) as exc:
+        raise InputError(f"no MIDI system available here ({str(exc).strip()[:120]}); use --jsonl") from None
+
+
+class PortSink:
+    """A hardware or software MIDI output through mido and python-rtmidi."""
+
+    def __init__(self, name: str, virtual: bool = False):
+        mido = _mido()
+        self.Message = mido.Message
+        if not virtual:
+            names = list_ports()
+            if name not in names:
+                raise InputError(f"no MIDI output port named {name!r}; available: {', '.join(names) or 'none'}")
+        try:
+            with _quiet_stderr():
+                self.port = mido.open_output(name, virtual=virtual)
+        except (SystemError, OSError, RuntimeError, ValueError) as exc:
+            raise InputError(f"cannot open MIDI port {name!r} (in use, or not supported here): {str(exc).strip()[:120]}") from None
+
+    def send(self, event: Event) -> None:
+        try:
+            self._send(event)
+        except (OSError, SystemError, RuntimeError) as exc:
+            raise SinkClosed(f"MIDI port failed: {exc}") from None
+
+    def _send(self, event: Event) -> None:
+        if event.type == "control_change":
+            msg = self.Message("control_change", control=event.pitch, value=event.velocity, channel=event.channel)
+        else:
+            msg = self.Message(event.type, note=event.pitch, velocity=event.velocity, channel=event.channel)
+        self.port.send(msg)
+
+    def close(self) -> None:
+        self.port.close()
+
+
+# ----------------------------------------------------------------------------- the player
+class _Terminate(Exception):
+    """Raised in the main thread by SIGTERM so that playback stops through its clean-up path."""
+
+
+@contextmanager
+def _sigterm_raises():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminate()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def wait_until(deadline: float, clock: Callable[[], float] = time.perf_counter) -> None:
+    """Sleep until just before `deadline`, then spin to it."""
+    while True:
+        left = deadline - clock()
+        if left <= 0:
+            return
+        if left > SPIN_S:
+            time.sleep(left - SPIN_S)
+
+
+@dataclass
+class PlayStats:
+    events: int = 0
+    underruns: int = 0  # times playback had to wait for the next generated piece
+    stopped: str = "end"  # end | interrupted | terminated | output closed
+
+
+def play(
+    pieces: Iterator[list[Event]],
+    sink: Sink,
+    clock: Callable[[], float] = time.perf_counter,
+    lead_s: float = 0.05,
+    on_wait: Callable[[], None] | None = None,
+) -> PlayStats:
+    """Send the events of each piece, back to back, at their absolute deadlines.
+
+    `pieces` yields lists of events with times from each piece's start; the next piece starts
+    when the last event of the previous one is due. Whatever stops playback, every sounding
+    note is released and all-notes-off sent before returning.
+    """
+    stats = PlayStats()
+    sounding: set[tuple[int, int]] = set()
+    channels: set[int] = set()
+    start = clock() + lead_s
+    offset = 0.0
+    try:
+        with _sigterm_raises():
+            for k, events in enumerate(pieces):
+                if k and clock() > start + offset + 0.01:
+                    stats.underruns += 1  # this piece was not ready when the one before it ended
+                    start = clock() - offset
+                for e in events:
+                    wait_until(start + offset + e.t, clock)
+                    sink.send(e)
+                    stats.events += 1
+                    channels.add(e.channel)
+                    if e.type == "note_on" and e.velocity > 0:
+                        sounding.add((e.channel, e.pitch))
+                    elif e.type in ("note_on", "note_off"):
+                        sounding.discard((e.channel, e.pitch))
+                offset += events[-1].t if events else 0.0
+    except KeyboardInterrupt:
+        stats.stopped = "interrupted"
+    except _Terminate:
+        stats.stopped = "terminated"
+    except SinkClosed:
+        stats.stopped = "output closed"
+    finally:
+        try:
+            for channel, pitch in sorted(sounding):
+                sink.send(Event(0.0, "note_off", pitch, 0, channel))
+            for channel in sorted(channels or {0}):
+                sink.send(Event(0.0, "control_change", 64, 0, channel))
+                sink.send(Event(0.0, "control_change", 123, 0, channel))
+        except SinkClosed:
+            pass
+        finally:
+            sink.close()
+    return stats
+
+
+# ----------------------------------------------------------------------------- sources
+def file_events(path: Path, tempo_scale: float = 1.0, transpose: int = 0) -> tuple[list[Event], float]:
+    """A MIDI file's events and its first tempo (qpm)."""
+    result = load_pieces(Path(path), Path(path).name, "", DataConfig(min_seconds=0, max_seconds=float("inf")))
+    if isinstance(result, Rejection):
+        raise InputError(f"{path}: {result.reason} {result.detail}".strip())
+    score = result[0].score
+    qpm = score.tempos[0].qpm if len(score.tempos) else 120.0
+    return score_events(score, tempo_scale, transpose), qpm
+
+
+class GeneratedPieces:
+    """Pieces generated by a background thread while earlier ones play.
+
+    Holds at most `ahead` finished pieces; `count` pieces in all (None: until stopped).
+    """
+
+    def __init__(self, make_piece: Callable[[int], Score], count: int | None, ahead: int = 2, tempo_scale: float = 1.0, transpose: int = 0):
+        self.queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self.count, self.tempo_scale, self.transpose = count, tempo_scale, transpose
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, args=(make_piece,), daemon=True)
+        self.thread.start()
+
+    def _work(self, make_piece: Callable[[int], Score]) -> None:
+        k = 0
+        try:
+            while not self.stop.is_set() and (self.count is None or k < self.count):
+                events = score_events(make_piece(k), self.tempo_scale, self.transpose)
+                while not self.stop.is_set():
+                    try:
+                        self.queue.put(events, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                k += 1
+        except BaseException as exc:  # handed to the player's thread
+            self.error = exc
+        finally:
+            self.queue.put(None)
+
+    def __iter__(self) -> Iterator[list[Event]]:
+        try:
+            while True:
+                events = self.queue.get()
+                if events is None:
+                    if self.error is not None:
+                        raise self.error
+                    return
+                yield events
+        finally:
+            self.stop.set()
+
+
+def perform(
+    source: Path | None = None,
+    run: Path | None = None,
+    jsonl: str | None = None,
+    port: str | None = None,
+    virtual: str | None = None,
+    tempo_scale: float = 1.0,
+    transpose: int = 0,
+    loop: bool = False,
+    count_in_beats: int = 0,
+    genre: str | None = None,
+    length: str = "30s",
+    pieces: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+) -> PlayStats:
+    """Play a MIDI file, or pieces generated from a run (or the shipped model), to one output."""
+    if (source is None) == (run is None):
+        raise InputError("give a MIDI FILE or --run RUN_DIR (not both)")
+    if sum(x is not None for x in (jsonl, port, virtual)) != 1:
+        raise InputError("choose one output: --port NAME, --virtual NAME or --jsonl PATH|-")
+    if tempo_scale <= 0:
+        raise InputError("--tempo-scale must be above 0")
+    if source is not None:
+        events, qpm = file_events(source, tempo_scale, transpose)
+        stream: Iterable[list[Event]] = _repeat(events) if loop else [events]
+    else:
+        stream, qpm = _generated(run, genre, length, None if loop else (pieces or 1), seed, temperature, top_p, tempo_scale, transpose), 120.0
+    sink: Sink = JsonLinesSink(jsonl) if jsonl is not None else PortSink(port or virtual, virtual=virtual is not None)
+    if count_in_beats:
+        stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
+    return play(iter(stream), sink)
+
+
+def _repeat(events: list[Event]) -> Iterator[list[Event]]:
+    while True:
+        yield events
+
+
+def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) -> Iterator[list[Event]]:
+    it = iter(stream)
+    first = next(it, [])
+    yield clicks + shifted(first, span)
+    yield from it
+
+
+def _generated(run, genre, length, count, seed, temperature, top_p, tempo_scale, transpose) -> GeneratedPieces:
+    import numpy as np
+
+    from etude.checkpoint import load_checkpoint
+    from etude.generate import Length, Sampling, pretrained_path, sample_tokens
+
+    ckpt = load_checkpoint(Path(run) if run and str(run) != "pretrained" else pretrained_path())
+    genre = genre or ckpt.encoding.genres[0]
+    span = Length.parse(length)
+    sampling = Sampling(temperature=temperature, top_p=top_p)
+    sampling.check()
+    if genre not in ckpt.encoding.genres:
+        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
+
+    def make_piece(k: int) -> Score:
+        ids = sample_tokens(ckpt, genre, 1, span, sampling, seed=seed + k)[0]
+        return ckpt.encoding.decode(np.array(ids))
+
+    return GeneratedPieces(make_piece, count, tempo_scale=tempo_scale, transpose=transpose)
