@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from etude.checkpoint import load_checkpoint, point, write_checkpoint
@@ -29,6 +30,7 @@ from etude.config import RunConfig, apply_overrides, from_dict, to_dict
 from etude.data.cache import open_encoding, open_split, read_meta
 from etude.data.encoding import EventEncoding
 from etude.errors import CheckpointError, ConfigError, InputError
+from etude.distributed import Distributed
 from etude.models.lstm import LSTMGenerator
 
 log = logging.getLogger(__name__)
@@ -71,14 +73,17 @@ class Windows:
         w = torch.from_numpy(np.stack(windows))
         return w[:, :-1], w[:, 1:], torch.tensor(genres, dtype=torch.long)
 
-    def random_batch(self, rng: np.random.Generator, batch_size: int):
-        """x, y: (B, T) inputs and next-token targets; genre: (B,). Pieces drawn by length."""
+    def random_batch(self, rng: np.random.Generator, batch_size: int, part: slice = slice(None)):
+        """x, y: (B, T) inputs and next-token targets; genre: (B,). Pieces drawn by length.
+
+        The whole batch's positions are drawn; only the windows in `part` are read, so data-parallel
+        processes each read their own share of the same global batch.
+        """
         pieces = rng.choice(len(self.index), size=batch_size, p=self.weights)
-        windows = []
-        for p in pieces:
-            room = max(0, int(self.index[p, 1]) - self.seq_len - 1)
-            windows.append(self._window(p, int(rng.integers(0, room + 1))))
-        return self._tensors(windows, [int(self.index[p, 2]) for p in pieces])
+        rooms = np.maximum(0, self.index[pieces, 1] - self.seq_len - 1)
+        offsets = (rng.random(batch_size) * (rooms + 1)).astype(np.int64)
+        picked = list(zip(pieces, offsets))[part]
+        return self._tensors([self._window(p, int(o)) for p, o in picked], [int(self.index[p, 2]) for p, _ in picked])
 
     def fixed_batches(self, batch_size: int, max_windows: int):
         """Consecutive windows covering every piece (evenly thinned to at most max_windows)."""
@@ -232,9 +237,13 @@ class MetricsLog:
             self.tb.close()
 
 
-def save_run_checkpoint(ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool) -> None:
-    """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete unreferenced ones."""
-    resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+def save_run_checkpoint(
+    ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool, rng: list
+) -> None:
+    """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete unreferenced ones.
+
+    `rng` holds the torch RNG state of every training process, in rank order."""
+    resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": rng}
     folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", model, config, encoding, state, resume_state)
     point(ckpt_dir / "last", folder)
     if is_best:
@@ -271,12 +280,17 @@ def train(
         raise CheckpointError(f"{run_dir} exists and is not empty; use --resume to continue it or --force to overwrite it")
     config = apply_overrides(config or RunConfig(), overrides or [])
     tc, device = config.train, pick_device(config.device)
+    ddp = Distributed.from_env(device.type == "cuda")
+    device = ddp.device(device)
+    if tc.batch_size % ddp.world:
+        raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must divide among {ddp.world} processes")
     meta, encoding, (train_rows, train_index), (valid_rows, valid_index) = _open_data(config)
     if ckpt is not None and ckpt.encoding.vocab != encoding.vocab:
         raise CheckpointError(f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings")
 
     seed_everything(config.seed)
     model = LSTMGenerator(encoding.vocab_size, len(encoding.genres), config.model, pad_id=encoding.pad_id).to(device)
+    torch.manual_seed(config.seed + ddp.rank)  # dropout masks differ between processes
     optimizer = _build_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
     start, best = 0, {"loss": math.inf, "iteration": -1}
@@ -285,77 +299,97 @@ def train(
         extra = torch.load(ckpt.path / "optimizer.pt", weights_only=False)
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
-        torch.set_rng_state(extra["torch_rng"])
+        rng = extra["torch_rng"]  # one state per process of the run that wrote it
+        torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
         start, best = ckpt.state["iteration"], ckpt.state["best"]
         log.info("resuming %s at iteration %d", run_dir, start)
     elif resume:
         log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
 
-    if force and not resume:
-        for stale in ("checkpoints", "tb"):
-            shutil.rmtree(run_dir / stale, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(exist_ok=True)
-    metrics_log = MetricsLog(run_dir, start)
+    metrics_log = None
+    if ddp.main:
+        if force and not resume:
+            for stale in ("checkpoints", "tb"):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+        ckpt_dir.mkdir(exist_ok=True)
+        metrics_log = MetricsLog(run_dir, start)
 
     train_windows = Windows(train_rows, train_index, tc.seq_len, encoding.pad_id)
     valid_batches = list(Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(tc.batch_size, tc.eval_batches * tc.batch_size))
     unigram = unigram_log_probs(train_rows, encoding.vocab_size, encoding.pad_id)
-    log.info(
-        "model: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training tokens; device %s",
-        config.model.layers, config.model.hidden, config.model.keep_prob, 1 - config.model.keep_prob,
-        model.n_params() / 1e6, len(train_rows), device,
-    )
+    if ddp.main:
+        log.info(
+            "model: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training tokens; device %s",
+            config.model.layers, config.model.hidden, config.model.keep_prob, 1 - config.model.keep_prob,
+            model.n_params() / 1e6, len(train_rows), device,
+        )
+        log.info(
+            "%d process(es): global batch %d windows x %d tokens (%d per process), peak learning rate %g",
+            ddp.world, tc.batch_size, tc.seq_len, tc.batch_size // ddp.world, tc.lr,
+        )
 
     def save(it: int, metrics: dict, is_best: bool) -> None:
-        state = {"iteration": it, "best": best, "metrics": metrics, "data": config.data}
-        save_run_checkpoint(ckpt_dir, it, model, optimizer, scheduler, config, encoding, state, is_best)
+        rng = ddp.gather(torch.get_rng_state())  # every process takes part; the main one writes
+        if ddp.main:
+            state = {"iteration": it, "best": best, "metrics": metrics, "data": config.data}
+            save_run_checkpoint(ckpt_dir, it, model, optimizer, scheduler, config, encoding, state, is_best, rng)
 
     stop = _Stop()
     metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
     t0, tokens_seen, it = time.perf_counter(), 0, start
-    model.train()
-    bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress else True)
+    net = ddp.wrap(model)
+    net.train()
+    share = tc.batch_size // ddp.world
+    part = slice(ddp.rank * share, (ddp.rank + 1) * share)
+    bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress and ddp.main else True)
     try:
         with stop.installed():
             for it in range(start, tc.iterations):
-                x, y, g = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size)
+                x, y, g = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size, part)
                 x, y, g = x.to(device), y.to(device), g.to(device)
-                _, loss, _ = model(x, g, y)
+                logits, _, _ = net(x, g)
+                # the mean over the global batch's tokens: DDP averages gradients over processes
+                count = ddp.sum((y != encoding.pad_id).sum().float()).clamp(min=1)
+                loss_sum = F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1), ignore_index=encoding.pad_id, reduction="sum")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss_sum * ddp.world / count).backward()
                 if tc.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                tokens_seen += int((y != encoding.pad_id).sum())
+                loss = (ddp.sum(loss_sum.detach()) / count).item()
+                tokens_seen += int(count.item())
                 elapsed = time.perf_counter() - t0
                 tps = tokens_seen / max(elapsed, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:.0f}")
-                done = it + 1
-                if done % tc.log_every == 0:
-                    metrics_log.record(done, "train", {"loss": loss.item()}, scheduler.get_last_lr()[0], tps, elapsed)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}")
+                done = it = it + 1
+                if metrics_log and done % tc.log_every == 0:
+                    metrics_log.record(done, "train", {"loss": loss}, scheduler.get_last_lr()[0], tps, elapsed)
                 if done % tc.eval_every == 0 or done == tc.iterations:
-                    metrics = evaluate(model, valid_batches, device, unigram)
-                    metrics_log.record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
-                    is_best = metrics["loss"] < best["loss"]
-                    if is_best:
-                        best = {"loss": metrics["loss"], "perplexity": metrics["perplexity"], "iteration": done}
+                    is_best = False
+                    if ddp.main:
+                        metrics = evaluate(model, valid_batches, device, unigram)
+                        metrics_log.record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
+                        is_best = metrics["loss"] < best["loss"]
+                        if is_best:
+                            best = {"loss": metrics["loss"], "perplexity": metrics["perplexity"], "iteration": done}
+                        bar.write(
+                            f"iteration {done}: valid loss {metrics['loss']:.3f}, perplexity {metrics['perplexity']:.2f} "
+                            f"(unigram {metrics['unigram_perplexity']:.2f}), accuracy {metrics['accuracy']:.3f}"
+                        )
                     save(done, metrics, is_best)
-                    bar.write(
-                        f"iteration {done}: valid loss {metrics['loss']:.3f}, perplexity {metrics['perplexity']:.2f} "
-                        f"(unigram {metrics['unigram_perplexity']:.2f}), accuracy {metrics['accuracy']:.3f}"
-                    )
-                if stop.signal is not None:
-                    it = done
+                if ddp.any(stop.signal is not None):
                     save(done, metrics, False)
-                    log.warning("stopped by signal %d at iteration %d; continue with: etude train --resume %s", stop.signal, done, run_dir)
+                    if ddp.main:
+                        log.warning("stopped at iteration %d; continue with: etude train --resume %s", done, run_dir)
                     return TrainResult(run_dir, done, True, metrics, best)
-                it = done
     finally:
         bar.close()
-        metrics_log.close()
+        if metrics_log:
+            metrics_log.close()
+        ddp.close()
     return TrainResult(run_dir, it, False, metrics, best)

@@ -1,0 +1,46 @@
+"""Two CPU processes with gloo, launched by torchrun, against one process with the same global batch."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _losses(run):
+    with open(run / "metrics.csv") as fh:
+        return [(int(r["iteration"]), r["split"], float(r["loss"])) for r in csv.DictReader(fh)]
+
+
+def test_two_processes_match_one(real_data, tmp_path):
+    common = ["--preset", "tiny", "--model.keep_prob=1.0", "--train.iterations=30", "--train.eval_every=10", "--train.log_every=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single"
+    subprocess.run([sys.executable, "-m", "etude", "-q", "train", str(real_data), "--out", str(single), *common], check=True, env=env, capture_output=True)
+    ddp = tmp_path / "ddp"
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "etude", "train", str(real_data), "--out", str(ddp), *common],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "2 process(es): global batch 8 windows x 32 tokens (4 per process)" in out.stderr
+    a, b = _losses(single), _losses(ddp)
+    assert [r[:2] for r in a] == [r[:2] for r in b]  # same rows: only rank 0 logs
+    for (_, _, la), (_, _, lb) in zip(a, b):
+        assert lb == pytest.approx(la, rel=1e-3)
+    assert (ddp / "checkpoints" / "last" / "model.safetensors").exists()
+
+
+def test_batch_must_divide_among_processes(real_data, tmp_path, monkeypatch):
+    from etude.config import load_preset
+    from etude.distributed import Distributed
+    from etude.errors import ConfigError
+    from etude.train import train
+
+    monkeypatch.setattr(Distributed, "from_env", classmethod(lambda cls, cuda: cls(0, 3, 0)))
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    with pytest.raises(ConfigError, match="must divide among 3"):
+        train(cfg, tmp_path / "r")
