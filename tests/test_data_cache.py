@@ -106,3 +106,44 @@ def test_pianoroll_cache(tmp_path, good_corpus):
     assert meta["row_size"] == 88 and meta["dtype"] == "uint8"
     rows, index = open_split(tmp_path / "d", "train")
     assert rows.shape == (index[:, 1].sum(), 88) and rows.max() == 1
+
+
+def test_append_reads_only_new_files_and_matches_a_full_build(tmp_path, good_corpus):
+    corpus = tmp_path / "c"
+    shutil.copytree(good_corpus, corpus)
+    later = [corpus / "march" / "march2.mid", corpus / "waltz" / "waltz2.mid"]
+    held = tmp_path / "held"
+    held.mkdir()
+    for p in later:
+        shutil.move(p, held / p.name)
+    out = tmp_path / "d"
+    first = prepare(corpus, out, SMALL, workers=1)
+    before = {s: open_split(out, s)[0].copy() for s in ("train", "valid", "test")}
+    shutil.move(held / "march2.mid", later[0])
+    shutil.move(held / "waltz2.mid", later[1])
+    shutil.copy(good_corpus / "march" / "march0.mid", corpus / "march" / "again.mid")  # a duplicate
+    meta = prepare(corpus, out, SMALL, workers=1, append=True)
+    assert meta["files"] == first["files"] + 3
+    assert meta["rejection_counts"] == {"duplicate of another piece": 1}
+    total = sum(c["pieces"] for s in meta["counts"].values() for c in s.values())
+    assert total == sum(c["pieces"] for s in first["counts"].values() for c in s.values()) + 2
+    enc = open_encoding(out)
+    for s, old_rows in before.items():  # stored rows untouched, new pieces after them
+        rows, index = open_split(out, s)
+        np.testing.assert_array_equal(rows[: len(old_rows)], old_rows)
+        for start, length, genre in index:
+            assert rows[start, 0] == enc.genre_id(meta["genres"][genre])
+    split = json.loads((out / "split.json").read_text())
+    assert {"march/march2.mid", "waltz/waltz2.mid"} <= set(split)
+    assert prepare(corpus, out, SMALL, workers=1) == meta  # now up to date
+
+
+def test_append_refuses_other_settings_and_new_genres(tmp_path, good_corpus):
+    out = tmp_path / "d"
+    prepare(good_corpus / "march", out, SMALL, genre="march", workers=1)
+    with pytest.raises(InputError, match="other settings"):
+        prepare(good_corpus / "march", out, DataConfig(min_seconds=2.0), genre="march", workers=1, append=True)
+    with pytest.raises(InputError, match="cannot append genre"):
+        prepare(good_corpus, out, SMALL, workers=1, append=True)
+    with pytest.raises(InputError, match="nothing to append"):
+        prepare(good_corpus, tmp_path / "empty", SMALL, workers=1, append=True)

@@ -1,4 +1,5 @@
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -110,3 +111,23 @@ def test_sigterm_also_saves(real_data, tmp_path):
     proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert (run / "checkpoints" / "last" / "model.safetensors").exists()
+
+
+def test_bf16_autocast_trains(real_data, tmp_path):
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    result = train(cfg, tmp_path / "bf16", overrides=["train.precision=bf16", "train.iterations=20"], progress=False)
+    assert math.isfinite(result.metrics["loss"]) and result.metrics["perplexity"] < result.metrics["unigram_perplexity"] * 2
+    with pytest.raises(ConfigError, match="precision"):
+        train(cfg, tmp_path / "bad", overrides=["train.precision=fp8"], progress=False)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager(real_data, tmp_path):
+    """torch.compile (inductor, a C++ compiler on CPU) gives the eager losses; slow: `make test-slow`."""
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    common = ["train.iterations=10", "train.eval_every=10", "train.log_every=2", "model.keep_prob=1.0"]
+    eager = train(cfg, tmp_path / "eager", overrides=common, progress=False)
+    compiled = train(cfg, tmp_path / "compiled", overrides=[*common, "train.compile=true"], progress=False)
+    assert compiled.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=1e-3)

@@ -83,7 +83,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         velocities=args.velocities,
         frames_per_beat=args.frames_per_beat,
     )
-    prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force)
+    prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force, args.append)
     print(info(Path(args.out)))
     return 0
 
@@ -134,6 +134,7 @@ def _add_data(sub) -> None:
     prep.add_argument("--seed", type=int, default=d.seed, help=f"seed of the split (default {d.seed})")
     prep.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: all cores)")
     prep.add_argument("--force", action="store_true", help="rebuild even when settings and files are unchanged")
+    prep.add_argument("--append", action="store_true", help="read only files not yet in DIR and append their pieces (same settings and genres)")
     prep.set_defaults(func=cmd_data_prepare)
 
     inf = ps.add_parser("info", help="summarise a prepared data folder", description="Pieces and tokens per genre and split, durations, rejections by reason.")
@@ -170,6 +171,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.device:
         overrides.append(f"device={args.device}")
+    if args.compile:
+        overrides.append("train.compile=true")
     if args.resume:
         result = train(run_dir=Path(args.resume), resume=True, overrides=overrides)
     else:
@@ -205,6 +208,8 @@ def _add_train(sub) -> None:
             "Every train.eval_every iterations: validation loss, perplexity (beside a unigram model's)\n"
             "and accuracy; checkpoints RUN_DIR/checkpoints/{best,last}; metrics.csv and TensorBoard\n"
             "logs (RUN_DIR/tb). Ctrl-C or SIGTERM writes a checkpoint and exits with code 130;\n"
+            "train.precision=auto uses bf16 autocast on CUDA devices that support it.\n"
+            "Several GPUs or machines: torchrun ... -m etude train (see docs/distributed.md).\n"
             "--resume RUN_DIR continues exactly where it stopped.\n\n"
             "Presets: tiny (seconds, for tests), cpu (default: 2 x 256, minutes on 2 cores), and\n"
             + PAPER_ESTIMATE + "."
@@ -216,6 +221,7 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
     p.add_argument("--seed", type=int, help="seeds Python, NumPy and torch (default 0)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile=true)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
     p.set_defaults(func=cmd_train, overrides=[])
 

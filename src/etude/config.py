@@ -72,6 +72,8 @@ class TrainConfig:
     eval_every: int = 250  # validation every this many steps (and at the end)
     eval_batches: int = 16  # validation windows = eval_batches * batch_size
     log_every: int = 25  # CSV/TensorBoard training-loss rows
+    precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32 | fp32 | bf16
+    compile: bool = False  # torch.compile the model for training (minutes of compiling first)
 
 
 @dataclass

@@ -7,6 +7,7 @@ in every checkpoint, so a run resumed from a checkpoint repeats the uninterrupte
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import math
@@ -167,6 +168,19 @@ class TrainResult:
     interrupted: bool
     metrics: dict[str, Any]  # last validation metrics, with the unigram baseline
     best: dict[str, Any]  # best validation loss and its iteration
+
+
+def _autocast(precision: str, device: torch.device):
+    """A factory of the mixed-precision context for training steps (a no-op context for fp32)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"unknown train.precision {precision!r}; choose auto, fp32 or bf16")
+    if precision == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        precision = "bf16" if cuda_bf16 else "fp32"
+    enabled = precision == "bf16"
+    if enabled:
+        log.info("bf16 autocast on %s", device)
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _build_optimizer(model: LSTMGenerator, cfg) -> torch.optim.Optimizer:
@@ -340,8 +354,9 @@ def train(
     stop = _Stop()
     metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
     t0, tokens_seen, it = time.perf_counter(), 0, start
-    net = ddp.wrap(model)
+    net = ddp.wrap(torch.compile(model) if tc.compile else model)
     net.train()
+    autocast = _autocast(tc.precision, device)
     share = tc.batch_size // ddp.world
     part = slice(ddp.rank * share, (ddp.rank + 1) * share)
     bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress and ddp.main else True)
@@ -350,7 +365,9 @@ def train(
             for it in range(start, tc.iterations):
                 x, y, g = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size, part)
                 x, y, g = x.to(device), y.to(device), g.to(device)
-                logits, _, _ = net(x, g)
+                with autocast():
+                    logits, _, _ = net(x, g)
+                logits = logits.float()
                 # the mean over the global batch's tokens: DDP averages gradients over processes
                 count = ddp.sum((y != encoding.pad_id).sum().float()).clamp(min=1)
                 loss_sum = F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1), ignore_index=encoding.pad_id, reduction="sum")

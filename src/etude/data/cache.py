@@ -6,7 +6,8 @@ Layout of a prepared folder:
   split.json         piece file -> train | valid | test; reused on later runs
   {split}.bin        all pieces of the split back to back: uint16 tokens, or uint8 rows of 88 keys
   {split}.idx.npy    int64 (pieces, 3): first row, number of rows, genre index
-  pieces.csv         one line per stored piece: id, genre, split, seconds, rows, transposition
+  pieces.csv         one line per stored piece: id, genre, split, seconds, rows, transposition,
+                     notes fingerprint (for duplicates)
 
 Files are parsed and encoded by worker processes and streamed to disk as they arrive, so memory
 stays flat whatever the corpus size. Rows are written once to a scratch file, then copied into
@@ -37,7 +38,7 @@ from etude.data.midi import DUPLICATE, Rejection, load_pieces, notes_fingerprint
 from etude.errors import InputError
 
 log = logging.getLogger(__name__)
-FORMAT = 1  # bump when the layout above changes: old caches are then rebuilt
+FORMAT = 2  # bump when the layout above changes: old caches are then rebuilt
 
 
 @dataclass
@@ -95,41 +96,72 @@ def prepare(
     genre: str | None = None,
     workers: int | None = None,
     force: bool = False,
+    append: bool = False,
 ) -> dict[str, Any]:
     """Prepare `corpus` into `out` (layout in the module docstring) and return its meta.
 
     Nothing is done when `out` already holds the same settings for the same files, unless
-    `force`. Raises InputError when the corpus has no usable piece; a cache already in `out`
-    is then left as it was.
+    `force`. With `append`, only files not yet in `out` are read, and their pieces are appended
+    to its arrays (same settings and genres required). Raises InputError when the corpus has no
+    usable piece; a cache already in `out` is then left as it was.
     """
     data, encoding = data or DataConfig(), encoding or EncodingConfig()
     out = Path(out)
     files = discover(corpus, genre)
     settings = {"data": to_dict(data), "encoding": to_dict(encoding)}
     digest = settings_hash(FORMAT, settings, corpus_fingerprint(files))
-    meta_path = out / "meta.json"
-    if meta_path.exists() and not force:
-        old = read_meta(out)
-        if old.get("settings_hash") == digest:
-            log.info("%s is up to date (settings %s); nothing to do", out, digest)
-            return old
-        log.info("settings or files changed: rebuilding %s", out)
-
+    old = read_meta(out) if (out / "meta.json").exists() else None
+    if old and old.get("settings_hash") == digest and not force:
+        log.info("%s is up to date (settings %s); nothing to do", out, digest)
+        return old
+    base = _Existing.load(out, old, settings) if append else None
     genres = sorted({f.genre for f in files})
+    if base is not None:
+        new_genres = sorted(set(genres) - set(base.meta["genres"]))
+        if new_genres:
+            raise InputError(f"cannot append genre(s) {', '.join(new_genres)}: the vocabulary is fixed; prepare anew without --append")
+        genres = base.meta["genres"]
+        files = [f for f in files if f.id not in base.file_ids]
+        log.info("appending %d new file(s) to %s", len(files), out)
+    elif old:
+        log.info("settings or files changed: rebuilding %s", out)
     enc = make_encoding(encoding, genres)
     work = out / ".building"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        return _build(files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus)
+        return _build(files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus, base)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _build(files, enc, data, out, work, workers, settings, digest, corpus) -> dict[str, Any]:
+@dataclass
+class _Existing:
+    """What an append keeps of a prepared folder."""
+
+    meta: dict[str, Any]
+    records: list[list[str]]  # pieces.csv rows
+    file_ids: set[str]  # files already stored or rejected
+    fingerprints: dict[str, str]  # notes fingerprint -> piece id
+
+    @classmethod
+    def load(cls, out: Path, meta: dict[str, Any] | None, settings: dict) -> _Existing:
+        if meta is None:
+            raise InputError(f"nothing to append to: {out} is not a prepared data folder")
+        if meta.get("format") != FORMAT or meta["settings"] != settings:
+            raise InputError(f"{out} was prepared with other settings; append needs the same ones (or prepare anew)")
+        with open(out / "pieces.csv", newline="") as fh:
+            records = list(csv.reader(fh))[1:]
+        ids = {r[0].split("#")[0] for r in records} | {r["path"] for r in meta["rejections"]}
+        prints = {r[6]: r[0] for r in records if r[5] == "0"}
+        return cls(meta, records, ids, prints)
+
+
+def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str]):
+    """Pass 1: parse and encode every file into the scratch file work/all.bin, dropping pieces
+    whose notes are already in `seen`. Returns the kept pieces (in corpus order) and rejections."""
     rejections: list[Rejection] = []
-    pieces: list[dict] = []  # rows of the scratch file, in corpus order
-    seen: dict[str, str] = {}
+    pieces: list[dict] = []
     n_rows = 0
     with open(work / "all.bin", "wb") as scratch:
         bar = tqdm(_results(files, enc.state(), data, workers), total=len(files), desc="prepare", unit="file", disable=None)
@@ -143,21 +175,16 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus) -> di
                     continue
                 seen[p.fingerprint] = p.id
                 scratch.write(p.rows.tobytes())
-                length = len(p.rows)
-                pieces.append(dict(id=p.id, file_id=p.file_id, genre=p.genre, seconds=p.seconds, start=n_rows, rows=length))
-                n_rows += length
-    if not pieces:
-        reasons = Counter(r.reason for r in rejections)
-        summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
-        raise InputError(f"no usable piece in {corpus}: {len(files)} file(s) rejected ({summary})")
+                pieces.append(dict(id=p.id, file_id=p.file_id, genre=p.genre, seconds=p.seconds, start=n_rows, rows=len(p.rows), fingerprint=p.fingerprint))
+                n_rows += len(p.rows)
+    return pieces, rejections, n_rows
 
-    by_genre: dict[str, set[str]] = defaultdict(set)
-    for p in pieces:
-        by_genre[p["genre"]].add(p["file_id"])
-    split = assign_split({g: sorted(ids) for g, ids in by_genre.items()}, data, load_split(out / "split.json"))
+
+def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[tuple]:
+    """Pass 2: copy each piece (and its transpositions, train only) from the scratch file into
+    work/{split}.bin and work/{split}.idx.npy. Returns the pieces.csv rows."""
     scratch_rows = np.memmap(work / "all.bin", dtype=enc.dtype, mode="r", shape=(n_rows, enc.row_size))
     genre_index = {g: i for i, g in enumerate(enc.genres)}
-    counts: dict[str, dict[str, Counter]] = {s: defaultdict(Counter) for s in SPLITS}
     records = []
     for name in SPLITS:
         index = []
@@ -174,18 +201,53 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus) -> di
                     fh.write(np.ascontiguousarray(moved).tobytes())
                     index.append((written, len(moved), genre_index[p["genre"]]))
                     written += len(moved)
-                    c = counts[name][p["genre"]]
-                    c["pieces" if k == 0 else "augmented"] += 1
-                    c["tokens"] += len(moved)
-                    c["seconds"] += p["seconds"] if k == 0 else 0
-                    records.append((p["id"], p["genre"], name, round(p["seconds"], 3), len(moved), k))
+                    records.append((p["id"], p["genre"], name, round(p["seconds"], 3), len(moved), k, p["fingerprint"] if k == 0 else ""))
         np.save(work / f"{name}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
     del scratch_rows
     (work / "all.bin").unlink()
+    return records
+
+
+def _counts(records) -> dict[str, dict[str, dict[str, float]]]:
+    """Pieces, transposed copies, rows and seconds per split and genre, from pieces.csv rows."""
+    counts: dict[str, dict[str, Counter]] = {s: defaultdict(Counter) for s in SPLITS}
+    for piece_id, genre, split, seconds, rows, k, *_ in records:
+        c = counts[split][genre]
+        c["pieces" if str(k) == "0" else "augmented"] += 1
+        c["tokens"] += int(rows)
+        c["seconds"] += float(seconds) if str(k) == "0" else 0.0
+    return {s: {g: dict(c) for g, c in sorted(counts[s].items())} for s in SPLITS}
+
+
+def _build(files, enc, data, out, work, workers, settings, digest, corpus, base: _Existing | None) -> dict[str, Any]:
+    pieces, rejections, n_rows = _encode_all(files, enc, data, workers, work, dict(base.fingerprints) if base else {})
+    if not pieces and base is None:
+        reasons = Counter(r.reason for r in rejections)
+        summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        raise InputError(f"no usable piece in {corpus}: {len(files)} file(s) rejected ({summary})")
+
+    previous = load_split(out / "split.json")
+    by_genre: dict[str, set[str]] = defaultdict(set)
+    for p in pieces:
+        by_genre[p["genre"]].add(p["file_id"])
+    if base:  # the stored files count towards each genre's proportions
+        for r in base.records:
+            if r[5] == "0":
+                by_genre[r[1]].add(r[0].split("#")[0])
+    split = assign_split({g: sorted(ids) for g, ids in by_genre.items()}, data, previous)
+    records = _write_splits(pieces, split, enc, data, work, n_rows)
+    if base:
+        records = [tuple(r) for r in base.records] + records
+        rejections = [Rejection(r["path"], r["reason"], r["detail"]) for r in base.meta["rejections"]] + rejections
+        for name in SPLITS:  # the new rows go after the stored ones
+            stored = np.load(out / f"{name}.idx.npy")
+            new = np.load(work / f"{name}.idx.npy")
+            new[:, 0] += int(stored[:, 1].sum()) if len(stored) else 0
+            np.save(work / f"{name}.idx.npy", np.concatenate([stored, new]).reshape(-1, 3))
 
     with open(work / "pieces.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose"])
+        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose", "fingerprint"])
         writer.writerows(records)
     save_encoding(enc, work / "tokenizer.json")
     meta = {
@@ -199,19 +261,23 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus) -> di
         "vocab": enc.vocab,
         "row_size": enc.row_size,
         "dtype": np.dtype(enc.dtype).name,
-        "files": len(files),
-        "counts": {s: {g: dict(c) for g, c in sorted(counts[s].items())} for s in SPLITS},
+        "files": len(files) + (base.meta["files"] if base else 0),
+        "counts": _counts(records),
         "rejection_counts": dict(Counter(r.reason for r in rejections).most_common()),
         "rejections": [{"path": r.path, "reason": r.reason, "detail": r.detail} for r in rejections],
     }
     (work / "meta.json").write_text(json.dumps(meta, indent=1))
-    # Install: the old meta goes first, the new one last, so a half-written folder never passes as
-    # up to date.
+    # Install: the old meta goes first and the new one last, so a half-written folder never passes
+    # as up to date. Appended rows go after the stored ones, which the old index still describes.
     (out / "meta.json").unlink(missing_ok=True)
+    for name in SPLITS if base else ():
+        with open(out / f"{name}.bin", "ab") as dst, open(work / f"{name}.bin", "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        (work / f"{name}.bin").unlink()
     for f in sorted(work.iterdir(), key=lambda f: f.name == "meta.json"):
         os.replace(f, out / f.name)
     save_split(out / "split.json", split)
-    log.info("prepared %d pieces (%d rejected) into %s", len(pieces), len(rejections), out)
+    log.info("prepared %d new pieces (%d rejected) into %s", len(pieces), len(rejections), out)
     return meta
 
 
