@@ -1,0 +1,107 @@
+"""Metric values checked against hand computation (see the comments for the arithmetic)."""
+
+import math
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, Track
+
+from etude import metrics as m
+
+# At 120 qpm (0.5 s per beat): C4+E4 on beat 0, G4 on beat 1, C5 for two beats from beat 2,
+# nothing in beat 4, D4 on beat 5.
+ROWS = [(0, 1, 60), (0, 1, 64), (1, 1, 67), (2, 2, 72), (5, 1, 62)]
+
+
+@pytest.fixture
+def notes():
+    onset, dur, pitch = zip(*ROWS)
+    return m.Notes.from_arrays(onset, dur, pitch, qpm=120)
+
+
+def test_notes_of_a_score_equal_the_arrays(notes):
+    s = Score(480)
+    s.tempos.append(Tempo(0, 120.0))
+    t = Track(program=0)
+    for on, d, p in ROWS:
+        t.notes.append(Note(on * 480, d * 480, p, 80))
+    s.tracks.append(t)
+    got = m.Notes.of(s)
+    for field in ("onset", "duration", "pitch", "onset_s", "duration_s"):
+        np.testing.assert_allclose(getattr(got, field), getattr(notes, field))
+
+
+def test_pitch_measures(notes):
+    assert m.pitch_range(notes) == 12  # 72 - 60
+    assert m.pitches_used(notes) == 5
+    # pitch classes C C D E G -> 0.4, 0.2, 0.2, 0.2: -(0.4 log2 0.4 + 3 x 0.2 log2 0.2) = 1.921928
+    np.testing.assert_allclose(m.pitch_class_histogram(notes)[[0, 2, 4, 7]], [0.4, 0.2, 0.2, 0.2])
+    assert m.pitch_class_entropy(notes) == pytest.approx(1.921928, abs=1e-6)
+    assert m.scale_consistency(notes) == 1.0  # all in C major
+    # C C# D D#: no major scale holds all four; C# major (C# D# F F# G# A# C) holds three
+    off = m.Notes.from_arrays([0, 1, 2, 3], [1] * 4, [60, 61, 62, 63])
+    assert m.scale_consistency(off) == 0.75
+
+
+def test_transitions(notes):
+    # onset order 60 64 67 72 62 -> pitch classes 0 4 7 0 2: four transitions, a quarter each
+    t = m.pitch_class_transition_matrix(notes)
+    assert t.sum() == pytest.approx(1)
+    assert t[0, 4] == t[4, 7] == t[7, 0] == t[0, 2] == 0.25
+
+
+def test_texture_and_rhythm(notes):
+    # sounding per beat: 2, 1, 1, 1, 0, 1 -> mean over non-empty 6/5; two or more in 1 of 6 beats
+    assert m.polyphony(notes) == pytest.approx(1.2)
+    assert m.polyphony_rate(notes) == pytest.approx(1 / 6)
+    assert m.empty_beat_rate(notes) == pytest.approx(1 / 6)
+    # 16 positions per 4/4 bar: bar 1 onsets {0, 4, 8}, bar 2 {4}: 2 differ -> 1 - 2/16
+    assert m.groove_consistency(notes) == pytest.approx(0.875)
+    # 5 notes from 0 s to the last note-off at 6 beats = 3 s
+    assert m.note_density(notes) == pytest.approx(5 / 3)
+    # distinct onsets 0, 0.5, 1.0, 2.5 s -> gaps 0.5, 0.5, 1.5
+    assert m.mean_ioi(notes) == pytest.approx(2.5 / 3)
+    # durations 1 1 1 2 1 beats: four quarters, one half
+    np.testing.assert_allclose(m.note_length_histogram(notes), [0, 0, 0, 0.8, 0.2, 0, 0])
+
+
+def test_empty_piece_gives_nan():
+    empty = m.Notes.from_arrays([], [], [])
+    for name, value in m.piece_metrics(empty).items():
+        assert math.isnan(value), name
+    for f in m.HISTOGRAMS.values():
+        assert np.isnan(f(empty)).all()
+
+
+def test_spectral_distances():
+    p = np.array([1.0, 1.0])
+    q = np.array([1.0, 10.0])
+    # normalised [0.5, 0.5] vs [1/11, 10/11]: dB gaps 10 log10 5.5 = 7.4036, 10 log10 0.55 = -2.5964
+    assert m.log_spectral_distance(p, q) == pytest.approx(math.sqrt((7.4036**2 + 2.5964**2) / 2), abs=1e-3)
+    assert m.log_spectral_distance(p, 3 * p) == pytest.approx(0, abs=1e-6)
+    assert m.js_distance(np.array([1.0, 0]), np.array([0, 1.0])) == pytest.approx(1.0)
+    # p = [1, 0], q = [.5, .5], m = [.75, .25]: KL(p|m) = 0.415037, KL(q|m) = 0.207519
+    assert m.js_distance(np.array([1.0, 0]), np.array([0.5, 0.5])) == pytest.approx(math.sqrt(0.311278), abs=1e-5)
+    assert m.spectral_correlation(q, 2 * q) == pytest.approx(1.0)
+
+
+def test_mean_spectrum_peaks_at_the_tone():
+    sr = 44100
+    t = np.arange(sr) / sr
+    spec = m.mean_spectrum(np.stack([np.sin(2 * np.pi * 440 * t)] * 2))
+    freqs = np.fft.rfftfreq(4096, 1 / sr)
+    assert abs(freqs[np.argmax(spec)] - 440) < sr / 4096
+
+
+def test_set_comparison():
+    a = np.array([[0.0], [1.0], [2.0]])
+    far = m.set_comparison(a, np.array([[10.0]]))
+    # intra distances 1, 2, 1; inter 10, 9, 8
+    assert far["intra_mean"] == pytest.approx(4 / 3) and far["inter_mean"] == pytest.approx(9)
+    assert far["overlap"] < 0.05
+    rng = np.random.default_rng(0)
+    same = m.set_comparison(rng.normal(size=(60, 3)), rng.normal(size=(60, 3)))
+    shifted = m.set_comparison(rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 3)
+    assert same["overlap"] > 0.8 and same["kl"] < 0.1
+    assert shifted["overlap"] < same["overlap"] and shifted["kl"] > same["kl"]
+    assert math.isnan(m.set_comparison(a[:1], a)["kl"])
