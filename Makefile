@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/perform_timing.py
+	$(PY) benchmarks/evaluate_speed.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -105,3 +105,27 @@ def test_set_comparison():
     assert same["overlap"] > 0.8 and same["kl"] < 0.1
     assert shifted["overlap"] < same["overlap"] and shifted["kl"] > same["kl"]
     assert math.isnan(m.set_comparison(a[:1], a)["kl"])
+
+
+def test_longest_copied_run():
+    from etude.memorisation import TrainingIndex, note_codes
+
+    def score(pitches, start=0):
+        s = Score(480)
+        t = Track(program=0)
+        for k, p in enumerate(pitches):
+            t.notes.append(Note(start + k * 240, 240, p, 80))
+        s.tracks.append(t)
+        return s
+
+    train = TrainingIndex([note_codes(score([60, 62, 64, 65, 67, 69, 71, 72])), note_codes(score([50, 52]))])
+    # 62 64 65 67 is copied (same pitches, same eighth-note steps); 40 and 41 are not
+    assert train.longest_run(note_codes(score([40, 62, 64, 65, 67, 41]))) == 4
+    assert train.longest_run(note_codes(score([30, 31]))) == 0
+    # the same pitches in another rhythm are not a copy beyond the first note
+    slow = Score(480)
+    tr = Track(program=0)
+    for k, p in enumerate([60, 62, 64]):
+        tr.notes.append(Note(k * 960, 960, p, 80))
+    slow.tracks.append(tr)
+    assert train.longest_run(note_codes(slow)) == 1

@@ -134,5 +134,6 @@ def export_checkpoint(source: Path, target: Path) -> Path:
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json", "tokenizer.json", "state.json"):
-        shutil.copy2(folder / name, target / name)
+        shutil.copyfile(folder / name, target / name)
+        os.chmod(target / name, 0o644)
     return target

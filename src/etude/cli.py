@@ -282,6 +282,95 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+# ----------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from etude.evaluate import evaluate
+
+    from etude.generate import pretrained_path
+
+    report = evaluate(
+        pretrained_path() if args.run == "pretrained" else Path(args.run), Path(args.out), [Path(b) for b in args.baseline], Path(args.classifier) if args.classifier else None,
+        n=args.n, length=args.length, seed=args.seed, soundfont=Path(args.soundfont) if args.soundfont else None,
+        data=Path(args.data) if args.data else None,
+    )
+    lstm = report["spectral"]["lstm"]
+    print(
+        f"{args.out}/report.html: LSTM vs original: log-spectral distance {lstm['log_spectral_distance_db']:.2f} dB, "
+        f"JS distance {lstm['js_distance']:.3f}; genre adherence {report['genre']['adherence']['lstm']['share_as_labelled']:.2f} "
+        f"(classifier test accuracy {report['genre']['test']['accuracy']:.2f}); longest copied run "
+        f"{report['memorisation']['lstm']['max']} notes; {report['seconds']} s"
+    )
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="compare generated music with the original: spectra, statistics, genre, memorisation",
+        description=(
+            "Generate N pieces from RUN (and from each --baseline run), take N test pieces of RUN's "
+            "data, render all with one SoundFont, and compare: mean spectra and spectrograms "
+            "(log-spectral and Jensen-Shannon distances), musical statistics (Yang & Lerch KL and "
+            "overlapped area), genre adherence by a classifier (trained on RUN's data unless "
+            "--classifier), longest run copied from the training set, and test-set likelihood. "
+            "Writes report.html (self-contained), report.json and PNG figures into --out."
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint (`pretrained`: the shipped model, with --data)")
+    p.add_argument("--data", metavar="DATA_DIR", help="prepared data to take the test split from (default: the run's own)")
+    p.add_argument("--baseline", action="append", default=[], metavar="RUN2", help="another run to compare (repeatable)")
+    p.add_argument("--classifier", metavar="CLF", help="a classifier folder from `etude classifier train`")
+    p.add_argument("--n", type=int, default=20, help="pieces per set (default 20)")
+    p.add_argument("--length", default="30s", help="length of generated pieces (default 30s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--soundfont", metavar="SF2")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR")
+    p.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("classifier", help="train a genre classifier", description="Train a genre classifier on event tokens.")
+    cs = c.add_subparsers(dest="action", required=True)
+    t = cs.add_parser("train", help="train on a prepared data folder", description="Train an LSTM genre classifier on DATA's training split; prints test accuracy and the confusion matrix.")
+    t.add_argument("data", metavar="DATA")
+    t.add_argument("--out", required=True, metavar="CLF")
+    t.add_argument("--iterations", type=int, default=300)
+    t.set_defaults(func=cmd_classifier_train)
+
+    k = sub.add_parser("classify", help="genre probabilities of MIDI files", description="Classify MIDI files with a trained classifier.")
+    k.add_argument("classifier", metavar="CLF")
+    k.add_argument("files", nargs="+", metavar="FILE.mid")
+    k.set_defaults(func=cmd_classify)
+
+
+def cmd_classifier_train(args: argparse.Namespace) -> int:
+    from etude.models.classifier import ClassifierConfig, train_classifier
+
+    _, info = train_classifier(Path(args.data), Path(args.out), ClassifierConfig(iterations=args.iterations))
+    print(f"{args.out}: test accuracy {info['accuracy']:.3f} on {info['pieces']} pieces")
+    print("confusion (rows true, columns predicted): " + ", ".join(info["genres"]))
+    for g, row in zip(info["genres"], info["confusion"]):
+        print(f"  {g:<12} {' '.join(f'{v:4d}' for v in row)}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from etude.config import DataConfig
+    from etude.data.midi import Rejection, load_pieces
+    from etude.models.classifier import Classifier
+
+    clf = Classifier.load(Path(args.classifier))
+    failed = 0
+    for f in args.files:
+        result = load_pieces(Path(f), f, "", DataConfig(min_seconds=0, max_seconds=float("inf")))
+        if isinstance(result, Rejection):
+            print(f"etude: {f}: {result.reason}", file=sys.stderr)
+            failed += 1
+            continue
+        probs = clf.classify_score(result[0].score)
+        ranked = sorted(zip(clf.genres, probs), key=lambda x: -x[1])
+        print(f"{f}: {ranked[0][0]}  " + "  ".join(f"{g} {p:.2f}" for g, p in ranked))
+    return 2 if failed else 0
+
+
 # ----------------------------------------------------------------------------- perform
 def cmd_perform(args: argparse.Namespace) -> int:
     from etude.perform import list_ports, perform
@@ -359,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_perform(sub)
+    _add_evaluate(sub)
     return parser
 
 

@@ -1,0 +1,196 @@
+"""`etude evaluate`: generated music against the original, by spectrum, statistics, likelihood,
+genre and memorisation; writes report.json, report.html and PNG figures.
+
+Sets: "original" (the run's test pieces), "lstm" (pieces the run generates), and one set per
+baseline run. Every set is rendered with the same SoundFont and sample rate. Problems (a baseline
+that does not load, an empty set) are listed in the report and logged; the rest is still written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from symusic import Score
+
+from etude import metrics as M
+from etude.audio import render
+from etude.checkpoint import Checkpoint, load_checkpoint
+from etude.data.cache import open_split
+from etude.errors import EtudeError, InputError
+from etude.generate import Length, Sampling, sample_tokens
+from etude.memorisation import COPY_FLAG, TrainingIndex, note_codes
+
+log = logging.getLogger(__name__)
+SAMPLE_RATE = 44100
+
+
+@dataclass
+class PieceSet:
+    name: str
+    scores: list[Score]
+    labels: list[str]  # genre each piece is of (original) or was asked for (generated)
+    audio: list[np.ndarray] = field(default_factory=list)
+    spectra: list[np.ndarray] = field(default_factory=list)
+    notes: list[M.Notes] = field(default_factory=list)
+
+
+def _test_pieces(ckpt: Checkpoint, n: int) -> PieceSet:
+    """Up to n test pieces of the run's data, shared out over the genres."""
+    data = Path(ckpt.config.data)
+    rows, index = open_split(data, "test")
+    by_genre: dict[int, list[int]] = {}
+    for k, (_, _, g) in enumerate(index):
+        by_genre.setdefault(int(g), []).append(k)
+    order = [ks[i] for i in range(max((len(v) for v in by_genre.values()), default=0)) for ks in by_genre.values() if i < len(ks)]
+    chosen = order[:n]
+    scores = [ckpt.encoding.decode(np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0])) for k in chosen]
+    return PieceSet("original", scores, [ckpt.encoding.genres[int(index[k, 2])] for k in chosen])
+
+
+def _generated(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int) -> PieceSet:
+    """n pieces, shared out over `genres` (each genre sampled as one batch)."""
+    want = [genres[k % len(genres)] for k in range(n)]
+    scores, labels = [], []
+    for g in dict.fromkeys(want):
+        count = want.count(g)
+        for ids in sample_tokens(ckpt, g, count, Length.parse(length), Sampling(top_p=0.95), seed=seed):
+            scores.append(ckpt.encoding.decode(np.array(ids)))
+            labels.append(g)
+    return PieceSet(name, scores, labels)
+
+
+def _analyse(s: PieceSet, soundfont: Path | None) -> None:
+    for score in s.scores:
+        audio = render(score, soundfont, SAMPLE_RATE)
+        s.audio.append(audio)
+        s.spectra.append(M.mean_spectrum(audio))
+        s.notes.append(M.Notes.of(score))
+
+
+def _spectral(s: PieceSet, reference: np.ndarray) -> dict:
+    set_mean = np.mean(s.spectra, axis=0)
+    per_piece = [M.log_spectral_distance(p, reference) for p in s.spectra]
+    return {
+        "log_spectral_distance_db": M.log_spectral_distance(set_mean, reference),
+        "js_distance": M.js_distance(set_mean, reference),
+        "correlation": M.spectral_correlation(set_mean, reference),
+        "per_piece_log_spectral_distance_db": per_piece,
+    }
+
+
+def _statistics(s: PieceSet) -> dict:
+    table = [M.piece_metrics(n) for n in s.notes]
+    return {
+        name: {"mean": float(np.nanmean(col)) if not np.isnan(col).all() else None, "std": float(np.nanstd(col)) if not np.isnan(col).all() else None}
+        for name in M.SCALARS
+        for col in [np.array([row[name] for row in table])]
+    }
+
+
+def _feature_matrix(s: PieceSet, name: str) -> np.ndarray:
+    if name in M.SCALARS:
+        return np.array([[M.SCALARS[name](n)] for n in s.notes])
+    return np.array([M.HISTOGRAMS[name](n).ravel() for n in s.notes])
+
+
+def _likelihood(ckpt: Checkpoint) -> dict:
+    from etude.train import Windows, evaluate as eval_loss
+
+    rows, index = open_split(Path(ckpt.config.data), "test")
+    if len(index) == 0:
+        return {"problem": "no test pieces"}
+    batches = Windows(rows, index, ckpt.config.train.seq_len, ckpt.encoding.pad_id).fixed_batches(32, 512)
+    m = eval_loss(ckpt.model, batches, next(ckpt.model.parameters()).device)
+    ckpt.model.eval()
+    return {"test_nll_nats_per_token": m["loss"], "test_perplexity": m["perplexity"], "tokens": m["tokens"]}
+
+
+def evaluate(
+    run: Path,
+    out: Path,
+    baselines: list[Path] | None = None,
+    classifier: Path | None = None,
+    n: int = 20,
+    length: str = "30s",
+    seed: int = 0,
+    soundfont: Path | None = None,
+    data: Path | None = None,
+    classifier_iterations: int = 300,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a run (and baselines) and write the report into `out`; returns report.json's dict.
+
+    `data` replaces the prepared data folder the run was trained on (for a model whose folder is
+    elsewhere, like the shipped one); its vocabulary must be the model's. Without `classifier`,
+    one is trained on that data for `classifier_iterations` steps."""
+    from etude.models.classifier import Classifier, ClassifierConfig, test_report, train_classifier
+    from etude.report import write_report
+
+    t0 = time.perf_counter()
+    problems: list[str] = []
+    ckpt = load_checkpoint(run)
+    if data is not None:
+        from etude.data.cache import open_encoding
+
+        if open_encoding(Path(data)).vocab != ckpt.encoding.vocab:
+            raise InputError(f"{data} has another vocabulary than {run}; prepare it with the model's settings")
+        ckpt.config.data = str(Path(data).resolve())
+    if not ckpt.config.data or not (Path(ckpt.config.data) / "meta.json").exists():
+        raise InputError(f"{run}: its data folder {ckpt.config.data!r} is gone; pass --data with the prepared test split")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    genres = ckpt.encoding.genres
+    sets = [_test_pieces(ckpt, n), _generated("lstm", ckpt, genres, n, length, seed)]
+    for path in baselines or []:
+        try:
+            other = load_checkpoint(path)
+            sets.append(_generated(Path(path).name, other, [g for g in genres if g in other.encoding.genres] or other.encoding.genres, n, length, seed))
+        except EtudeError as exc:
+            problems.append(f"baseline {path}: {exc}")
+    for s in list(sets):
+        if not s.scores:
+            problems.append(f"set {s.name} is empty")
+            sets.remove(s)
+            continue
+        _analyse(s, soundfont)
+    original = sets[0]
+    reference = np.mean(original.spectra, axis=0)
+
+    report: dict = {"run": str(run), "pieces_per_set": {s.name: len(s.scores) for s in sets}, "sample_rate": SAMPLE_RATE, "length": length}
+    report["spectral"] = {s.name: _spectral(s, reference) for s in sets}
+    report["statistics"] = {s.name: _statistics(s) for s in sets}
+    report["set_comparison"] = {
+        s.name: {name: M.set_comparison(_feature_matrix(original, name), _feature_matrix(s, name)) for name in [*M.SCALARS, *M.HISTOGRAMS]}
+        for s in sets
+    }
+    report["likelihood"] = _likelihood(ckpt)
+
+    if classifier is not None:
+        clf = Classifier.load(classifier)
+        clf_info = test_report(clf, Path(ckpt.config.data))
+    else:
+        clf, clf_info = train_classifier(Path(ckpt.config.data), out / "classifier", ClassifierConfig(iterations=classifier_iterations), progress=progress)
+    adherence = {}
+    for s in sets:
+        predicted = [clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores]
+        adherence[s.name] = {"share_as_labelled": float(np.mean([p == lab for p, lab in zip(predicted, s.labels)])), "predicted": predicted, "labels": s.labels}
+    report["genre"] = {"classifier": str(classifier or out / "classifier"), "test": clf_info, "adherence": adherence}
+
+    train_rows, train_index = open_split(Path(ckpt.config.data), "train")
+    index = TrainingIndex([note_codes(ckpt.encoding.decode(np.asarray(train_rows[a : a + b, 0]))) for a, b, _ in train_index])
+    report["memorisation"] = {}
+    for s in sets[1:]:
+        runs = [index.longest_run(note_codes(sc)) for sc in s.scores]
+        report["memorisation"][s.name] = {"longest_runs": runs, "max": max(runs), "median": float(np.median(runs)), "flagged_copies": int(sum(r >= COPY_FLAG for r in runs)), "flag_at": COPY_FLAG}
+    report["problems"] = problems
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    for p in problems:
+        log.warning("%s", p)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_report(report, sets, out)
+    return report

@@ -1,0 +1,172 @@
+"""The evaluation report: PNG figures and one self-contained report.html (images and audio
+embedded), written beside report.json."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.io import wavfile  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
+
+from etude import metrics as M  # noqa: E402
+
+AUDIO_PER_SET = 2
+AUDIO_SECONDS = 15  # excerpt length embedded in the page
+AUDIO_RATE = 22050
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def spectra_png(sets, rate: int, path: Path) -> Path:
+    """Mean magnitude spectra (dB, log-frequency axis) of every set, overlaid."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    freqs = np.fft.rfftfreq(4096, 1 / rate)
+    keep = (freqs >= 20) & (freqs <= 10000)
+    for s in sets:
+        spec = np.mean(s.spectra, axis=0)
+        ax.plot(freqs[keep], 20 * np.log10(spec[keep] / spec.max() + 1e-9), label=s.name, lw=1.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("mean magnitude (dB re. peak)")
+    ax.set_title("Frequency distribution of the rendered audio")
+    ax.legend()
+    return _save(fig, path)
+
+
+def spectrogram_png(audio: np.ndarray, rate: int, title: str, path: Path) -> Path:
+    """STFT magnitude (dB) of the first 30 s, log-frequency axis."""
+    x = audio.mean(axis=0)[: 30 * rate]
+    n_fft, hop = 2048, 512
+    x = np.pad(x, (0, max(0, n_fft - len(x))))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
+    mag = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-6)
+    freqs = np.fft.rfftfreq(n_fft, 1 / rate)
+    times = np.arange(mag.shape[1]) * hop / rate
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    band = (freqs >= 30) & (freqs <= 8000)
+    ax.pcolormesh(times, freqs[band], mag[band], shading="auto", vmin=mag.max() - 80, vmax=mag.max(), cmap="magma")
+    ax.set_yscale("log")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def statistics_png(sets, path: Path) -> Path:
+    names = list(M.SCALARS)
+    fig, axes = plt.subplots(2, 5, figsize=(14, 5.5))
+    for ax, name in zip(axes.ravel(), names):
+        data = [[v for v in (M.SCALARS[name](n) for n in s.notes) if not np.isnan(v)] or [np.nan] for s in sets]
+        ax.boxplot(data, tick_labels=[s.name for s in sets])
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.tick_params(labelsize=7)
+    return _save(fig, path)
+
+
+def confusion_png(info: dict, path: Path) -> Path:
+    cm = np.array(info["confusion"])
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(info["genres"])), info["genres"], rotation=45, ha="right")
+    ax.set_yticks(range(len(info["genres"])), info["genres"])
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Genre classifier on test pieces (accuracy {info['accuracy']:.2f})", fontsize=9)
+    return _save(fig, path)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _audio(audio: np.ndarray, rate: int) -> str:
+    mono = audio.mean(axis=0)[: AUDIO_SECONDS * rate]
+    mono = resample_poly(mono, AUDIO_RATE, rate) if rate != AUDIO_RATE else mono
+    buf = io.BytesIO()
+    wavfile.write(buf, AUDIO_RATE, np.clip(mono * 32767, -32768, 32767).astype(np.int16))
+    return f'<audio controls src="data:audio/wav;base64,{base64.b64encode(buf.getvalue()).decode()}"></audio>'
+
+
+def _table(rows: list[list], header: list[str]) -> str:
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(report: dict, sets, out: Path) -> Path:
+    """PNG figures into `out` and report.html that embeds them, with audio excerpts."""
+    rate = report["sample_rate"]
+    figs = [spectra_png(sets, rate, out / "spectra.png")]
+    figs += [spectrogram_png(s.audio[0], rate, f"{s.name}: spectrogram of piece 1 ({s.labels[0]})", out / f"spectrogram_{s.name}.png") for s in sets]
+    figs.append(statistics_png(sets, out / "statistics.png"))
+    figs.append(confusion_png(report["genre"]["test"], out / "confusion.png"))
+
+    spectral = [[name, v["log_spectral_distance_db"], v["js_distance"], v["correlation"]] for name, v in report["spectral"].items()]
+    comparison = [
+        [name, metric, v["kl"], v["overlap"]]
+        for name, metrics in report["set_comparison"].items()
+        if name != "original"
+        for metric, v in metrics.items()
+    ]
+    adherence = [[name, v["share_as_labelled"]] for name, v in report["genre"]["adherence"].items()]
+    memo = [[name, v["max"], v["median"], v["flagged_copies"]] for name, v in report["memorisation"].items()]
+    lik = report["likelihood"]
+    audio = "".join(
+        f"<h3>{html.escape(s.name)}</h3>" + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(min(AUDIO_PER_SET, len(s.audio))))
+        for s in sets
+    )
+    problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>étude evaluation: {html.escape(report['run'])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
+img{{max-width:100%}}</style></head><body>
+<h1>Evaluation of {html.escape(report['run'])}</h1>
+<p>Pieces per set: {html.escape(json_like(report['pieces_per_set']))}; generated length {html.escape(report['length'])};
+audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seconds']} s.</p>
+<h2>Spectrum: generated against original</h2>
+{_table(spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"])}
+{_img(figs[0])}
+{"".join(_img(f) for f in figs[1:1 + len(sets)])}
+<h2>Musical statistics</h2>
+{_img(figs[1 + len(sets)])}
+<h3>Against the original (Yang &amp; Lerch): KL divergence and overlapped area</h3>
+{_table(comparison, ["set", "feature", "KL(intra-original | inter)", "overlapped area"])}
+<h2>Genre</h2>
+{_img(figs[-1])}
+{_table(adherence, ["set", "share classified as its genre"])}
+<h2>Memorisation</h2>
+{_table(memo, ["set", "longest copied run (notes)", "median", f"pieces with runs of {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at']}+"])}
+<h2>Likelihood</h2>
+<p>Test NLL {lik.get('test_nll_nats_per_token', float('nan')):.3f} nats/token, perplexity {lik.get('test_perplexity', float('nan')):.2f}.</p>
+<h2>Listen</h2>
+{audio}
+<h2>Problems</h2><ul>{problems}</ul>
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
+
+
+def json_like(d: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items())
