@@ -8,7 +8,7 @@ ETUDE  := $(VENV)/bin/etude
 # Pieces per style for the demo corpus (bounded so the demo stays within minutes).
 DEMO_PER_GENRE ?= 100
 
-.PHONY: demo test test-slow bench pretrained clean
+.PHONY: demo test test-slow bench e2e pretrained clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP)
 	$(ETUDE) train $(DEMO)/data --preset cpu --out $(DEMO)/run --force
 	$(ETUDE) generate $(DEMO)/run --genre all --n 1 --length 30s --out $(DEMO)/generated --force
 	@echo "demo: listen to $(DEMO)/generated/*.wav (MIDI and piano-roll PNG beside them)"
+
+# report.html opened in a real headless browser (installs Debian's chromium when missing).
+e2e: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) tests/e2e/check_report.py
 
 # Re-make the model shipped inside the package (src/etude/pretrained).
 pretrained: $(STAMP)

@@ -100,7 +100,7 @@ def _audio(audio: np.ndarray, rate: int) -> str:
     mono = resample_poly(mono, AUDIO_RATE, rate) if rate != AUDIO_RATE else mono
     buf = io.BytesIO()
     wavfile.write(buf, AUDIO_RATE, np.clip(mono * 32767, -32768, 32767).astype(np.int16))
-    return f'<audio controls src="data:audio/wav;base64,{base64.b64encode(buf.getvalue()).decode()}"></audio>'
+    return f'<audio controls preload="metadata" src="data:audio/wav;base64,{base64.b64encode(buf.getvalue()).decode()}"></audio>'
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -161,6 +161,24 @@ audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seco
 <h2>Listen</h2>
 {audio}
 <h2>Problems</h2><ul>{problems}</ul>
+<p id="media-check">media check: pending</p>
+<script>
+// Once the page has loaded, say how many images and audio players actually decoded.
+window.addEventListener("load", () => {{
+  const images = [...document.images];
+  const goodImages = images.filter((i) => i.complete && i.naturalWidth > 0).length;
+  const players = [...document.querySelectorAll("audio")];
+  const ready = players.map((a) => new Promise((done) => {{
+    if (a.readyState >= 1) return done(a.duration > 0);
+    a.addEventListener("loadedmetadata", () => done(a.duration > 0));
+    a.addEventListener("error", () => done(false));
+  }}));
+  Promise.all(ready).then((ok) => {{
+    document.getElementById("media-check").textContent =
+      `media check: ${{goodImages}}/${{images.length}} images and ${{ok.filter(Boolean).length}}/${{players.length}} audio players loaded`;
+  }});
+}});
+</script>
 </body></html>
 """
     path = out / "report.html"
