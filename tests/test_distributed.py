@@ -32,6 +32,16 @@ def test_two_processes_match_one(real_data, tmp_path):
         assert lb == pytest.approx(la, rel=1e-3)
     assert (ddp / "checkpoints" / "last" / "model.safetensors").exists()
 
+    # resume works the same under torchrun: extend both runs by 10 iterations and compare again
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "etude"]
+    extend = ["train", "--resume", "RUN", "--train.iterations=40"]
+    subprocess.run([sys.executable, "-m", "etude", "-q", *[str(single) if a == "RUN" else a for a in extend]], check=True, env=env, capture_output=True)
+    out = subprocess.run([*launch, *[str(ddp) if a == "RUN" else a for a in extend]], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    a, b = _losses(single), _losses(ddp)
+    assert a[-1][:2] == b[-1][:2] == (40, "valid")
+    assert b[-1][2] == pytest.approx(a[-1][2], rel=1e-3)
+
 
 def test_batch_must_divide_among_processes(real_data, tmp_path, monkeypatch):
     from etude.config import load_preset

@@ -35,7 +35,10 @@ def test_report_files_and_numbers(report):
         assert 0 <= saved["spectral"][name]["js_distance"] <= 1
     assert saved["spectral"]["original"]["log_spectral_distance_db"] == pytest.approx(0, abs=1e-9)
     assert 0 <= saved["set_comparison"]["lstm"]["pitch_class_entropy"]["overlap"] <= 1.0001
-    assert saved["likelihood"]["test_perplexity"] > 1
+    assert saved["likelihood"]["lstm"]["test_perplexity"] > 1
+    assert len(saved["spectral"]["lstm"]["per_piece"]["js_distance"]) == 4
+    assert saved["histogram_js_distance"]["original"]["pitch_class_histogram"] == pytest.approx(0, abs=1e-9)
+    assert 0 < saved["histogram_js_distance"]["lstm"]["note_length_histogram"] <= 1
     assert 0 <= saved["genre"]["test"]["accuracy"] <= 1 and len(saved["genre"]["test"]["confusion"]) == 2
     assert len(saved["memorisation"]["lstm"]["longest_runs"]) == 4
     # the baseline folder holds no checkpoint: listed as a problem, the rest still written

@@ -72,15 +72,25 @@ def _analyse(s: PieceSet, soundfont: Path | None) -> None:
         s.notes.append(M.Notes.of(score))
 
 
+SPECTRAL = {"log_spectral_distance_db": M.log_spectral_distance, "js_distance": M.js_distance, "correlation": M.spectral_correlation}
+
+
 def _spectral(s: PieceSet, reference: np.ndarray) -> dict:
+    """Each distance between the set's mean spectrum and the original set's, and per piece."""
     set_mean = np.mean(s.spectra, axis=0)
-    per_piece = [M.log_spectral_distance(p, reference) for p in s.spectra]
-    return {
-        "log_spectral_distance_db": M.log_spectral_distance(set_mean, reference),
-        "js_distance": M.js_distance(set_mean, reference),
-        "correlation": M.spectral_correlation(set_mean, reference),
-        "per_piece_log_spectral_distance_db": per_piece,
-    }
+    out = {name: f(set_mean, reference) for name, f in SPECTRAL.items()}
+    out["per_piece"] = {name: [f(p, reference) for p in s.spectra] for name, f in SPECTRAL.items()}
+    return out
+
+
+def _histogram_distances(s: PieceSet, original: PieceSet) -> dict:
+    """Jensen-Shannon distance between the set's mean histograms and the original set's."""
+    out = {}
+    for name, f in M.HISTOGRAMS.items():
+        mine = np.nanmean([f(n).ravel() for n in s.notes], axis=0)
+        theirs = np.nanmean([f(n).ravel() for n in original.notes], axis=0)
+        out[name] = M.js_distance(np.nan_to_num(mine), np.nan_to_num(theirs)) if np.nansum(mine) and np.nansum(theirs) else None
+    return out
 
 
 def _statistics(s: PieceSet) -> dict:
@@ -146,9 +156,11 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     genres = ckpt.encoding.genres
     sets = [_test_pieces(ckpt, n), _generated("lstm", ckpt, genres, n, length, seed)]
+    loaded_baselines = []
     for path in baselines or []:
         try:
             other = load_checkpoint(path)
+            loaded_baselines.append((path, other))
             sets.append(_generated(Path(path).name, other, [g for g in genres if g in other.encoding.genres] or other.encoding.genres, n, length, seed))
         except EtudeError as exc:
             problems.append(f"baseline {path}: {exc}")
@@ -168,7 +180,10 @@ def evaluate(
         s.name: {name: M.set_comparison(_feature_matrix(original, name), _feature_matrix(s, name)) for name in [*M.SCALARS, *M.HISTOGRAMS]}
         for s in sets
     }
-    report["likelihood"] = _likelihood(ckpt)
+    report["histogram_js_distance"] = {s.name: _histogram_distances(s, original) for s in sets}
+    report["likelihood"] = {"lstm": _likelihood(ckpt)}
+    for path, other in loaded_baselines:
+        report["likelihood"][Path(path).name] = _likelihood(other) if other.config.data and (Path(other.config.data) / "meta.json").exists() else {"problem": "its data folder is gone"}
 
     if classifier is not None:
         clf = Classifier.load(classifier)

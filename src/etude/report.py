@@ -129,7 +129,8 @@ def write_report(report: dict, sets, out: Path) -> Path:
     ]
     adherence = [[name, v["share_as_labelled"]] for name, v in report["genre"]["adherence"].items()]
     memo = [[name, v["max"], v["median"], v["flagged_copies"]] for name, v in report["memorisation"].items()]
-    lik = report["likelihood"]
+    likelihood = [[name, v.get("test_nll_nats_per_token", float("nan")), v.get("test_perplexity", float("nan"))] for name, v in report["likelihood"].items()]
+    histograms = [[name, *[v if v is not None else float("nan") for v in d.values()]] for name, d in report["histogram_js_distance"].items()]
     audio = "".join(
         f"<h3>{html.escape(s.name)}</h3>" + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(min(AUDIO_PER_SET, len(s.audio))))
         for s in sets
@@ -156,8 +157,10 @@ audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seco
 {_table(adherence, ["set", "share classified as its genre"])}
 <h2>Memorisation</h2>
 {_table(memo, ["set", "longest copied run (notes)", "median", f"pieces with runs of {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at']}+"])}
-<h2>Likelihood</h2>
-<p>Test NLL {lik.get('test_nll_nats_per_token', float('nan')):.3f} nats/token, perplexity {lik.get('test_perplexity', float('nan')):.2f}.</p>
+<h3>Histograms against the original: Jensen-Shannon distance of the set means</h3>
+{_table(histograms, ["set", *M.HISTOGRAMS])}
+<h2>Likelihood (test split, each model on its own encoding)</h2>
+{_table(likelihood, ["model", "NLL (nats/token)", "perplexity"])}
 <h2>Listen</h2>
 {audio}
 <h2>Problems</h2><ul>{problems}</ul>
