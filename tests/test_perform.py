@@ -108,7 +108,9 @@ def test_generation_ahead_never_runs_dry(tmp_path):
     double speed, follow each other with no wait."""
     from etude.perform import _generated
 
-    pieces = _generated("pretrained", "irish", "4s", 3, 0, 1.0, 0.95, 2.0, 0)
+    from etude.generate import Sampling
+
+    pieces = _generated("pretrained", "irish", "4s", 3, 0, Sampling(top_p=0.95), 2.0, 0)
     sink = RecordingSink()
     stats = play(iter(pieces), sink, lead_s=0.5)
     assert stats.stopped == "end" and stats.underruns == 0

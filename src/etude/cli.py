@@ -29,6 +29,18 @@ def _corpus_path(text: str) -> Path:
     return path
 
 
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def _add_sampling(p) -> None:
+    """The sampling options shared by generate and perform."""
+    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (default 0: all)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
+
 # ----------------------------------------------------------------------------- corpus builtin
 def cmd_corpus_builtin(args: argparse.Namespace) -> int:
     from etude.data.builtin import STYLES, default_dir, export_builtin
@@ -231,7 +243,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from etude.generate import Sampling, generate
 
     results = generate(
-        Path(args.model) if args.model else None,
+        _path(args.model),
         genre=args.genre,
         n=args.n,
         length=args.length,
@@ -241,7 +253,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         audio=not args.no_audio,
-        soundfont=Path(args.soundfont) if args.soundfont else None,
+        soundfont=_path(args.soundfont),
         sample_rate=args.sample_rate,
         renderer=args.renderer,
         force=args.force,
@@ -268,11 +280,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--n", type=int, default=1, help="pieces to sample (default 1)")
     p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
     p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
-    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (default 0: all)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    _add_sampling(p)
     p.add_argument("--primer", metavar="FILE.mid[:SECONDS]", help="continue this piece (its first SECONDS)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--soundfont", metavar="SF2", help="SoundFont for the audio (default: pretty_midi's General MIDI TimGM6mb.sf2, acoustic grand piano)")
     p.add_argument("--sample-rate", type=int, default=44100, help="audio sample rate in Hz (default 44100)")
@@ -285,13 +294,18 @@ def _add_generate(sub) -> None:
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from etude.evaluate import evaluate
-
     from etude.generate import pretrained_path
 
     report = evaluate(
-        pretrained_path() if args.run == "pretrained" else Path(args.run), Path(args.out), [Path(b) for b in args.baseline], Path(args.classifier) if args.classifier else None,
-        n=args.n, length=args.length, seed=args.seed, soundfont=Path(args.soundfont) if args.soundfont else None,
-        data=Path(args.data) if args.data else None,
+        pretrained_path() if args.run == "pretrained" else Path(args.run),
+        Path(args.out),
+        baselines=[Path(b) for b in args.baseline],
+        classifier=_path(args.classifier),
+        n=args.n,
+        length=args.length,
+        seed=args.seed,
+        soundfont=_path(args.soundfont),
+        data=_path(args.data),
     )
     lstm = report["spectral"]["lstm"]
     print(
@@ -373,6 +387,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- perform
 def cmd_perform(args: argparse.Namespace) -> int:
+    from etude.generate import Sampling
     from etude.perform import list_ports, perform
 
     if args.list_ports:
@@ -380,8 +395,8 @@ def cmd_perform(args: argparse.Namespace) -> int:
         print("\n".join(names) if names else "no MIDI output ports")
         return 0
     stats = perform(
-        Path(args.file) if args.file else None,
-        run=Path(args.run) if args.run else None,
+        _path(args.file),
+        run=_path(args.run),
         jsonl=args.jsonl,
         port=args.port,
         virtual=args.virtual,
@@ -393,8 +408,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
         length=args.length,
         pieces=args.pieces,
         seed=args.seed,
-        temperature=args.temperature,
-        top_p=args.top_p,
+        sampling=Sampling(args.temperature, args.top_k, args.top_p),
     )
     print(f"etude: played {stats.events} events ({stats.stopped}; {stats.underruns} buffer underruns)", file=sys.stderr)
     return 0 if stats.stopped == "end" else 130
@@ -427,9 +441,7 @@ def _add_perform(sub) -> None:
     gen.add_argument("--genre", help="genre to generate (default: the model's first)")
     gen.add_argument("--length", default="30s", help="length of each generated piece (default 30s)")
     gen.add_argument("--pieces", type=int, default=1, help="pieces to generate and play (default 1; --loop: endless)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-p", type=float, default=0.95)
+    _add_sampling(gen)
     p.set_defaults(func=cmd_perform)
 
 

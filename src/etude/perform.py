@@ -21,13 +21,16 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from symusic import Score
 
 from etude.config import DataConfig
 from etude.data.midi import Rejection, load_pieces
 from etude.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # generation (and torch) is imported only when a run is performed
+    from etude.generate import Sampling
 
 log = logging.getLogger(__name__)
 SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited, not slept
@@ -347,8 +350,7 @@ def perform(
     length: str = "30s",
     pieces: int | None = None,
     seed: int = 0,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
+    sampling: Sampling | None = None,
 ) -> PlayStats:
     """Play a MIDI file, or pieces generated from a run (or the shipped model), to one output."""
     if (source is None) == (run is None):
@@ -361,7 +363,8 @@ def perform(
         events, qpm = file_events(source, tempo_scale, transpose)
         stream: Iterable[list[Event]] = _repeat(events) if loop else [events]
     else:
-        stream, qpm = _generated(run, genre, length, None if loop else (pieces or 1), seed, temperature, top_p, tempo_scale, transpose), 120.0
+        count = None if loop else (pieces or 1)
+        stream, qpm = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose), 120.0
     sink: Sink = JsonLinesSink(jsonl) if jsonl is not None else PortSink(port or virtual, virtual=virtual is not None)
     if count_in_beats:
         stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
@@ -380,16 +383,18 @@ def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) ->
     yield from it
 
 
-def _generated(run, genre, length, count, seed, temperature, top_p, tempo_scale, transpose) -> GeneratedPieces:
+def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose) -> GeneratedPieces:
+    """Pieces from a run (or `pretrained`), generated in the background while others play."""
     import numpy as np
 
     from etude.checkpoint import load_checkpoint
     from etude.generate import Length, Sampling, pretrained_path, sample_tokens
 
+    sampling = sampling or Sampling(top_p=0.95)
+
     ckpt = load_checkpoint(Path(run) if run and str(run) != "pretrained" else pretrained_path())
     genre = genre or ckpt.encoding.genres[0]
     span = Length.parse(length)
-    sampling = Sampling(temperature=temperature, top_p=top_p)
     sampling.check()
     if genre not in ckpt.encoding.genres:
         raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
