@@ -1,0 +1,92 @@
+"""A binary restricted Boltzmann machine: CD-k / persistent-CD training, Gibbs sampling, and its
+log partition function, exact (small models) or estimated by annealed importance sampling.
+
+Energy E(v, h) = -b.v - c.h - v.W.h over binary visible v (V,) and hidden h (H,). The free energy
+F(v) = -b.v - sum_j softplus(c_j + (v W)_j) gives log p(v) = -F(v) - log Z.
+AIS follows Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks"
+(ICML 2008): a base model with W = 0 and visible biases b_A, geometric path over inverse
+temperatures beta_0 = 0 < ... < beta_K = 1, one Gibbs transition per temperature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RBM(nn.Module):
+    def __init__(self, n_visible: int, n_hidden: int):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(n_visible, n_hidden) * 0.01)
+        self.b = nn.Parameter(torch.zeros(n_visible))  # visible biases
+        self.c = nn.Parameter(torch.zeros(n_hidden))  # hidden biases
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v) for v (B, V) -> (B,)."""
+        return -v @ self.b - F.softplus(v @ self.W + self.c).sum(-1)
+
+    def p_h(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(v @ self.W + self.c)  # (B, H)
+
+    def p_v(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(h @ self.W.T + self.b)  # (B, V)
+
+    def gibbs(self, v: torch.Tensor, k: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """k steps v -> h -> v of block Gibbs sampling."""
+        for _ in range(k):
+            h = torch.bernoulli(self.p_h(v), generator=generator)
+            v = torch.bernoulli(self.p_v(h), generator=generator)
+        return v
+
+    def cd_loss(self, v: torch.Tensor, k: int = 1, chains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A loss whose gradient is the CD-k estimate of -d log p(v) / d theta.
+
+        Negative samples come from k Gibbs steps started at the data, or at `chains` (persistent
+        CD). Returns the loss and the negative samples (the next persistent chains)."""
+        with torch.no_grad():
+            negative = self.gibbs(v if chains is None else chains, k)
+        return self.free_energy(v).mean() - self.free_energy(negative).mean(), negative
+
+    def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference between v and its mean-field reconstruction p(v | p(h | v))."""
+        return ((v - self.p_v(self.p_h(v))) ** 2).mean()
+
+    @torch.no_grad()
+    def log_partition_exact(self) -> float:
+        """log Z by enumerating the 2^H hidden states (H <= 20)."""
+        H = self.c.numel()
+        if H > 20:
+            raise ValueError("exact log Z enumerates 2^H hidden states; H must be at most 20")
+        states = ((torch.arange(2**H)[:, None] >> torch.arange(H)) & 1).to(self.W.dtype)  # (2^H, H)
+        terms = states @ self.c + F.softplus(states @ self.W.T + self.b).sum(-1)
+        return float(torch.logsumexp(terms, 0))
+
+    @torch.no_grad()
+    def log_partition_ais(
+        self, base_bias: torch.Tensor | None = None, n_temps: int = 1000, n_runs: int = 100, generator: torch.Generator | None = None
+    ) -> tuple[float, float]:
+        """AIS estimate of log Z and the standard deviation of the n_runs log importance weights.
+
+        Intermediate models p*_beta(v) = exp((1 - beta) b_A.v + beta b.v) prod_j (1 + exp(beta (c_j + (v W)_j)));
+        at beta = 0 that is the base model times 2^H, at beta = 1 the RBM. `base_bias`: the base
+        model's visible biases b_A (default zeros; the data's log-odds make a better base).
+        """
+        b_a = torch.zeros_like(self.b) if base_bias is None else base_bias
+        betas = torch.linspace(0, 1, n_temps + 1, dtype=self.W.dtype).tolist()
+        log_z_base = float(F.softplus(b_a).sum()) + self.c.numel() * math.log(2)
+
+        def log_p_star(v: torch.Tensor, beta: float) -> torch.Tensor:
+            return (1 - beta) * (v @ b_a) + beta * (v @ self.b) + F.softplus(beta * (v @ self.W + self.c)).sum(-1)
+
+        v = torch.bernoulli(torch.sigmoid(b_a).expand(n_runs, -1), generator=generator)
+        log_w = torch.zeros(n_runs, dtype=self.W.dtype)
+        for beta_prev, beta in zip(betas[:-1], betas[1:]):
+            log_w += log_p_star(v, beta) - log_p_star(v, beta_prev)
+            # one Gibbs sweep of the joint at beta, which leaves p*_beta invariant
+            h = torch.bernoulli(torch.sigmoid(beta * (v @ self.W + self.c)), generator=generator)
+            v = torch.bernoulli(torch.sigmoid((1 - beta) * b_a + beta * (h @ self.W.T + self.b)), generator=generator)
+        log_mean_w = float(torch.logsumexp(log_w, 0) - math.log(n_runs))
+        return log_z_base + log_mean_w, float(log_w.std())
