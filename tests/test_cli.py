@@ -13,7 +13,10 @@ def test_version(capsys):
     assert e.value.code == 0 and __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [["corpus", "builtin"], ["data", "prepare"], ["data", "info"], ["data", "roll2midi"]])
+@pytest.mark.parametrize(
+    "command",
+    [["corpus", "builtin"], ["data", "prepare"], ["data", "info"], ["data", "roll2midi"], ["perform"], ["evaluate"], ["classifier", "train"], ["classify"]],
+)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([*command, "--help"])
