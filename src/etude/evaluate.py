@@ -46,7 +46,8 @@ def _test_pieces(ckpt: Checkpoint, n: int) -> PieceSet:
     by_genre: dict[int, list[int]] = {}
     for k, (_, _, g) in enumerate(index):
         by_genre.setdefault(int(g), []).append(k)
-    order = [ks[i] for i in range(max((len(v) for v in by_genre.values()), default=0)) for ks in by_genre.values() if i < len(ks)]
+    longest = max((len(v) for v in by_genre.values()), default=0)
+    order = [ks[i] for i in range(longest) for ks in by_genre.values() if i < len(ks)]  # round robin
     chosen = order[:n]
     scores = [ckpt.encoding.decode(np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0])) for k in chosen]
     return PieceSet("original", scores, [ckpt.encoding.genres[int(index[k, 2])] for k in chosen])

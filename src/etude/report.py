@@ -142,7 +142,7 @@ def write_report(report: dict, sets, out: Path) -> Path:
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 img{{max-width:100%}}</style></head><body>
 <h1>Evaluation of {html.escape(report['run'])}</h1>
-<p>Pieces per set: {html.escape(json_like(report['pieces_per_set']))}; generated length {html.escape(report['length'])};
+<p>Pieces per set: {html.escape(_inline(report['pieces_per_set']))}; generated length {html.escape(report['length'])};
 audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seconds']} s.</p>
 <h2>Spectrum: generated against original</h2>
 {_table(spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"])}
@@ -189,5 +189,6 @@ window.addEventListener("load", () => {{
     return path
 
 
-def json_like(d: dict) -> str:
+def _inline(d: dict) -> str:
+    """{"a": 1, "b": 2} -> "a 1, b 2"."""
     return ", ".join(f"{k} {v}" for k, v in d.items())
