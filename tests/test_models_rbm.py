@@ -35,25 +35,25 @@ def test_cd_lowers_reconstruction_error_and_raises_likelihood():
     assert ll_after > ll_before + 2  # nats per example, exact
 
 
-def test_ais_agrees_with_exact_log_partition():
-    torch.manual_seed(1)
-    rbm = RBM(20, 10)
+def _random_rbm(n_visible: int, n_hidden: int, scale: float, seed: int) -> RBM:
+    """An RBM with every weight and bias drawn from N(0, scale^2)."""
+    torch.manual_seed(seed)
+    rbm = RBM(n_visible, n_hidden)
     with torch.no_grad():
-        rbm.W.normal_(0, 0.5)
-        rbm.b.normal_(0, 0.5)
-        rbm.c.normal_(0, 0.5)
+        for p in (rbm.W, rbm.b, rbm.c):
+            p.normal_(0, scale)
+    return rbm
+
+
+def test_ais_agrees_with_exact_log_partition():
+    rbm = _random_rbm(20, 10, 0.5, seed=1)
     exact = rbm.log_partition_exact()
     estimate, spread = rbm.log_partition_ais(n_temps=2000, n_runs=200, generator=torch.Generator().manual_seed(0))
     assert abs(estimate - exact) < 0.1, (estimate, exact, spread)
 
 
 def test_exact_log_partition_by_brute_force():
-    torch.manual_seed(2)
-    rbm = RBM(4, 3)
-    with torch.no_grad():
-        rbm.W.normal_(0, 1)
-        rbm.b.normal_(0, 1)
-        rbm.c.normal_(0, 1)
+    rbm = _random_rbm(4, 3, 1.0, seed=2)
     total = 0.0
     with torch.no_grad():  # sum exp(-E(v, h)) over all 16 x 8 joint states
         for vi in range(16):
