@@ -294,10 +294,10 @@ def _add_generate(sub) -> None:
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from etude.evaluate import evaluate
-    from etude.generate import pretrained_path
+    from etude.generate import model_path
 
     report = evaluate(
-        pretrained_path() if args.run == "pretrained" else Path(args.run),
+        model_path(args.run),
         Path(args.out),
         baselines=[Path(b) for b in args.baseline],
         classifier=_path(args.classifier),

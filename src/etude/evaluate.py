@@ -36,7 +36,8 @@ class PieceSet:
     labels: list[str]  # genre each piece is of (original) or was asked for (generated)
     audio: list[np.ndarray] = field(default_factory=list)
     spectra: list[np.ndarray] = field(default_factory=list)
-    notes: list[M.Notes] = field(default_factory=list)
+    # every metric of etude.metrics per piece, computed once: name -> (pieces, values)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _test_pieces(ckpt: Checkpoint, n: int) -> PieceSet:
@@ -66,11 +67,12 @@ def _generated(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: s
 
 
 def _analyse(s: PieceSet, soundfont: Path | None) -> None:
+    notes = [M.Notes.of(score) for score in s.scores]
     for score in s.scores:
         audio = render(score, soundfont, SAMPLE_RATE)
         s.audio.append(audio)
         s.spectra.append(M.mean_spectrum(audio))
-        s.notes.append(M.Notes.of(score))
+    s.features = {name: np.array([np.ravel(f(n)) for n in notes]) for name, f in {**M.SCALARS, **M.HISTOGRAMS}.items()}
 
 
 SPECTRAL = {"log_spectral_distance_db": M.log_spectral_distance, "js_distance": M.js_distance, "correlation": M.spectral_correlation}
@@ -87,26 +89,20 @@ def _spectral(s: PieceSet, reference: np.ndarray) -> dict:
 def _histogram_distances(s: PieceSet, original: PieceSet) -> dict:
     """Jensen-Shannon distance between the set's mean histograms and the original set's."""
     out = {}
-    for name, f in M.HISTOGRAMS.items():
-        mine = np.nanmean([f(n).ravel() for n in s.notes], axis=0)
-        theirs = np.nanmean([f(n).ravel() for n in original.notes], axis=0)
+    for name in M.HISTOGRAMS:
+        mine, theirs = np.nanmean(s.features[name], axis=0), np.nanmean(original.features[name], axis=0)
         out[name] = M.js_distance(np.nan_to_num(mine), np.nan_to_num(theirs)) if np.nansum(mine) and np.nansum(theirs) else None
     return out
 
 
 def _statistics(s: PieceSet) -> dict:
-    table = [M.piece_metrics(n) for n in s.notes]
-    return {
-        name: {"mean": float(np.nanmean(col)) if not np.isnan(col).all() else None, "std": float(np.nanstd(col)) if not np.isnan(col).all() else None}
-        for name in M.SCALARS
-        for col in [np.array([row[name] for row in table])]
-    }
-
-
-def _feature_matrix(s: PieceSet, name: str) -> np.ndarray:
-    if name in M.SCALARS:
-        return np.array([[M.SCALARS[name](n)] for n in s.notes])
-    return np.array([M.HISTOGRAMS[name](n).ravel() for n in s.notes])
+    """Mean and standard deviation of each scalar metric over the set (None when all nan)."""
+    out = {}
+    for name in M.SCALARS:
+        col = s.features[name][:, 0]
+        empty = np.isnan(col).all()
+        out[name] = {"mean": None if empty else float(np.nanmean(col)), "std": None if empty else float(np.nanstd(col))}
+    return out
 
 
 def _likelihood(ckpt: Checkpoint) -> dict:
@@ -178,7 +174,7 @@ def evaluate(
     report["spectral"] = {s.name: _spectral(s, reference) for s in sets}
     report["statistics"] = {s.name: _statistics(s) for s in sets}
     report["set_comparison"] = {
-        s.name: {name: M.set_comparison(_feature_matrix(original, name), _feature_matrix(s, name)) for name in [*M.SCALARS, *M.HISTOGRAMS]}
+        s.name: {name: M.set_comparison(original.features[name], s.features[name]) for name in [*M.SCALARS, *M.HISTOGRAMS]}
         for s in sets
     }
     report["histogram_js_distance"] = {s.name: _histogram_distances(s, original) for s in sets}

@@ -63,6 +63,19 @@ def pretrained_path() -> Path:
     return Path(str(resources.files("etude") / "pretrained"))
 
 
+def model_path(model: str | Path | None) -> Path:
+    """A run or checkpoint path; None or "pretrained" name the shipped model."""
+    return pretrained_path() if model is None or str(model) == "pretrained" else Path(model)
+
+
+def check_genre(ckpt: Checkpoint, genre: str | None) -> str:
+    """`genre`, or the model's first when None; an unknown one lists the known."""
+    genre = genre or ckpt.encoding.genres[0]
+    if genre not in ckpt.encoding.genres:
+        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
+    return genre
+
+
 def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     """Temperature, top-k and top-p applied to logits (B, V); removed entries become -inf."""
     logits = logits / s.temperature
@@ -107,8 +120,7 @@ def sample_tokens(
 ) -> list[list[int]]:
     """n token sequences (prefix included), each valid under the encoding's grammar."""
     enc, model = ckpt.encoding, ckpt.model.to(device).eval()
-    if genre not in enc.genres:
-        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(enc.genres)}")
+    check_genre(ckpt, genre)
     sampling.check()
     grammar = Grammar(enc)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -185,16 +197,14 @@ def generate(
     from etude.audio import render_wav
     from etude.plots import piano_roll_png
 
-    ckpt = load_checkpoint(model or pretrained_path(), device=device)
-    genre = genre or ckpt.encoding.genres[0]
+    ckpt = load_checkpoint(model_path(model), device=device)
     if genre == "all":
         return [
             r
             for g in ckpt.encoding.genres
             for r in generate(ckpt.path, g, n, length, out, sampling, primer, seed, device, audio, image, soundfont, sample_rate, renderer, force)
         ]
-    if genre not in ckpt.encoding.genres:
-        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
+    genre = check_genre(ckpt, genre)
     if n < 1:
         raise ConfigError("--n must be at least 1")
     span = Length.parse(length)

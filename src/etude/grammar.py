@@ -52,7 +52,6 @@ class Grammar:
     """Next-token masks for an event encoding's sequences (genre token first)."""
 
     def __init__(self, enc: EventEncoding):
-        self.enc = enc
         self.kind = enc.name
         vocab = enc.vocab
         self.size = len(vocab)

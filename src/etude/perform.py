@@ -27,7 +27,7 @@ from symusic import Score
 
 from etude.config import DataConfig
 from etude.data.midi import Rejection, load_pieces
-from etude.errors import ConfigError, InputError
+from etude.errors import InputError
 
 if TYPE_CHECKING:  # generation (and torch) is imported only when a run is performed
     from etude.generate import Sampling
@@ -388,16 +388,13 @@ def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo
     import numpy as np
 
     from etude.checkpoint import load_checkpoint
-    from etude.generate import Length, Sampling, pretrained_path, sample_tokens
+    from etude.generate import Length, Sampling, check_genre, model_path, sample_tokens
 
     sampling = sampling or Sampling(top_p=0.95)
-
-    ckpt = load_checkpoint(Path(run) if run and str(run) != "pretrained" else pretrained_path())
-    genre = genre or ckpt.encoding.genres[0]
+    ckpt = load_checkpoint(model_path(run))
+    genre = check_genre(ckpt, genre)
     span = Length.parse(length)
     sampling.check()
-    if genre not in ckpt.encoding.genres:
-        raise ConfigError(f"unknown genre {genre!r}; this model knows: {', '.join(ckpt.encoding.genres)}")
 
     def make_piece(k: int) -> Score:
         ids = sample_tokens(ckpt, genre, 1, span, sampling, seed=seed + k)[0]

@@ -69,7 +69,7 @@ def statistics_png(sets, path: Path) -> Path:
     names = list(M.SCALARS)
     fig, axes = plt.subplots(2, 5, figsize=(14, 5.5))
     for ax, name in zip(axes.ravel(), names):
-        data = [[v for v in (M.SCALARS[name](n) for n in s.notes) if not np.isnan(v)] or [np.nan] for s in sets]
+        data = [[v for v in s.features[name][:, 0] if not np.isnan(v)] or [np.nan] for s in sets]
         ax.boxplot(data, tick_labels=[s.name for s in sets])
         ax.set_title(name.replace("_", " "), fontsize=9)
         ax.tick_params(labelsize=7)
