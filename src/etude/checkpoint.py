@@ -29,13 +29,13 @@ from etude import __version__
 from etude.config import RunConfig, from_dict, to_dict
 from etude.data.encoding import Encoding, encoding_from_state
 from etude.errors import CheckpointError, EtudeError
-from etude.models.lstm import LSTMGenerator
+from etude.models.registry import build_model
 
 
 @dataclass
 class Checkpoint:
     path: Path
-    model: LSTMGenerator
+    model: torch.nn.Module  # LSTMGenerator, RollModel or WindowRBM (config.model.name)
     config: RunConfig
     encoding: Encoding
     state: dict[str, Any]  # state.json
@@ -51,7 +51,7 @@ def _fsync_dir(path: Path) -> None:
 
 def write_checkpoint(
     folder: Path,
-    model: LSTMGenerator,
+    model: torch.nn.Module,
     config: RunConfig,
     encoding: Encoding,
     state: dict[str, Any],
@@ -66,10 +66,9 @@ def write_checkpoint(
     save_file(weights, str(tmp / "model.safetensors"))
     meta = {
         "etude_version": __version__,
-        "model": "lstm",
-        "vocab_size": model.vocab_size,
-        "n_genres": model.n_genres,
-        "pad_id": model.pad_id,
+        "model": config.model.name,
+        "vocab_size": encoding.vocab_size,
+        "n_genres": len(encoding.genres),
         "run": to_dict(config),
     }
     (tmp / "config.json").write_text(json.dumps(meta, indent=2))
@@ -115,7 +114,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoin
         meta = json.loads((folder / "config.json").read_text())
         config = from_dict(RunConfig, meta["run"])
         encoding = encoding_from_state(json.loads((folder / "tokenizer.json").read_text()))
-        model = LSTMGenerator(meta["vocab_size"], meta["n_genres"], config.model, pad_id=meta["pad_id"])
+        model = build_model(config.model, encoding)
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         state_path = folder / "state.json"
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
@@ -123,8 +122,8 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoin
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
         raise CheckpointError(f"corrupt or incomplete checkpoint {folder}: {str(exc).splitlines()[0][:200]}") from None
-    if encoding.vocab_size != model.vocab_size:
-        raise CheckpointError(f"{folder}: tokenizer has {encoding.vocab_size} tokens, model {model.vocab_size}")
+    if encoding.vocab_size != meta["vocab_size"]:
+        raise CheckpointError(f"{folder}: tokenizer has {encoding.vocab_size} tokens, model {meta['vocab_size']}")
     return Checkpoint(folder, model.to(device).eval(), config, encoding, state)
 
 

@@ -42,17 +42,28 @@ class EncodingConfig:
     frames_per_beat: int = 4  # piano-roll frames per quarter note
 
 
+MODELS = ("lstm", "lstm-nade", "rbm", "rnn-rbm")
+
+
 @dataclass
 class ModelConfig:
-    """The LSTM generator: embedding -> stacked LSTM -> dropout -> linear head."""
+    """The generator. Event tokens: `lstm` (embedding -> stacked LSTM -> dropout -> linear head).
+    Piano rolls: `lstm` (independent Bernoulli per key), `lstm-nade` (keys of a frame one after
+    another), `rnn-rbm` (an LSTM sets each frame's RBM biases), `rbm` (frames in windows)."""
 
-    embed: int = 128  # token embedding size
+    name: str = "lstm"  # lstm | lstm-nade | rbm | rnn-rbm (the last three: piano-roll data only)
+    embed: int = 128  # token embedding size (event tokens)
     genre_embed: int = 16  # learned genre embedding, concatenated to every input step (0: none)
     hidden: int = 256  # units per LSTM layer
     layers: int = 2  # stacked LSTM layers
     # Probability of KEEPING a unit (the study's "dropout coefficient"): the Bernoulli mask is 1
     # with probability keep_prob, so PyTorch's dropout is 1 - keep_prob. The study's best: 0.7.
     keep_prob: float = 0.7
+    input_keep: float = 1.0  # piano rolls: probability of keeping each key of the input frames (input dropout)
+    head_hidden: int = 150  # hidden units of the NADE or RBM output (lstm-nade, rnn-rbm, rbm)
+    window: int = 1  # rbm: frames per visible window (window x 88 visible units)
+    cd_k: int = 10  # rbm, rnn-rbm: Gibbs steps of contrastive divergence
+    persistent: bool = False  # rbm: persistent CD (chains carried across batches)
 
 
 @dataclass
@@ -74,6 +85,9 @@ class TrainConfig:
     log_every: int = 25  # CSV/TensorBoard training-loss rows
     precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32 | fp32 | bf16
     compile: bool = False  # torch.compile the model for training (minutes of compiling first)
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
+    ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
+    ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)
 
 
 @dataclass
@@ -87,15 +101,48 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass
+class AIS:
+    """Annealed importance sampling settings for an RBM-family likelihood (etude.models.rbm)."""
+
+    temps: int = 1000  # inverse temperatures from 0 to 1
+    runs: int = 100  # independent runs (chains) per partition function
+    seed: int = 0
+    max_chains: int = 200_000  # frames x runs annealed at once (memory)
+
+
 PRESETS = ("tiny", "cpu", "paper")
 
 
-def load_preset(name: str) -> RunConfig:
-    """A preset from etude/configs/NAME.json (tiny: seconds; cpu: the default; paper: 4 x 1024)."""
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_preset(name: str, model: str = "lstm", pianoroll: bool = False) -> RunConfig:
+    """A preset from etude/configs/NAME.json (tiny: seconds; cpu: the default; paper: 4 x 1024).
+
+    For piano-roll data, the preset's `pianoroll.MODEL` section is laid over its top level: the
+    roll models' settings (chosen on the benchmark's validation sets)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    text = (resources.files("etude") / "configs" / f"{name}.json").read_text()
-    return from_dict(RunConfig, json.loads(text))
+    check_model(model, pianoroll)
+    data = json.loads((resources.files("etude") / "configs" / f"{name}.json").read_text())
+    sections = data.pop("pianoroll", {})
+    if pianoroll:
+        data = _merge(data, sections.get(model, {}))
+    data.setdefault("model", {})["name"] = model
+    return from_dict(RunConfig, data)
+
+
+def check_model(name: str, pianoroll: bool) -> str:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if name != "lstm" and not pianoroll:
+        raise ConfigError(f"model {name} works on piano rolls: prepare the data with --encoding pianoroll")
+    return name
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -197,6 +244,8 @@ __all__ = [
     "TrainConfig",
     "RunConfig",
     "PRESETS",
+    "MODELS",
+    "check_model",
     "load_preset",
     "ENCODINGS",
     "apply_overrides",

@@ -22,7 +22,9 @@ from etude.audio import render
 from etude.checkpoint import Checkpoint, load_checkpoint
 from etude.data.cache import open_split
 from etude.errors import EtudeError, InputError
-from etude.generate import Length, Sampling, sample_tokens
+from etude.data.encoding import EventEncoding
+from etude.generate import Length, Sampling, sample_scores
+from etude.config import AIS
 from etude.memorisation import COPY_FLAG, TrainingIndex, note_codes
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,8 @@ def _generated(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: s
     scores, labels = [], []
     for g in dict.fromkeys(want):
         count = want.count(g)
-        for ids in sample_tokens(ckpt, g, count, Length.parse(length), Sampling(top_p=0.95), seed=seed):
-            scores.append(ckpt.encoding.decode(np.array(ids)))
-            labels.append(g)
+        scores += sample_scores(ckpt, g, count, Length.parse(length), Sampling(top_p=0.95 if isinstance(ckpt.encoding, EventEncoding) else 1.0), seed=seed)
+        labels += [g] * count
     return PieceSet(name, scores, labels)
 
 
@@ -74,6 +75,8 @@ def _analyse(s: PieceSet, soundfont: Path | None) -> None:
         s.spectra.append(M.mean_spectrum(audio))
     s.features = {name: np.array([np.ravel(f(n)) for n in notes]) for name, f in {**M.SCALARS, **M.HISTOGRAMS}.items()}
 
+
+REPORT_AIS = AIS(temps=500, runs=20)  # likelihood of RBM-family baselines in the report
 
 SPECTRAL = {"log_spectral_distance_db": M.log_spectral_distance, "js_distance": M.js_distance, "correlation": M.spectral_correlation}
 
@@ -111,6 +114,11 @@ def _likelihood(ckpt: Checkpoint) -> dict:
     rows, index = open_split(Path(ckpt.config.data), "test")
     if len(index) == 0:
         return {"problem": "no test pieces"}
+    if not isinstance(ckpt.encoding, EventEncoding):
+        from etude.roll_eval import evaluate_rolls, piece_batches
+
+        m = evaluate_rolls(ckpt.model, piece_batches(rows, index), ais=REPORT_AIS if "rbm" in ckpt.config.model.name else None)
+        return {"test_nll_nats_per_frame": m["loss"], "frame_accuracy": m["accuracy"], "frames": m["frames_scored"]}
     batches = Windows(rows, index, ckpt.config.train.seq_len, ckpt.encoding.pad_id).fixed_batches(32, 512)
     m = eval_loss(ckpt.model, batches, next(ckpt.model.parameters()).device)
     ckpt.model.eval()
@@ -141,6 +149,8 @@ def evaluate(
     t0 = time.perf_counter()
     problems: list[str] = []
     ckpt = load_checkpoint(run)
+    if not isinstance(ckpt.encoding, EventEncoding):
+        raise InputError(f"{run} is a piano-roll model; evaluate an event-token run and pass this one as --baseline")
     if data is not None:
         from etude.data.cache import open_encoding
 

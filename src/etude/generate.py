@@ -1,8 +1,9 @@
 """`etude generate`: sample pieces from a trained generator and write MIDI, WAV and PNG.
 
-The n pieces of one call are sampled as one batch. Before each step the grammar masks the
-tokens the encoding forbids there, so every output decodes to valid MIDI; sampling stops at the
-asked musical length (seconds, "60s") or token count ("512t").
+The n pieces of one call are sampled as one batch. For event tokens, before each step the
+grammar masks the tokens the encoding forbids there, so every output decodes to valid MIDI;
+sampling stops at the asked musical length (seconds, "60s") or token count ("512t"). Piano-roll
+models sample frame by frame ("512t" then counts frames).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from symusic import Score
 
 from etude.checkpoint import Checkpoint, load_checkpoint
 from etude.config import DataConfig
+from etude.data.encoding import EventEncoding
 from etude.data.midi import Rejection, clip_score, load_pieces, seconds_to_ticks
 from etude.errors import ConfigError, InputError
 from etude.grammar import Cursor, Grammar
 
 log = logging.getLogger(__name__)
 TOKENS_PER_SECOND_CAP = 80  # a runaway sequence stops at this many tokens per asked second
+ROLL_QPM = 120.0  # piano rolls keep no tempo: they are generated and played at this one
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class Length:
 
     def max_tokens(self) -> int:
         return int(self.value) if self.unit == "t" else int(self.value * TOKENS_PER_SECOND_CAP) + 256
+
+    def frames(self, frames_per_beat: int, qpm: float = ROLL_QPM) -> int:
+        """Piano-roll frames: seconds at `qpm` quarter notes a minute, or "t" read as frames."""
+        return max(1, int(self.value) if self.unit == "t" else round(self.value * qpm / 60 * frames_per_beat))
 
 
 @dataclass
@@ -165,6 +172,28 @@ def sample_tokens(
     return [s + grammar.closing(c) + [enc.eos_id] for s, c in zip(seqs, cursors)]
 
 
+@torch.no_grad()
+def sample_scores(
+    ckpt: Checkpoint, genre: str, n: int, length: Length, sampling: Sampling = Sampling(), primer: str | None = None, seed: int = 0, device: str = "cpu"
+) -> list[Score]:
+    """n new pieces of `genre` from any generator: event tokens through the grammar
+    (sample_tokens), piano rolls frame by frame (or window by window) at the sampling temperature."""
+    genre = check_genre(ckpt, genre)
+    if isinstance(ckpt.encoding, EventEncoding):
+        prefix = primer_tokens(ckpt, primer, genre)[0] if primer else None
+        return [ckpt.encoding.decode(np.array(ids)) for ids in sample_tokens(ckpt, genre, n, length, sampling, prefix, seed, device)]
+    if primer:
+        raise ConfigError("--primer works with event-token models; this one generates piano rolls")
+    sampling.check()
+    if sampling.top_k or sampling.top_p < 1:
+        log.warning("piano-roll models sample each key on or off: --top-k and --top-p are not used")
+    model = ckpt.model.to(device).eval()
+    g = torch.full((n,), ckpt.encoding.genres.index(genre), dtype=torch.long, device=device)
+    gen = torch.Generator().manual_seed(seed)
+    rolls = model.sample(n, length.frames(ckpt.encoding.cfg.frames_per_beat), g, sampling.temperature, gen)
+    return [ckpt.encoding.decode(r.cpu().numpy().astype(np.uint8), qpm=ROLL_QPM) for r in rolls]
+
+
 @dataclass
 class Generated:
     midi: Path
@@ -214,12 +243,10 @@ def generate(
     clash = [str(t) for t in targets if t.exists()]
     if clash and not force:
         raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out")
-    prefix = primer_tokens(ckpt, primer, genre)[0] if primer else None
-    seqs = sample_tokens(ckpt, genre, n, span, sampling, prefix, seed, device)
+    scores = sample_scores(ckpt, genre, n, span, sampling, primer, seed, device)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for stem, ids in zip(stems, seqs):
-        score = ckpt.encoding.decode(np.array(ids))
+    for stem, score in zip(stems, scores):
         midi = stem.with_suffix(".mid")
         score.dump_midi(str(midi))
         seconds = float(score.to("second").end()) if score.note_num() else 0.0

@@ -385,10 +385,8 @@ def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) ->
 
 def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose) -> GeneratedPieces:
     """Pieces from a run (or `pretrained`), generated in the background while others play."""
-    import numpy as np
-
     from etude.checkpoint import load_checkpoint
-    from etude.generate import Length, Sampling, check_genre, model_path, sample_tokens
+    from etude.generate import Length, Sampling, check_genre, model_path, sample_scores
 
     sampling = sampling or Sampling(top_p=0.95)
     ckpt = load_checkpoint(model_path(run))
@@ -397,7 +395,6 @@ def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo
     sampling.check()
 
     def make_piece(k: int) -> Score:
-        ids = sample_tokens(ckpt, genre, 1, span, sampling, seed=seed + k)[0]
-        return ckpt.encoding.decode(np.array(ids))
+        return sample_scores(ckpt, genre, 1, span, sampling, seed=seed + k)[0]
 
     return GeneratedPieces(make_piece, count, tempo_scale=tempo_scale, transpose=transpose)

@@ -23,16 +23,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from etude.checkpoint import load_checkpoint, point, write_checkpoint
 from etude.config import RunConfig, apply_overrides, from_dict, to_dict
 from etude.data.cache import open_encoding, open_split, read_meta
-from etude.data.encoding import EventEncoding
+from etude.data.encoding import PianoRollEncoding
 from etude.errors import CheckpointError, ConfigError, InputError
 from etude.distributed import Distributed
 from etude.models.lstm import LSTMGenerator
+from etude.models.registry import build_model
+from etude.config import AIS
+from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches
 
 log = logging.getLogger(__name__)
 METRICS = ["iteration", "split", "loss", "perplexity", "accuracy", "lr", "tokens_per_s", "elapsed_s"]
@@ -55,45 +57,59 @@ def pick_device(name: str) -> torch.device:
 
 
 class Windows:
-    """Windows of seq_len + 1 tokens taken inside pieces (never across two), padded when short."""
+    """Windows of seq_len + 1 rows taken inside pieces (never across two), padded when short.
 
-    def __init__(self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int):
+    Event tokens give batches (x, y, genre): inputs and next-token targets (B, T) and (B,).
+    Piano rolls (`roll=True`) give (frames (B, T + 1, 88) float, mask (B, T + 1) of real frames,
+    genre (B,)); with `lead`, a window may start at the silent frame before its piece (row -1),
+    so each piece's first frame is a target too.
+    """
+
+    def __init__(self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int = 0, roll: bool = False, lead: bool = True):
         self.rows, self.index, self.seq_len, self.pad_id = rows, index, seq_len, pad_id
+        self.roll, self.first = roll, -1 if roll and lead else 0
         lengths = index[:, 1].astype(np.float64)
         self.weights = np.maximum(lengths - 1, 1) / np.maximum(lengths - 1, 1).sum()
 
     def _window(self, piece: int, offset: int) -> np.ndarray:
-        start, length, _ = self.index[piece]
-        take = min(self.seq_len + 1, int(length) - offset)
-        w = np.full(self.seq_len + 1, self.pad_id, dtype=np.int64)
-        w[:take] = self.rows[start + offset : start + offset + take, 0]
+        """Rows offset .. offset + seq_len of a piece (row -1: silent), pad_id/zeros past its end."""
+        start, length, _ = (int(v) for v in self.index[piece])
+        w = np.full((self.seq_len + 1, self.rows.shape[1]), self.pad_id, dtype=np.int64 if not self.roll else np.float32)
+        if self.roll:
+            w[:] = 0
+        skip = max(0, -offset)  # the silent row before the piece
+        take = min(self.seq_len + 1 - skip, length - offset - skip)
+        w[skip : skip + take] = self.rows[start + offset + skip : start + offset + skip + take]
         return w
 
-    @staticmethod
-    def _tensors(windows: list[np.ndarray], genres: list[int]):
-        w = torch.from_numpy(np.stack(windows))
-        return w[:, :-1], w[:, 1:], torch.tensor(genres, dtype=torch.long)
+    def _tensors(self, spots: list[tuple[int, int]]):
+        windows = np.stack([self._window(p, o) for p, o in spots])
+        genres = torch.tensor([int(self.index[p, 2]) for p, _ in spots], dtype=torch.long)
+        if self.roll:
+            pos = np.arange(self.seq_len + 1)[None, :] + np.array([o for _, o in spots])[:, None]  # (B, T + 1)
+            lengths = self.index[[p for p, _ in spots], 1][:, None]
+            return torch.from_numpy(windows), torch.from_numpy((pos >= 0) & (pos < lengths)), genres
+        w = torch.from_numpy(windows[..., 0])
+        return w[:, :-1], w[:, 1:], genres
 
     def random_batch(self, rng: np.random.Generator, batch_size: int, part: slice = slice(None)):
-        """x, y: (B, T) inputs and next-token targets; genre: (B,). Pieces drawn by length.
+        """A batch of windows at random places, pieces drawn by length.
 
         The whole batch's positions are drawn; only the windows in `part` are read, so data-parallel
         processes each read their own share of the same global batch.
         """
         pieces = rng.choice(len(self.index), size=batch_size, p=self.weights)
-        rooms = np.maximum(0, self.index[pieces, 1] - self.seq_len - 1)
-        offsets = (rng.random(batch_size) * (rooms + 1)).astype(np.int64)
-        picked = list(zip(pieces, offsets))[part]
-        return self._tensors([self._window(p, int(o)) for p, o in picked], [int(self.index[p, 2]) for p, _ in picked])
+        rooms = np.maximum(0, self.index[pieces, 1] - self.seq_len - 1 - self.first)
+        offsets = (rng.random(batch_size) * (rooms + 1)).astype(np.int64) + self.first
+        return self._tensors([(int(p), int(o)) for p, o in zip(pieces, offsets)][part])
 
     def fixed_batches(self, batch_size: int, max_windows: int):
         """Consecutive windows covering every piece (evenly thinned to at most max_windows)."""
-        spots = [(p, o) for p in range(len(self.index)) for o in range(0, max(1, int(self.index[p, 1]) - 1), self.seq_len)]
+        spots = [(p, o) for p in range(len(self.index)) for o in range(self.first, max(1, int(self.index[p, 1]) - 1), self.seq_len)]
         if len(spots) > max_windows:
             spots = [spots[i] for i in np.linspace(0, len(spots) - 1, max_windows).astype(int)]
         for i in range(0, len(spots), batch_size):
-            chunk = spots[i : i + batch_size]
-            yield self._tensors([self._window(p, o) for p, o in chunk], [int(self.index[p, 2]) for p, _ in chunk])
+            yield self._tensors(spots[i : i + batch_size])
 
 
 def unigram_log_probs(rows: np.ndarray, vocab_size: int, pad_id: int) -> torch.Tensor:
@@ -161,6 +177,47 @@ class _Stop:
                 signal.signal(s, h)
 
 
+class _Objective(torch.nn.Module):
+    """Calls the model's training objective -> (loss summed over targets, their count) through
+    forward, the method DDP and torch.compile wrap."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch):
+        return self.model.objective(*batch)
+
+
+def describe_metrics(m: dict[str, Any]) -> str:
+    """One line of validation metrics (event tokens or piano rolls)."""
+    if "unigram_perplexity" in m:
+        return (
+            f"valid loss {m['loss']:.3f}, perplexity {m['perplexity']:.2f} (unigram {m['unigram_perplexity']:.2f}), "
+            f"accuracy {m['accuracy']:.3f}"
+        )
+    return f"valid NLL {m['loss']:.3f} nats/frame (per-key marginals {m['marginal_loss']:.3f}), frame accuracy {m['accuracy']:.3f}"
+
+
+def _data_plan(model, config: RunConfig, encoding, train_split, valid_split, device):
+    """The training windows and a function returning validation metrics, for the data's encoding."""
+    tc = config.train
+    (train_rows, train_index), (valid_rows, valid_index) = train_split, valid_split
+    if not isinstance(encoding, PianoRollEncoding):
+        windows = Windows(train_rows, train_index, tc.seq_len, encoding.pad_id)
+        batches = list(Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(tc.batch_size, tc.eval_batches * tc.batch_size))
+        unigram = unigram_log_probs(train_rows, encoding.vocab_size, encoding.pad_id)
+        return windows, lambda: evaluate(model, batches, device, unigram)
+    if config.model.name == "rbm":  # windows of model.window frames, no silent lead-in
+        windows = Windows(train_rows, train_index, config.model.window - 1, roll=True, lead=False)
+    else:
+        windows = Windows(train_rows, train_index, tc.seq_len, roll=True)
+    batches = list(piece_batches(valid_rows, valid_index))
+    ais = AIS(tc.ais_temps, tc.ais_runs) if "rbm" in config.model.name else None
+    marginal = marginal_log_probs(train_rows)
+    return windows, lambda: evaluate_rolls(model, batches, device, ais, marginal)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -196,8 +253,6 @@ def _open_data(cfg: RunConfig):
         raise ConfigError("no data folder: pass DATA_DIR (made by `etude data prepare`)")
     meta = read_meta(Path(cfg.data))
     encoding = open_encoding(Path(cfg.data))
-    if not isinstance(encoding, EventEncoding):
-        raise InputError(f"{cfg.data} holds piano rolls; the LSTM generator trains on event tokens (remi, midilike, tsd)")
     train_rows, train_index = open_split(Path(cfg.data), "train")
     valid_rows, valid_index = open_split(Path(cfg.data), "valid")
     if len(train_index) == 0:
@@ -235,7 +290,7 @@ class MetricsLog:
     def record(self, it: int, split: str, m: dict, lr: float, tokens_per_s: float, elapsed: float) -> None:
         self.writer.writerow({
             "iteration": it, "split": split, "loss": f"{m['loss']:.5f}",
-            "perplexity": f"{m.get('perplexity', math.exp(m['loss'])):.4f}",
+            "perplexity": f"{m.get('perplexity', math.nan):.4f}",
             "accuracy": f"{m.get('accuracy', math.nan):.4f}", "lr": f"{lr:.3e}",
             "tokens_per_s": f"{tokens_per_s:.0f}", "elapsed_s": f"{elapsed:.1f}",
         })
@@ -303,7 +358,7 @@ def train(
         raise CheckpointError(f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings")
 
     seed_everything(config.seed)
-    model = LSTMGenerator(encoding.vocab_size, len(encoding.genres), config.model, pad_id=encoding.pad_id).to(device)
+    model = build_model(config.model, encoding).to(device)
     torch.manual_seed(config.seed + ddp.rank)  # dropout masks differ between processes
     optimizer = _build_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
@@ -317,8 +372,12 @@ def train(
         torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
         start, best = ckpt.state["iteration"], ckpt.state["best"]
         log.info("resuming %s at iteration %d", run_dir, start)
-    elif resume:
-        log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
+    else:
+        if resume:
+            log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
+        if isinstance(encoding, PianoRollEncoding):
+            logp = marginal_log_probs(train_rows)
+            model.start_biases((logp[1] - logp[0]).to(device))
 
     ckpt_dir = run_dir / "checkpoints"
     metrics_log = None
@@ -331,14 +390,12 @@ def train(
         ckpt_dir.mkdir(exist_ok=True)
         metrics_log = MetricsLog(run_dir, start)
 
-    train_windows = Windows(train_rows, train_index, tc.seq_len, encoding.pad_id)
-    valid_batches = list(Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(tc.batch_size, tc.eval_batches * tc.batch_size))
-    unigram = unigram_log_probs(train_rows, encoding.vocab_size, encoding.pad_id)
+    train_windows, validate = _data_plan(model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
     if ddp.main:
         log.info(
-            "model: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training tokens; device %s",
-            config.model.layers, config.model.hidden, config.model.keep_prob, 1 - config.model.keep_prob,
-            model.n_params() / 1e6, len(train_rows), device,
+            "model %s: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training rows; device %s",
+            config.model.name, config.model.layers, config.model.hidden, config.model.keep_prob, 1 - config.model.keep_prob,
+            sum(p.numel() for p in model.parameters()) / 1e6, len(train_rows), device,
         )
         log.info(
             "%d process(es): global batch %d windows x %d tokens (%d per process), peak learning rate %g",
@@ -354,7 +411,8 @@ def train(
     stop = _Stop()
     metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
     t0, tokens_seen, it = time.perf_counter(), 0, start
-    net = ddp.wrap(torch.compile(model) if tc.compile else model)
+    objective = _Objective(model)
+    net = ddp.wrap(torch.compile(objective) if tc.compile else objective)
     net.train()
     autocast = _autocast(tc.precision, device)
     share = tc.batch_size // ddp.world
@@ -363,14 +421,12 @@ def train(
     try:
         with stop.installed():
             for it in range(start, tc.iterations):
-                x, y, g = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size, part)
-                x, y, g = x.to(device), y.to(device), g.to(device)
+                batch = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size, part)
                 with autocast():
-                    logits, _, _ = net(x, g)
-                logits = logits.float()
-                # the mean over the global batch's tokens: DDP averages gradients over processes
-                count = ddp.sum((y != encoding.pad_id).sum().float()).clamp(min=1)
-                loss_sum = F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1), ignore_index=encoding.pad_id, reduction="sum")
+                    loss_sum, count = net(*(t.to(device) for t in batch))
+                loss_sum = loss_sum.float()
+                # the mean over the global batch's targets: DDP averages gradients over processes
+                count = ddp.sum(count.float()).clamp(min=1)
                 optimizer.zero_grad(set_to_none=True)
                 (loss_sum * ddp.world / count).backward()
                 if tc.grad_clip > 0:
@@ -385,20 +441,23 @@ def train(
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}")
                 done = it = it + 1
                 if metrics_log and done % tc.log_every == 0:
-                    metrics_log.record(done, "train", {"loss": loss}, scheduler.get_last_lr()[0], tps, elapsed)
-                if done % tc.eval_every == 0 or done == tc.iterations:
+                    ppl = math.exp(min(loss, 50)) if isinstance(model, LSTMGenerator) else math.nan
+                    metrics_log.record(done, "train", {"loss": loss, "perplexity": ppl}, scheduler.get_last_lr()[0], tps, elapsed)
+                out_of_time = ddp.any(tc.max_minutes > 0 and elapsed > tc.max_minutes * 60)
+                if done % tc.eval_every == 0 or done == tc.iterations or out_of_time:
                     is_best = False
                     if ddp.main:
-                        metrics = evaluate(model, valid_batches, device, unigram)
+                        metrics = validate()
                         metrics_log.record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
                         is_best = metrics["loss"] < best["loss"]
                         if is_best:
-                            best = {"loss": metrics["loss"], "perplexity": metrics["perplexity"], "iteration": done}
-                        bar.write(
-                            f"iteration {done}: valid loss {metrics['loss']:.3f}, perplexity {metrics['perplexity']:.2f} "
-                            f"(unigram {metrics['unigram_perplexity']:.2f}), accuracy {metrics['accuracy']:.3f}"
-                        )
+                            best = {"loss": metrics["loss"], "perplexity": metrics.get("perplexity", math.nan), "iteration": done}
+                        bar.write(f"iteration {done}: {describe_metrics(metrics)}")
                     save(done, metrics, is_best)
+                if out_of_time:
+                    if ddp.main:
+                        log.warning("train.max_minutes (%g) reached at iteration %d of %d", tc.max_minutes, done, tc.iterations)
+                    break
                 if ddp.any(stop.signal is not None):
                     save(done, metrics, False)
                     if ddp.main:

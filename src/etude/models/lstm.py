@@ -11,6 +11,23 @@ from etude.config import ModelConfig
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, hidden)
 
 
+def lstm_step(lstm: nn.LSTM, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+    """One time step of a (batch-first, unidirectional) nn.LSTM without dropout, run as LSTM cells.
+
+    x: (B, input); returns the top layer's output (B, hidden) and the new state. On CPU at small
+    batch this is several times faster than calling nn.LSTM on one step, with the same results."""
+    if state is None:
+        zeros = x.new_zeros(lstm.num_layers, x.shape[0], lstm.hidden_size)
+        state = (zeros, zeros)
+    hs, cs = [], []
+    for layer in range(lstm.num_layers):
+        w = [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        x, c = torch.lstm_cell(x, (state[0][layer], state[1][layer]), *w)
+        hs.append(x)
+        cs.append(c)
+    return x, (torch.stack(hs), torch.stack(cs))
+
+
 class LSTMGenerator(nn.Module):
     """Next-token model over event tokens, conditioned on a genre at every step.
 
@@ -56,28 +73,20 @@ class LSTMGenerator(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=self.pad_id)
         return logits, loss, state
 
+    def objective(self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss summed over non-pad targets, and their count (batches from Windows)."""
+        logits = self(x, genre)[0].float()
+        loss_sum = F.cross_entropy(logits.reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=self.pad_id, reduction="sum")
+        return loss_sum, (y != self.pad_id).sum()
+
     @torch.no_grad()
     def step(self, token: torch.Tensor, genre: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """One generation step without dropout: token, genre (B,) -> logits (B, V), new state.
-
-        Runs the layers as LSTM cells: on CPU at small batch this is several times faster than
-        calling nn.LSTM for a single time step, with the same weights and results.
-        """
-        B, L = token.shape[0], self.cfg.layers
+        """One generation step without dropout: token, genre (B,) -> logits (B, V), new state."""
         h = self.embed(token)  # (B, E)
         if self.genre is not None:
             h = torch.cat([h, self.genre(genre)], dim=-1)  # (B, E + G)
-        if state is None:
-            zeros = h.new_zeros(L, B, self.cfg.hidden)
-            state = (zeros, zeros)
-        hs, cs = [], []
-        for layer in range(L):
-            w = [getattr(self.lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            h_l, c_l = torch.lstm_cell(h, (state[0][layer], state[1][layer]), *w)
-            hs.append(h_l)
-            cs.append(c_l)
-            h = h_l  # (B, H)
-        return self.head(h), (torch.stack(hs), torch.stack(cs))
+        out, state = lstm_step(self.lstm, h, state)
+        return self.head(out), state
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -70,23 +70,54 @@ class RBM(nn.Module):
     ) -> tuple[float, float]:
         """AIS estimate of log Z and the standard deviation of the n_runs log importance weights.
 
-        Intermediate models p*_beta(v) = exp((1 - beta) b_A.v + beta b.v) prod_j (1 + exp(beta (c_j + (v W)_j)));
-        at beta = 0 that is the base model times 2^H, at beta = 1 the RBM. `base_bias`: the base
-        model's visible biases b_A (default zeros; the data's log-odds make a better base).
-        """
+        `base_bias`: the base model's visible biases b_A (default zeros; the data's log-odds make a
+        better base)."""
         b_a = torch.zeros_like(self.b) if base_bias is None else base_bias
-        betas = torch.linspace(0, 1, n_temps + 1, dtype=self.W.dtype).tolist()
-        log_z_base = float(F.softplus(b_a).sum()) + self.c.numel() * math.log(2)
+        log_z = ais_log_partition(self.W, self.b[None], self.c[None], b_a[None], n_temps, n_runs, generator)  # (1, runs)
+        return float(mean_log_z(log_z)[0]), float(log_z.std())
 
-        def log_p_star(v: torch.Tensor, beta: float) -> torch.Tensor:
-            return (1 - beta) * (v @ b_a) + beta * (v @ self.b) + F.softplus(beta * (v @ self.W + self.c)).sum(-1)
 
-        v = torch.bernoulli(torch.sigmoid(b_a).expand(n_runs, -1), generator=generator)
-        log_w = torch.zeros(n_runs, dtype=self.W.dtype)
-        for beta_prev, beta in zip(betas[:-1], betas[1:]):
-            log_w += log_p_star(v, beta) - log_p_star(v, beta_prev)
-            # one Gibbs sweep of the joint at beta, which leaves p*_beta invariant
-            h = torch.bernoulli(torch.sigmoid(beta * (v @ self.W + self.c)), generator=generator)
-            v = torch.bernoulli(torch.sigmoid((1 - beta) * b_a + beta * (h @ self.W.T + self.b)), generator=generator)
-        log_mean_w = float(torch.logsumexp(log_w, 0) - math.log(n_runs))
-        return log_z_base + log_mean_w, float(log_w.std())
+def mean_log_z(log_z_runs: torch.Tensor) -> torch.Tensor:
+    """log of the mean importance weight: (N, runs) per-run estimates -> (N,)."""
+    return torch.logsumexp(log_z_runs, -1) - math.log(log_z_runs.shape[-1])
+
+
+@torch.no_grad()
+def ais_log_partition(
+    W: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    base_bias: torch.Tensor,
+    n_temps: int = 1000,
+    n_runs: int = 100,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """AIS for N RBMs that share W (V, H) and have their own biases b (N, V), c (N, H).
+
+    Returns (N, n_runs): log Z_A + the log importance weight of each run; the estimate of log Z is
+    their log-mean-exp (`mean_log_z`), whose mean over runs is unbiased for Z, so log Z is
+    slightly underestimated when the weights spread. Intermediate models:
+    p*_beta(v) = exp((1 - beta) b_A.v + beta b.v) prod_j (1 + exp(beta (c_j + (v W)_j))); at
+    beta = 0 that is the base model (biases `base_bias` (N, V)) times 2^H, at beta = 1 the RBM.
+    """
+    N, V = b.shape
+    betas = torch.linspace(0, 1, n_temps + 1, dtype=torch.float64).tolist()
+    b_a, b, c = base_bias[:, None, :], b[:, None, :], c[:, None, :]  # (N, 1, V|H)
+    log_z_base = F.softplus(base_bias).sum(-1) + c.shape[-1] * math.log(2)  # (N,)
+
+    def rand(shape) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, dtype=W.dtype)
+
+    v = (rand((N, n_runs, V)) < torch.sigmoid(b_a)).to(W.dtype)  # (N, R, V)
+    log_w = torch.zeros(N, n_runs, dtype=torch.float64)
+    for beta_prev, beta in zip(betas[:-1], betas[1:]):
+        va, vb, act = (v * b_a).sum(-1), (v * b).sum(-1), v @ W + c  # (N, R), (N, R), (N, R, H)
+
+        def log_p_star(t: float) -> torch.Tensor:
+            return (1 - t) * va + t * vb + F.softplus(t * act).sum(-1)
+
+        log_w += (log_p_star(beta) - log_p_star(beta_prev)).double()
+        # one Gibbs sweep of the joint at beta, which leaves p*_beta invariant
+        h = (rand(act.shape) < torch.sigmoid(beta * act)).to(W.dtype)
+        v = (rand(v.shape) < torch.sigmoid((1 - beta) * b_a + beta * (h @ W.T + b))).to(W.dtype)
+    return (log_z_base[:, None] + log_w).to(W.dtype)

@@ -1,0 +1,58 @@
+"""A NADE output for piano-roll frames, its biases set by a recurrent state (RNN-NADE).
+
+Boulanger-Lewandowski, Bengio & Vincent (ICML 2012), after Larochelle & Murray (2011): keys are
+predicted from lowest to highest, each given the keys below it,
+  a_i = c + sum_{j<i} v_j W_j,   p(v_i = 1 | v_<i) = sigmoid(b_i + V_i . sigmoid(a_i)),
+with W, V (keys, hidden) shared over time and b (keys), c (hidden) linear in the state u.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class NADEHead(nn.Module):
+    def __init__(self, state_size: int, n_keys: int, hidden: int):
+        super().__init__()
+        self.n_keys = n_keys
+        self.to_b = nn.Linear(state_size, n_keys)  # visible biases b(u)
+        self.to_c = nn.Linear(state_size, hidden)  # hidden biases c(u)
+        self.W = nn.Parameter(torch.randn(n_keys, hidden) * 0.01)
+        self.V = nn.Parameter(torch.randn(n_keys, hidden) * 0.01)
+
+    def logits(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Logits of p(v_i = 1 | v_<i, u) for every key at once: u (..., S), v (..., K) -> (..., K)."""
+        contrib = v[..., :, None] * self.W  # (..., K, Hn)
+        a = self.to_c(u)[..., None, :] + contrib.cumsum(-2) - contrib  # sum over the keys below: (..., K, Hn)
+        return self.to_b(u) + (torch.sigmoid(a) * self.V).sum(-1)
+
+    def nll(self, u: torch.Tensor, v: torch.Tensor, **_) -> torch.Tensor:
+        """-log p(v | u) in nats, exact: u (..., S), v (..., K) -> (...)."""
+        return F.binary_cross_entropy_with_logits(self.logits(u, v), v, reduction="none").sum(-1)
+
+    objective = nll
+
+    def _decode(self, u: torch.Tensor, pick) -> torch.Tensor:
+        """Keys one after another; pick(logit (B,)) -> 0/1 values (B,)."""
+        b, a = self.to_b(u), self.to_c(u)  # (B, K), (B, Hn)
+        v = torch.zeros_like(b)
+        for i in range(self.n_keys):
+            v[:, i] = pick(b[:, i] + torch.sigmoid(a) @ self.V[i])
+            a = a + v[:, i : i + 1] * self.W[i]
+        return v
+
+    @torch.no_grad()
+    def start_biases(self, log_odds: torch.Tensor) -> None:
+        self.to_b.bias.copy_(log_odds)
+
+    @torch.no_grad()
+    def sample(self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_) -> torch.Tensor:
+        """One frame per row of u (B, S) -> (B, K) of 0/1."""
+        return self._decode(u, lambda z: (torch.rand(z.shape, generator=generator) < torch.sigmoid(z / temperature)).float())
+
+    @torch.no_grad()
+    def predict(self, u: torch.Tensor, **_) -> torch.Tensor:
+        """The greedy frame: each key on when p > 0.5 given the keys chosen below it."""
+        return self._decode(u, lambda z: (z > 0).float())

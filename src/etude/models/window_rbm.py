@@ -1,0 +1,117 @@
+"""The classical RBM music model: an RBM over a window of W frames x 88 keys, no recurrence.
+
+Trained by CD-k or persistent CD on windows cut from the pieces; generates by Gibbs sampling,
+window after window, each window's chain started from the previous window. The visible and hidden
+biases have a learned offset per genre. Likelihood: log p(window) = -F(window) - log Z, log Z
+by AIS; a piece is scored in consecutive windows, so with W > 1 its last len % W frames are not
+scored (frame_nll gives nan there).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from etude.config import ModelConfig
+from etude.models.rbm import RBM, ais_log_partition, mean_log_z
+from etude.config import AIS
+
+
+class WindowRBM(nn.Module):
+    def __init__(self, n_genres: int, cfg: ModelConfig, n_keys: int = 88):
+        super().__init__()
+        self.cfg, self.n_genres, self.n_keys, self.window = cfg, n_genres, n_keys, cfg.window
+        self.rbm = RBM(cfg.window * n_keys, cfg.head_hidden)
+        self.genre_b = nn.Embedding(max(n_genres, 1), cfg.window * n_keys)
+        self.genre_c = nn.Embedding(max(n_genres, 1), cfg.head_hidden)
+        nn.init.zeros_(self.genre_b.weight)
+        nn.init.zeros_(self.genre_c.weight)
+        self._chains: torch.Tensor | None = None  # persistent CD
+
+    @torch.no_grad()
+    def start_biases(self, log_odds: torch.Tensor) -> None:
+        """Visible biases at the data's per-key log-odds (K,), in every frame of the window."""
+        self.rbm.b.copy_(log_odds.repeat(self.window))
+
+    def _biases(self, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rbm.b + self.genre_b(genre), self.rbm.c + self.genre_c(genre)  # (B, V), (B, H)
+
+    def _free_energy(self, v: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return -(v * b).sum(-1) - nn.functional.softplus(v @ self.rbm.W + c).sum(-1)
+
+    def _gibbs(self, v, b, c, k: int, generator=None, temperature: float = 1.0) -> torch.Tensor:
+        W = self.rbm.W
+        for _ in range(k):
+            h = (torch.rand(c.shape, generator=generator, device=v.device) < torch.sigmoid(v @ W + c)).to(v.dtype)
+            v = (torch.rand(b.shape, generator=generator, device=v.device) < torch.sigmoid((h @ W.T + b) / temperature)).to(v.dtype)
+        return v
+
+    def objective(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CD surrogate summed over windows (B, W, K) and the number of frames it covers."""
+        v = frames.reshape(frames.shape[0], -1).float()
+        b, c = self._biases(genre)
+        with torch.no_grad():
+            start = v if not self.cfg.persistent or self._chains is None or self._chains.shape != v.shape else self._chains
+            negative = self._gibbs(start, b, c, self.cfg.cd_k)
+            if self.cfg.persistent:
+                self._chains = negative
+        return (self._free_energy(v, b, c) - self._free_energy(negative, b, c)).sum(), mask.sum()
+
+    @torch.no_grad()
+    def log_partition(self, ais: AIS) -> torch.Tensor:
+        """log Z of each genre's RBM by AIS (base: visible biases at the weights' zero): (genres,)."""
+        b = self.rbm.b + self.genre_b.weight
+        c = self.rbm.c + self.genre_c.weight
+        gen = torch.Generator().manual_seed(ais.seed)
+        return mean_log_z(ais_log_partition(self.rbm.W.cpu(), b.cpu(), c.cpu(), b.cpu(), ais.temps, ais.runs, gen))
+
+    @torch.no_grad()
+    def frame_nll(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS = AIS()) -> torch.Tensor:
+        """Each window's -log p spread evenly over its W frames: frames (B, T + 1, K) -> (B, T);
+        0 where masked, nan on the frames past the last whole window."""
+        B, T1, K = frames.shape
+        W, T = self.window, T1 - 1
+        n_win = T // W
+        out = torch.full((B, T), float("nan"))
+        log_z = self.log_partition(ais)[genre]  # (B,)
+        b, c = self._biases(genre)
+        if n_win:
+            v = frames[:, 1 : 1 + n_win * W].reshape(B, n_win, W * K).float()  # (B, n, W K)
+            nll = self._free_energy(v, b[:, None], c[:, None]) + log_z[:, None]  # (B, n)
+            out[:, : n_win * W] = (nll / W).repeat_interleave(W, dim=1)
+        # a piece's windows end at its own length, not the batch's
+        lengths = mask[:, 1:].sum(1)
+        covered = torch.arange(T)[None, :] < (lengths // W * W)[:, None]
+        out = torch.where(covered, out, torch.full_like(out, float("nan")))
+        return torch.where(mask[:, 1:], out, torch.zeros_like(out))
+
+    @torch.no_grad()
+    def predict(self, frames: torch.Tensor, genre: torch.Tensor, steps: int = 25) -> torch.Tensor:
+        """Each next frame by mean field with the W - 1 true frames before it clamped: (B, T, K)."""
+        B, T1, K = frames.shape
+        W = self.window
+        T = T1 - 1
+        if W > 1:  # the W - 1 frames before each target; row 0 of frames is already silent
+            padded = torch.cat([frames.new_zeros(B, W - 2, K), frames[:, :-1]], 1).float()  # (B, W - 2 + T, K)
+            past = padded.unfold(1, W - 1, 1).transpose(-1, -2).reshape(B, T, (W - 1) * K)
+        else:
+            past = frames.new_zeros(B, T, 0).float()
+        b, c = self._biases(genre)
+        Wm = self.rbm.W
+        b_last, W_last = b[:, None, (W - 1) * K :], Wm[(W - 1) * K :]
+        fixed = past @ Wm[: (W - 1) * K] + c[:, None]  # (B, T, H)
+        v = torch.sigmoid(b_last).expand(B, T, K)
+        for _ in range(steps):
+            v = torch.sigmoid(torch.sigmoid(fixed + v @ W_last) @ W_last.T + b_last)
+        return (v > 0.5).float()
+
+    @torch.no_grad()
+    def sample(self, n: int, n_frames: int, genre: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, steps: int = 100) -> torch.Tensor:
+        """n pieces (n, n_frames, K): one Gibbs chain per piece, `steps` sweeps per window."""
+        b, c = self._biases(genre)
+        v = (torch.rand(b.shape, generator=generator) < torch.sigmoid(b)).float()
+        windows = []
+        for _ in range(-(-n_frames // self.window)):
+            v = self._gibbs(v, b, c, steps, generator, temperature)
+            windows.append(v.reshape(n, self.window, self.n_keys))
+        return torch.cat(windows, 1)[:, :n_frames]

@@ -1,0 +1,142 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from etude.config import AIS, ModelConfig
+from etude.models.nade import NADEHead
+from etude.models.rbm import RBM
+from etude.models.roll_lstm import BernoulliHead, RollModel
+from etude.models.rnn_rbm import RBMHead
+from etude.models.window_rbm import WindowRBM
+from etude.roll_eval import evaluate_rolls, frame_accuracy, marginal_log_probs, piece_batches
+from etude.train import Windows
+
+
+def _all_frames(k: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=k)))  # (2^k, k)
+
+
+@pytest.mark.parametrize("head", ["nade", "bernoulli"])
+def test_output_sums_to_one_over_every_frame(head):
+    torch.manual_seed(0)
+    K = 5
+    h = NADEHead(7, K, 4) if head == "nade" else BernoulliHead(7, K)
+    for p in h.parameters():  # away from the near-uniform initialisation
+        torch.nn.init.normal_(p, std=1.0)
+    u = torch.randn(3, 7)
+    frames = _all_frames(K)
+    nll = h.nll(u[:, None, :].expand(-1, len(frames), -1), frames[None].expand(3, -1, -1))  # (3, 2^K)
+    np.testing.assert_allclose(torch.exp(-nll).sum(-1).detach().numpy(), 1.0, atol=1e-5)
+
+
+def test_nade_greedy_decode_and_sampling_follow_the_conditionals():
+    torch.manual_seed(1)
+    h = NADEHead(3, 4, 5)
+    for p in h.parameters():
+        torch.nn.init.normal_(p, std=2.0)
+    u = torch.randn(1, 3)
+    frames = _all_frames(4)
+    probs = torch.exp(-h.nll(u.expand(len(frames), -1), frames))
+    samples = h.sample(u.expand(4000, -1), generator=torch.Generator().manual_seed(0))
+    freq = torch.tensor([(samples == f).all(-1).float().mean() for f in frames])
+    assert (freq - probs).abs().max() < 0.03
+    greedy = h.predict(u)[0]
+    # greedy picks each key by its conditional, so the result is one of the frames, with p > 0
+    assert probs[(frames == greedy).all(-1)].item() > 0
+
+
+def _exact_rbm_frame_nll(head: RBMHead, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """-log p(v | u) with log Z by enumerating the hidden units."""
+    rbm = RBM(head.W.shape[0], head.W.shape[1])
+    out = []
+    for ui, vi in zip(u, v):
+        with torch.no_grad():
+            rbm.W.copy_(head.W)
+            rbm.b.copy_(head.to_b(ui))
+            rbm.c.copy_(head.to_c(ui))
+        out.append(rbm.free_energy(vi[None])[0] + rbm.log_partition_exact())
+    return torch.stack(out)
+
+
+def test_rnn_rbm_ais_likelihood_matches_enumeration():
+    torch.manual_seed(2)
+    head = RBMHead(4, 8, 10)
+    with torch.no_grad():
+        head.W.normal_(std=0.7)
+    u = torch.randn(6, 4)
+    v = (torch.rand(6, 8) < 0.4).float()
+    estimate = head.nll(u, v, ais=AIS(temps=500, runs=64))
+    exact = _exact_rbm_frame_nll(head, u, v)
+    assert torch.allclose(estimate, exact.detach(), atol=0.1)
+
+
+def test_window_rbm_ais_likelihood_matches_enumeration_and_leaves_the_tail_unscored():
+    torch.manual_seed(3)
+    model = WindowRBM(2, ModelConfig(name="rbm", head_hidden=10, window=2), n_keys=4)
+    with torch.no_grad():
+        model.rbm.W.normal_(std=0.7)
+        model.genre_b.weight.normal_()
+    frames = torch.zeros(1, 6, 4)  # a 5-frame piece: two whole windows, one frame left over
+    frames[0, 1:] = (torch.rand(5, 4) < 0.5).float()
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    mask[0, 0] = False
+    nll = model.frame_nll(frames, mask, torch.tensor([1]), ais=AIS(temps=500, runs=64))
+    assert torch.isnan(nll[0, 4]) and not torch.isnan(nll[0, :4]).any()
+    rbm = RBM(8, 10)
+    with torch.no_grad():
+        rbm.W.copy_(model.rbm.W)
+        rbm.b.copy_(model.rbm.b + model.genre_b.weight[1])
+        rbm.c.copy_(model.rbm.c + model.genre_c.weight[1])
+    windows = frames[0, 1:5].reshape(2, 8)
+    exact = (rbm.free_energy(windows) + rbm.log_partition_exact()).detach()
+    assert torch.allclose(nll[0, :4].reshape(2, 2).sum(-1), exact, atol=0.1)
+
+
+def test_roll_windows_start_at_the_silent_frame_and_stay_inside_pieces():
+    rows = np.arange(1, 11, dtype=np.uint8)[:, None].repeat(88, 1)  # frame values 1..10
+    index = np.array([[0, 3, 0], [3, 7, 1]])
+    w = Windows(rows, index, seq_len=4, roll=True)
+    spots = [(0, -1), (1, 2)]
+    frames, mask, genre = w._tensors(spots)
+    assert frames.shape == (2, 5, 88)
+    assert frames[0, :, 0].tolist() == [0, 1, 2, 3, 0] and mask[0].tolist() == [False, True, True, True, False]
+    assert frames[1, :, 0].tolist() == [6, 7, 8, 9, 10] and mask[1].all() and genre.tolist() == [0, 1]
+    batch = w.random_batch(np.random.default_rng(0), 64)
+    firsts = batch[0][:, 0, 0]
+    assert (firsts == 0).any() and (batch[0][~batch[1]] == 0).all()
+
+
+def test_piece_batches_hold_every_frame_once():
+    rows = (np.random.default_rng(0).random((50, 88)) < 0.1).astype(np.uint8)
+    index = np.array([[0, 20, 0], [20, 5, 0], [25, 25, 0]])
+    seen = 0
+    for frames, mask, _ in piece_batches(rows, index, max_frames=40):
+        assert not mask[:, 0].any() and (frames[:, 0] == 0).all()
+        seen += int(mask.sum())
+        assert frames.shape[0] * (frames.shape[1] - 1) <= 40 or frames.shape[0] == 1
+    assert seen == 50
+
+
+def test_frame_accuracy_and_marginal_floor_by_hand():
+    assert frame_accuracy(3, 1, 2) == pytest.approx(0.5)
+    assert math.isnan(frame_accuracy(0, 0, 0))
+    rows = np.array([[1, 0], [1, 1], [0, 0]], dtype=np.uint8)
+    logp = marginal_log_probs(rows)  # p(on) = (2 + 1) / 5 and (1 + 1) / 5
+    np.testing.assert_allclose(torch.exp(logp[1]).numpy(), [0.6, 0.4], rtol=1e-6)
+
+
+def test_bernoulli_model_nll_is_the_per_key_cross_entropy_of_its_output():
+    torch.manual_seed(4)
+    model = RollModel(1, ModelConfig(name="lstm", hidden=8, layers=1, genre_embed=0), n_keys=6).eval()
+    frames = torch.zeros(1, 4, 6)
+    frames[0, 1:] = (torch.rand(3, 6) < 0.5).float()
+    mask = torch.tensor([[False, True, True, False]])
+    nll = model.frame_nll(frames, mask, torch.tensor([0]))
+    p = torch.sigmoid(model.head.out(model.states(frames, torch.tensor([0])))).detach()
+    by_hand = -(frames[:, 1:] * torch.log(p) + (1 - frames[:, 1:]) * torch.log(1 - p)).sum(-1)
+    assert torch.allclose(nll[0, :2], by_hand[0, :2], atol=1e-5) and nll[0, 2] == 0
+    m = evaluate_rolls(model, [(frames, mask, torch.tensor([0]))])
+    assert m["frames"] == 2 and m["loss"] == pytest.approx(float(by_hand[0, :2].mean()), rel=1e-5)
