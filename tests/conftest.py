@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
@@ -19,7 +20,7 @@ def corrupt_dir() -> Path:
     return DATA / "corrupt"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def jsb_mat() -> Path:
     path = SHARED / "JSB_Chorales.mat"
     if not path.exists():  # the benchmark data ships beside the checkout, in ../shared
@@ -51,3 +52,27 @@ def tiny_run(real_data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny"
     train(cfg, run, overrides=["train.iterations=120", "train.eval_every=40"], progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def small_jsb(jsb_mat, tmp_path_factory) -> Path:
+    """A slice of JSB (30 / 8 / 8 pieces) in the benchmark's pickle layout."""
+    import pickle
+
+    from etude.data.polyphonic import load_polyphonic
+
+    rolls = load_polyphonic(jsb_mat)
+    take = {"train": 30, "valid": 8, "test": 8}
+    data = {s: [[[21 + int(k) for k in np.nonzero(f)[0]] for f in p] for p in rolls[s][:n]] for s, n in take.items()}
+    path = tmp_path_factory.mktemp("jsb") / "JSB_small.pickle"
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_jsb_dir(small_jsb, tmp_path_factory) -> Path:
+    from etude.data.polyphonic import prepare_rolls
+
+    out = tmp_path_factory.mktemp("jsb_prepared")
+    prepare_rolls(small_jsb, out)
+    return out

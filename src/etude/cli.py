@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from etude import __version__
-from etude.config import ENCODINGS, DataConfig, EncodingConfig
+from etude.config import AIS, ENCODINGS, MODELS, DataConfig, EncodingConfig
 from etude.errors import EtudeError, InputError
 
 log = logging.getLogger("etude")
@@ -95,7 +95,12 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         velocities=args.velocities,
         frames_per_beat=args.frames_per_beat,
     )
-    prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force, args.append)
+    if Path(args.corpus).suffix.lower() in (".mat", ".pickle", ".pkl"):
+        from etude.data.polyphonic import prepare_rolls
+
+        prepare_rolls(Path(args.corpus), Path(args.out), force=args.force)  # keeps the set's own split
+    else:
+        prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force, args.append)
     print(info(Path(args.out)))
     return 0
 
@@ -130,7 +135,7 @@ def _add_data(sub) -> None:
             "arrays read by np.memmap. Running it again with the same settings does nothing."
         ),
     )
-    prep.add_argument("corpus", metavar="CORPUS", help="folder with one sub-folder per genre, a flat folder with --genre, a CSV manifest (path,genre), or `builtin`")
+    prep.add_argument("corpus", metavar="CORPUS", help="folder with one sub-folder per genre, a flat folder with --genre, a CSV manifest (path,genre), `builtin`, or a polyphonic benchmark set (.mat or .pickle: piano rolls, its own split)")
     prep.add_argument("--out", required=True, metavar="DIR", help="output folder")
     prep.add_argument("--genre", metavar="NAME", help="genre of MIDI files not in a genre sub-folder")
     prep.add_argument("--encoding", choices=ENCODINGS, default=e.name, help=f"event tokens via MidiTok, or an 88-key piano roll (default {e.name})")
@@ -190,15 +195,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.data or not args.out:
             raise InputError("give DATA_DIR and --out RUN_DIR (or --resume RUN_DIR)")
-        config = load_preset(args.preset)
+        from etude.data.cache import read_meta
+
+        encoding = read_meta(Path(args.data))["settings"]["encoding"]["name"]
+        if args.encoding and args.encoding != encoding:
+            raise InputError(f"{args.data} holds {encoding} data, not {args.encoding}; prepare it with `etude data prepare ... --encoding {args.encoding}`")
+        config = load_preset(args.preset, args.model, pianoroll=encoding == "pianoroll")
         config.data = str(Path(args.data).resolve())
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
-    m = result.metrics
-    if m:
+    if result.metrics:
+        from etude.train import describe_metrics
+
+        unit = "token" if "unigram_loss" in result.metrics else "frame"
         print(
-            f"{result.run_dir}: iteration {result.iteration}, valid perplexity {m['perplexity']:.2f} "
-            f"(unigram {m['unigram_perplexity']:.2f}), accuracy {m['accuracy']:.3f}; "
-            f"best {result.best['loss']:.4f} nats/token at iteration {result.best['iteration']}"
+            f"{result.run_dir}: iteration {result.iteration}, {describe_metrics(result.metrics)}; "
+            f"best {result.best['loss']:.4f} nats/{unit} at iteration {result.best['iteration']}"
         )
     return 130 if result.interrupted else 0
 
@@ -208,10 +219,15 @@ def _add_train(sub) -> None:
 
     p = sub.add_parser(
         "train",
-        help="train the LSTM generator on prepared data",
+        help="train a generator (LSTM, or on piano rolls also LSTM-NADE, RNN-RBM, RBM) on prepared data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Train the stacked-LSTM generator on DATA_DIR (from `etude data prepare`).\n\n"
+            "Train a generator on DATA_DIR (from `etude data prepare`). On event tokens (remi, midilike,\n"
+            "tsd) the model is the stacked-LSTM generator. On piano rolls (--encoding pianoroll, or a\n"
+            "benchmark .mat/.pickle) --model picks one of: lstm (independent Bernoulli per key),\n"
+            "lstm-nade (keys of a frame one after another), rnn-rbm (an LSTM sets each frame's RBM\n"
+            "biases; CD-k), rbm (an RBM over windows of model.window frames; CD-k or persistent CD).\n"
+            "Validation of the RBM models estimates the NLL by a small AIS (train.ais_temps/ais_runs).\n\n"
             "Settings come from a preset and may be overridden with --section.key=value, e.g.\n"
             "  --train.iterations=6000 --model.hidden=1024 --model.layers=4 --model.keep_prob=0.5\n"
             "model.keep_prob is the study's dropout coefficient: the probability of KEEPING a unit\n"
@@ -229,7 +245,9 @@ def _add_train(sub) -> None:
     )
     p.add_argument("data", nargs="?", metavar="DATA_DIR", help="prepared data folder")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder to create")
-    p.add_argument("--preset", choices=PRESETS, default="cpu", help="settings to start from (default cpu)")
+    p.add_argument("--preset", choices=PRESETS, default="cpu", help="settings to start from (default cpu; on piano rolls each model has its own section)")
+    p.add_argument("--model", choices=MODELS, default="lstm", help="model to train (default lstm; the others need piano-roll data)")
+    p.add_argument("--encoding", choices=ENCODINGS, help="check that DATA_DIR holds this encoding")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
     p.add_argument("--seed", type=int, help="seeds Python, NumPy and torch (default 0)")
@@ -289,6 +307,53 @@ def _add_generate(sub) -> None:
     p.add_argument("--no-audio", action="store_true", help="skip the WAV files")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_generate)
+
+
+# ----------------------------------------------------------------------------- benchmark
+def cmd_benchmark_polyphonic(args: argparse.Namespace) -> int:
+    from etude.benchmark import polyphonic, table
+
+    models = list(MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
+    out = Path(args.out) if args.out else Path("benchmarks-out") / Path(args.data).stem.lower()
+    report = polyphonic(
+        Path(args.data), models, out, budget_minutes=args.budget, ais=AIS(args.ais_temps, args.ais_runs),
+        ais_repeats=args.ais_repeats, seed=args.seed, overrides=args.overrides,
+    )
+    text = table(report)
+    (out / "results.md").write_text(text + "\n")
+    print(text)
+    print(f"\n{out / 'results.json'}  {out / 'results.md'}")
+    return 0
+
+
+def _add_benchmark(sub) -> None:
+    p = sub.add_parser("benchmark", help="the polyphonic-music benchmark (JSB, Nottingham, MuseData, Piano-midi.de)", description="Benchmarks against published results.")
+    ps = p.add_subparsers(dest="action", required=True)
+    b = ps.add_parser(
+        "polyphonic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="train piano-roll models on a benchmark set and report test NLL beside published figures",
+        description=(
+            "Train each model on the set's train part, keep the checkpoint with the best validation NLL,\n"
+            "and report on test: frame-level NLL in nats (summed over the 88 keys, averaged over all\n"
+            "test frames) and frame accuracy (Bay et al. 2009), beside the published figures.\n"
+            "lstm and lstm-nade NLLs are exact; rbm and rnn-rbm ones are estimated by annealed\n"
+            "importance sampling (--ais-temps inverse temperatures, --ais-runs runs per frame),\n"
+            "repeated --ais-repeats times with different seeds: the table gives the mean and sd.\n"
+            "Settings come from the cpu preset's piano-roll sections (chosen on validation data);\n"
+            "--section.key=value overrides them. OUT/MODEL is an ordinary run folder: an interrupted\n"
+            "benchmark resumes it. Writes OUT/results.json and OUT/results.md."
+        ),
+    )
+    b.add_argument("--data", required=True, metavar="FILE", help="benchmark set, .mat or .pickle (e.g. shared/data/polyphonic/JSB_Chorales.mat)")
+    b.add_argument("--model", default="all", help=f"one of {', '.join(MODELS)}, a comma list, or all (default)")
+    b.add_argument("--out", metavar="DIR", help="output folder (default ./benchmarks-out/SET)")
+    b.add_argument("--budget", type=float, default=0.0, metavar="MINUTES", help="cap each model's training time (default: no cap; the preset's iterations)")
+    b.add_argument("--ais-temps", type=int, default=AIS.temps, help=f"AIS inverse temperatures (default {AIS.temps})")
+    b.add_argument("--ais-runs", type=int, default=AIS.runs, help=f"AIS runs per frame (default {AIS.runs})")
+    b.add_argument("--ais-repeats", type=int, default=3, help="independent AIS estimates, for the spread (default 3)")
+    b.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    b.set_defaults(func=cmd_benchmark_polyphonic, overrides=[])
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -459,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_train(sub)
     _add_generate(sub)
+    _add_benchmark(sub)
     _add_perform(sub)
     _add_evaluate(sub)
     return parser
@@ -468,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command != "train" or not all(e.startswith("--") and "=" in e for e in extra):
+        if args.command not in ("train", "benchmark") or not all(e.startswith("--") and "=" in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = extra
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO

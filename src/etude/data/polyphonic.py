@@ -98,3 +98,63 @@ def roll_piece_to_midi(
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     score.dump_midi(str(out))
     return score
+
+
+def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
+    """Store a benchmark set as a prepared piano-roll folder (etude.data.cache's layout), keeping
+    its own train/valid/test split; one genre, named after the file. Returns the folder's meta."""
+    import csv
+    import json
+    import os
+    import shutil
+
+    from etude import __version__
+    from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
+    from etude.data.cache import FORMAT
+    from etude.data.encoding import make_encoding, save_encoding
+
+    path, out = Path(path), Path(out)
+    encoding_cfg = EncodingConfig(name="pianoroll", frames_per_beat=frames_per_beat(path))
+    settings = {"data": to_dict(DataConfig()), "encoding": to_dict(encoding_cfg), "source": "polyphonic benchmark"}
+    st = path.stat() if path.exists() else None
+    digest = settings_hash(FORMAT, settings, path.name, st.st_size if st else -1, st.st_mtime_ns if st else -1)
+    meta_path = out / "meta.json"
+    if meta_path.exists() and not force:
+        old = json.loads(meta_path.read_text())
+        if old.get("settings_hash") == digest:
+            return old
+    rolls = load_polyphonic(path)
+    genre = path.stem.lower()
+    enc = make_encoding(encoding_cfg, [genre])
+    work = out / ".building"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    records, counts = [], {}
+    seconds_per_frame = 60.0 / 120.0 / encoding_cfg.frames_per_beat  # at 120 quarter notes a minute
+    for split, pieces in rolls.items():
+        index, start = [], 0
+        with open(work / f"{split}.bin", "wb") as fh:
+            for k, roll in enumerate(pieces):
+                fh.write(np.ascontiguousarray(roll, dtype=np.uint8).tobytes())
+                index.append((start, len(roll), 0))
+                start += len(roll)
+                records.append((f"{split}/{k:04d}", genre, split, round(len(roll) * seconds_per_frame, 3), len(roll), 0, ""))
+        np.save(work / f"{split}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
+        counts[split] = {genre: {"pieces": len(pieces), "tokens": start, "seconds": start * seconds_per_frame}}
+    with open(work / "pieces.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose", "fingerprint"])
+        writer.writerows(records)
+    save_encoding(enc, work / "tokenizer.json")
+    meta = {
+        "format": FORMAT, "etude_version": __version__, "settings_hash": digest, "settings": settings,
+        "corpus": str(path.resolve()), "genres": [genre], "vocab_size": enc.vocab_size, "vocab": enc.vocab,
+        "row_size": enc.row_size, "dtype": "uint8", "files": 1, "counts": counts,
+        "rejection_counts": {}, "rejections": [],
+    }
+    (work / "meta.json").write_text(json.dumps(meta, indent=1))
+    meta_path.unlink(missing_ok=True)
+    for f in sorted(work.iterdir(), key=lambda f: f.name == "meta.json"):
+        os.replace(f, out / f.name)
+    work.rmdir()
+    return meta
