@@ -140,3 +140,14 @@ def test_bernoulli_model_nll_is_the_per_key_cross_entropy_of_its_output():
     assert torch.allclose(nll[0, :2], by_hand[0, :2], atol=1e-5) and nll[0, 2] == 0
     m = evaluate_rolls(model, [(frames, mask, torch.tensor([0]))])
     assert m["frames"] == 2 and m["loss"] == pytest.approx(float(by_hand[0, :2].mean()), rel=1e-5)
+
+
+def test_input_dropout_only_while_training():
+    torch.manual_seed(5)
+    model = RollModel(1, ModelConfig(name="lstm", hidden=8, layers=1, genre_embed=0, keep_prob=1.0, input_keep=0.5), n_keys=6)
+    frames = torch.ones(2, 5, 6)
+    g = torch.tensor([0, 0])
+    model.train()
+    assert not torch.allclose(model.states(frames, g), model.states(frames, g))
+    model.eval()
+    assert torch.equal(model.states(frames, g), model.states(frames, g))

@@ -74,9 +74,7 @@ class Windows:
     def _window(self, piece: int, offset: int) -> np.ndarray:
         """Rows offset .. offset + seq_len of a piece (row -1: silent), pad_id/zeros past its end."""
         start, length, _ = (int(v) for v in self.index[piece])
-        w = np.full((self.seq_len + 1, self.rows.shape[1]), self.pad_id, dtype=np.int64 if not self.roll else np.float32)
-        if self.roll:
-            w[:] = 0
+        w = np.full((self.seq_len + 1, self.rows.shape[1]), 0 if self.roll else self.pad_id, dtype=np.float32 if self.roll else np.int64)
         skip = max(0, -offset)  # the silent row before the piece
         take = min(self.seq_len + 1 - skip, length - offset - skip)
         w[skip : skip + take] = self.rows[start + offset + skip : start + offset + skip + take]

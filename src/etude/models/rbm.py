@@ -77,6 +77,22 @@ class RBM(nn.Module):
         return float(mean_log_z(log_z)[0]), float(log_z.std())
 
 
+def free_energy(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """F(v) = -b.v - sum_j softplus(c_j + (v W)_j) for v (..., V), biases broadcast -> (...)."""
+    return -(v * b).sum(-1) - F.softplus(v @ W + c).sum(-1)
+
+
+def gibbs_chain(
+    v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, k: int, generator: torch.Generator | None = None, temperature: float = 1.0
+) -> torch.Tensor:
+    """k sweeps v -> h -> v of block Gibbs sampling; the visible logits divided by `temperature`."""
+    for _ in range(k):
+        act = v @ W + c
+        h = (torch.rand(act.shape, generator=generator, device=v.device) < torch.sigmoid(act)).to(v.dtype)
+        v = (torch.rand(v.shape, generator=generator, device=v.device) < torch.sigmoid((h @ W.T + b) / temperature)).to(v.dtype)
+    return v
+
+
 def mean_log_z(log_z_runs: torch.Tensor) -> torch.Tensor:
     """log of the mean importance weight: (N, runs) per-run estimates -> (N,)."""
     return torch.logsumexp(log_z_runs, -1) - math.log(log_z_runs.shape[-1])

@@ -10,11 +10,10 @@ Our recurrent state comes from an LSTM (etude.models.roll_lstm) instead of the p
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from etude.config import AIS
-from etude.models.rbm import ais_log_partition, mean_log_z
+from etude.models.rbm import ais_log_partition, free_energy, gibbs_chain, mean_log_z
 
 
 class RBMHead(nn.Module):
@@ -25,21 +24,12 @@ class RBMHead(nn.Module):
         self.to_c = nn.Linear(state_size, hidden)
         self.W = nn.Parameter(torch.randn(n_keys, hidden) * 0.01)
 
-    def _free_energy(self, v: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return -(v * b).sum(-1) - F.softplus(v @ self.W + c).sum(-1)
-
-    def _gibbs(self, v: torch.Tensor, b: torch.Tensor, c: torch.Tensor, k: int, generator=None, temperature: float = 1.0) -> torch.Tensor:
-        for _ in range(k):
-            h = (torch.rand(c.shape, generator=generator, device=v.device) < torch.sigmoid(v @ self.W + c)).to(v.dtype)
-            v = (torch.rand(b.shape, generator=generator, device=v.device) < torch.sigmoid((h @ self.W.T + b) / temperature)).to(v.dtype)
-        return v
-
     def objective(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Per frame F(v) - F(v~), v~ from k Gibbs steps started at v: its gradient is CD-k's."""
         b, c = self.to_b(u), self.to_c(u)
         with torch.no_grad():
-            negative = self._gibbs(v, b, c, self.cd_k)
-        return self._free_energy(v, b, c) - self._free_energy(negative, b, c)
+            negative = gibbs_chain(v, self.W, b, c, self.cd_k)
+        return free_energy(v, self.W, b, c) - free_energy(negative, self.W, b, c)
 
     @torch.no_grad()
     def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS = AIS()) -> torch.Tensor:
@@ -53,7 +43,7 @@ class RBMHead(nn.Module):
             mean_log_z(ais_log_partition(self.W.cpu(), bb.cpu(), cc.cpu(), bb.cpu(), ais.temps, ais.runs, gen))
             for bb, cc in zip(flat_b.split(chunk), flat_c.split(chunk))
         ]) if len(flat_b) else flat_b.new_zeros(0)
-        return self._free_energy(v, b, c) + log_z.to(v.device).reshape(v.shape[:-1])
+        return free_energy(v, self.W, b, c) + log_z.to(v.device).reshape(v.shape[:-1])
 
     @torch.no_grad()
     def start_biases(self, log_odds: torch.Tensor) -> None:
@@ -64,7 +54,7 @@ class RBMHead(nn.Module):
         """One frame per row of u (B, S): `steps` Gibbs steps started at the previous frame."""
         b, c = self.to_b(u), self.to_c(u)
         v = previous if previous is not None else torch.zeros_like(b)
-        return self._gibbs(v, b, c, steps, generator, temperature)
+        return gibbs_chain(v, self.W, b, c, steps, generator, temperature)
 
     @torch.no_grad()
     def predict(self, u: torch.Tensor, steps: int = 25, **_) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from etude.config import ModelConfig
-from etude.models.rbm import RBM, ais_log_partition, mean_log_z
+from etude.models.rbm import RBM, ais_log_partition, free_energy, gibbs_chain, mean_log_z
 from etude.config import AIS
 
 
@@ -36,26 +36,16 @@ class WindowRBM(nn.Module):
     def _biases(self, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rbm.b + self.genre_b(genre), self.rbm.c + self.genre_c(genre)  # (B, V), (B, H)
 
-    def _free_energy(self, v: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return -(v * b).sum(-1) - nn.functional.softplus(v @ self.rbm.W + c).sum(-1)
-
-    def _gibbs(self, v, b, c, k: int, generator=None, temperature: float = 1.0) -> torch.Tensor:
-        W = self.rbm.W
-        for _ in range(k):
-            h = (torch.rand(c.shape, generator=generator, device=v.device) < torch.sigmoid(v @ W + c)).to(v.dtype)
-            v = (torch.rand(b.shape, generator=generator, device=v.device) < torch.sigmoid((h @ W.T + b) / temperature)).to(v.dtype)
-        return v
-
     def objective(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CD surrogate summed over windows (B, W, K) and the number of frames it covers."""
         v = frames.reshape(frames.shape[0], -1).float()
         b, c = self._biases(genre)
         with torch.no_grad():
             start = v if not self.cfg.persistent or self._chains is None or self._chains.shape != v.shape else self._chains
-            negative = self._gibbs(start, b, c, self.cfg.cd_k)
+            negative = gibbs_chain(start, self.rbm.W, b, c, self.cfg.cd_k)
             if self.cfg.persistent:
                 self._chains = negative
-        return (self._free_energy(v, b, c) - self._free_energy(negative, b, c)).sum(), mask.sum()
+        return (free_energy(v, self.rbm.W, b, c) - free_energy(negative, self.rbm.W, b, c)).sum(), mask.sum()
 
     @torch.no_grad()
     def log_partition(self, ais: AIS) -> torch.Tensor:
@@ -77,7 +67,7 @@ class WindowRBM(nn.Module):
         b, c = self._biases(genre)
         if n_win:
             v = frames[:, 1 : 1 + n_win * W].reshape(B, n_win, W * K).float()  # (B, n, W K)
-            nll = self._free_energy(v, b[:, None], c[:, None]) + log_z[:, None]  # (B, n)
+            nll = free_energy(v, self.rbm.W, b[:, None], c[:, None]) + log_z[:, None]  # (B, n)
             out[:, : n_win * W] = (nll / W).repeat_interleave(W, dim=1)
         # a piece's windows end at its own length, not the batch's
         lengths = mask[:, 1:].sum(1)
@@ -112,6 +102,6 @@ class WindowRBM(nn.Module):
         v = (torch.rand(b.shape, generator=generator) < torch.sigmoid(b)).float()
         windows = []
         for _ in range(-(-n_frames // self.window)):
-            v = self._gibbs(v, b, c, steps, generator, temperature)
+            v = gibbs_chain(v, self.rbm.W, b, c, steps, generator, temperature)
             windows.append(v.reshape(n, self.window, self.n_keys))
         return torch.cat(windows, 1)[:, :n_frames]
