@@ -245,10 +245,7 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus, base:
             new[:, 0] += int(stored[:, 1].sum()) if len(stored) else 0
             np.save(work / f"{name}.idx.npy", np.concatenate([stored, new]).reshape(-1, 3))
 
-    with open(work / "pieces.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose", "fingerprint"])
-        writer.writerows(records)
+    write_pieces(work / "pieces.csv", records)
     save_encoding(enc, work / "tokenizer.json")
     meta = {
         "format": FORMAT,
@@ -274,11 +271,26 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus, base:
         with open(out / f"{name}.bin", "ab") as dst, open(work / f"{name}.bin", "rb") as src:
             shutil.copyfileobj(src, dst, 1 << 20)
         (work / f"{name}.bin").unlink()
-    for f in sorted(work.iterdir(), key=lambda f: f.name == "meta.json"):
-        os.replace(f, out / f.name)
+    install(work, out)
     save_split(out / "split.json", split)
     log.info("prepared %d new pieces (%d rejected) into %s", len(pieces), len(rejections), out)
     return meta
+
+
+def write_pieces(path: Path, records) -> None:
+    """pieces.csv: one row per stored piece (the columns in the module docstring)."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose", "fingerprint"])
+        writer.writerows(records)
+
+
+def install(work: Path, out: Path) -> None:
+    """Move a built folder's files into `out`: the old meta.json goes first and the new one last,
+    so a half-installed folder never passes as up to date."""
+    (out / "meta.json").unlink(missing_ok=True)
+    for f in sorted(work.iterdir(), key=lambda f: f.name == "meta.json"):
+        os.replace(f, out / f.name)
 
 
 def read_meta(data_dir: Path) -> dict[str, Any]:

@@ -103,14 +103,12 @@ def roll_piece_to_midi(
 def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
     """Store a benchmark set as a prepared piano-roll folder (etude.data.cache's layout), keeping
     its own train/valid/test split; one genre, named after the file. Returns the folder's meta."""
-    import csv
     import json
-    import os
     import shutil
 
     from etude import __version__
     from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
-    from etude.data.cache import FORMAT
+    from etude.data.cache import FORMAT, install, write_pieces
     from etude.data.encoding import make_encoding, save_encoding
 
     path, out = Path(path), Path(out)
@@ -141,10 +139,7 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
                 records.append((f"{split}/{k:04d}", genre, split, round(len(roll) * seconds_per_frame, 3), len(roll), 0, ""))
         np.save(work / f"{split}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
         counts[split] = {genre: {"pieces": len(pieces), "tokens": start, "seconds": start * seconds_per_frame}}
-    with open(work / "pieces.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose", "fingerprint"])
-        writer.writerows(records)
+    write_pieces(work / "pieces.csv", records)
     save_encoding(enc, work / "tokenizer.json")
     meta = {
         "format": FORMAT, "etude_version": __version__, "settings_hash": digest, "settings": settings,
@@ -153,8 +148,6 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
         "rejection_counts": {}, "rejections": [],
     }
     (work / "meta.json").write_text(json.dumps(meta, indent=1))
-    meta_path.unlink(missing_ok=True)
-    for f in sorted(work.iterdir(), key=lambda f: f.name == "meta.json"):
-        os.replace(f, out / f.name)
+    install(work, out)
     work.rmdir()
     return meta
