@@ -8,6 +8,12 @@ import sys
 import pytest
 
 
+def _failure(out: subprocess.CompletedProcess) -> str:
+    """What each process printed about its failure (torchrun's own summary comes last and hides it)."""
+    lines = [ln for ln in out.stderr.splitlines() if any(k in ln for k in ("Error", "error", "terminate", "what()", "Abort"))]
+    return "\n".join(lines[:40]) or out.stderr[-2000:]
+
+
 def _losses(run):
     with open(run / "metrics.csv") as fh:
         return [(int(r["iteration"]), r["split"], float(r["loss"])) for r in csv.DictReader(fh)]
@@ -24,7 +30,7 @@ def test_two_processes_match_one(real_data, tmp_path):
          "-m", "etude", "train", str(real_data), "--out", str(ddp), *common],
         env=env, capture_output=True, text=True, timeout=300,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, _failure(out)
     assert "2 process(es): global batch 8 windows x 32 tokens (4 per process)" in out.stderr
     a, b = _losses(single), _losses(ddp)
     assert [r[:2] for r in a] == [r[:2] for r in b]  # same rows: only rank 0 logs
@@ -37,7 +43,7 @@ def test_two_processes_match_one(real_data, tmp_path):
     extend = ["train", "--resume", "RUN", "--train.iterations=40"]
     subprocess.run([sys.executable, "-m", "etude", "-q", *[str(single) if a == "RUN" else a for a in extend]], check=True, env=env, capture_output=True)
     out = subprocess.run([*launch, *[str(ddp) if a == "RUN" else a for a in extend]], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, _failure(out)
     a, b = _losses(single), _losses(ddp)
     assert a[-1][:2] == b[-1][:2] == (40, "valid")
     assert b[-1][2] == pytest.approx(a[-1][2], rel=1e-3)

@@ -66,6 +66,11 @@ class Distributed:
         dist.all_gather_object(out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, together: bool = True) -> None:
+        """Leave the process group; `together` waits for every process first (a process tearing its
+        connections down while another still uses them can make gloo abort the other). Pass
+        False after an error, when the others may never arrive."""
         if self.world > 1 and dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()

@@ -416,6 +416,7 @@ def train(
     share = tc.batch_size // ddp.world
     part = slice(ddp.rank * share, (ddp.rank + 1) * share)
     bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress and ddp.main else True)
+    finished = False  # every process reached the end (or the stop) together
     try:
         with stop.installed():
             for it in range(start, tc.iterations):
@@ -460,10 +461,13 @@ def train(
                     save(done, metrics, False)
                     if ddp.main:
                         log.warning("stopped at iteration %d; continue with: etude train --resume %s", done, run_dir)
+                    finished = True
                     return TrainResult(run_dir, done, True, metrics, best)
+        finished = True
     finally:
         bar.close()
         if metrics_log:
             metrics_log.close()
-        ddp.close()
+        del net  # DDP's reducer holds the process group: release it before leaving the group
+        ddp.close(together=finished)
     return TrainResult(run_dir, it, False, metrics, best)
