@@ -131,3 +131,13 @@ def test_compiled_model_trains_like_eager(real_data, tmp_path):
     eager = train(cfg, tmp_path / "eager", overrides=common, progress=False)
     compiled = train(cfg, tmp_path / "compiled", overrides=[*common, "train.compile=true"], progress=False)
     assert compiled.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=1e-3)
+
+
+def test_keep_every_keeps_checkpoints_along_the_way(real_data, tmp_path):
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    train(cfg, tmp_path / "run", overrides=["train.iterations=30", "train.eval_every=25", "train.keep_every=12"], progress=False)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("ckpt-*"))
+    # kept at 12 and 24 (validated there too), the last at 30; 25 was neither kept nor best-and-last
+    assert {"ckpt-000012", "ckpt-000024", "ckpt-000030"} <= set(names)
+    assert [int(r["iteration"]) for r in _rows(tmp_path / "run", "valid")] == [12, 24, 25, 30]

@@ -304,10 +304,16 @@ class MetricsLog:
             self.tb.close()
 
 
+def _kept(name: str, keep_every: int) -> bool:
+    """Whether checkpoint folder `ckpt-NNNNNN` is one that train.keep_every keeps."""
+    return keep_every > 0 and int(name.split("-")[1]) % keep_every == 0
+
+
 def save_run_checkpoint(
     ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool, rng: list
 ) -> None:
-    """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete unreferenced ones.
+    """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete the ones neither
+    referenced nor kept by `train.keep_every`.
 
     `rng` holds the torch RNG state of every training process, in rank order."""
     resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": rng}
@@ -317,7 +323,7 @@ def save_run_checkpoint(
         point(ckpt_dir / "best", folder)
     keep = {(ckpt_dir / n).resolve().name for n in ("last", "best") if (ckpt_dir / n).exists()}
     for old in ckpt_dir.glob("ckpt-*"):
-        if old.name not in keep:
+        if old.name not in keep and not _kept(old.name, config.train.keep_every):
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -443,7 +449,8 @@ def train(
                     ppl = math.exp(min(loss, 50)) if isinstance(model, LSTMGenerator) else math.nan
                     metrics_log.record(done, "train", {"loss": loss, "perplexity": ppl}, scheduler.get_last_lr()[0], tps, elapsed)
                 out_of_time = ddp.any(tc.max_minutes > 0 and elapsed > tc.max_minutes * 60)
-                if done % tc.eval_every == 0 or done == tc.iterations or out_of_time:
+                kept = tc.keep_every > 0 and done % tc.keep_every == 0
+                if done % tc.eval_every == 0 or done == tc.iterations or out_of_time or kept:
                     is_best = False
                     if ddp.main:
                         metrics = validate()
