@@ -42,9 +42,8 @@ class PieceSet:
     features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _test_pieces(ckpt: Checkpoint, n: int) -> PieceSet:
-    """Up to n test pieces of the run's data, shared out over the genres."""
-    data = Path(ckpt.config.data)
+def original_set(data: Path, encoding: EventEncoding, n: int) -> PieceSet:
+    """Up to n test pieces of a prepared event-token folder, shared out over the genres."""
     rows, index = open_split(data, "test")
     by_genre: dict[int, list[int]] = {}
     for k, (_, _, g) in enumerate(index):
@@ -52,11 +51,11 @@ def _test_pieces(ckpt: Checkpoint, n: int) -> PieceSet:
     longest = max((len(v) for v in by_genre.values()), default=0)
     order = [ks[i] for i in range(longest) for ks in by_genre.values() if i < len(ks)]  # round robin
     chosen = order[:n]
-    scores = [ckpt.encoding.decode(np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0])) for k in chosen]
-    return PieceSet("original", scores, [ckpt.encoding.genres[int(index[k, 2])] for k in chosen])
+    scores = [encoding.decode(np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0])) for k in chosen]
+    return PieceSet("original", scores, [encoding.genres[int(index[k, 2])] for k in chosen])
 
 
-def _generated(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int) -> PieceSet:
+def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int) -> PieceSet:
     """n pieces, shared out over `genres` (each genre sampled as one batch)."""
     want = [genres[k % len(genres)] for k in range(n)]
     scores, labels = [], []
@@ -67,7 +66,7 @@ def _generated(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: s
     return PieceSet(name, scores, labels)
 
 
-def _analyse(s: PieceSet, soundfont: Path | None) -> None:
+def analyse(s: PieceSet, soundfont: Path | None) -> None:
     notes = [M.Notes.of(score) for score in s.scores]
     for score in s.scores:
         audio = render(score, soundfont, SAMPLE_RATE)
@@ -98,7 +97,7 @@ def _histogram_distances(s: PieceSet, original: PieceSet) -> dict:
     return out
 
 
-def _statistics(s: PieceSet) -> dict:
+def set_statistics(s: PieceSet) -> dict:
     """Mean and standard deviation of each scalar metric over the set (None when all nan)."""
     out = {}
     for name in M.SCALARS:
@@ -108,7 +107,7 @@ def _statistics(s: PieceSet) -> dict:
     return out
 
 
-def _likelihood(ckpt: Checkpoint) -> dict:
+def split_likelihood(ckpt: Checkpoint) -> dict:
     from etude.train import Windows, evaluate as eval_loss
 
     rows, index = open_split(Path(ckpt.config.data), "test")
@@ -162,13 +161,13 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     genres = ckpt.encoding.genres
-    sets = [_test_pieces(ckpt, n), _generated("lstm", ckpt, genres, n, length, seed)]
+    sets = [original_set(Path(ckpt.config.data), ckpt.encoding, n), generated_set("lstm", ckpt, genres, n, length, seed)]
     loaded_baselines = []
     for path in baselines or []:
         try:
             other = load_checkpoint(path)
             loaded_baselines.append((path, other))
-            sets.append(_generated(Path(path).name, other, [g for g in genres if g in other.encoding.genres] or other.encoding.genres, n, length, seed))
+            sets.append(generated_set(Path(path).name, other, [g for g in genres if g in other.encoding.genres] or other.encoding.genres, n, length, seed))
         except EtudeError as exc:
             problems.append(f"baseline {path}: {exc}")
     for s in list(sets):
@@ -176,21 +175,21 @@ def evaluate(
             problems.append(f"set {s.name} is empty")
             sets.remove(s)
             continue
-        _analyse(s, soundfont)
+        analyse(s, soundfont)
     original = sets[0]
     reference = np.mean(original.spectra, axis=0)
 
     report: dict = {"run": str(run), "pieces_per_set": {s.name: len(s.scores) for s in sets}, "sample_rate": SAMPLE_RATE, "length": length}
     report["spectral"] = {s.name: _spectral(s, reference) for s in sets}
-    report["statistics"] = {s.name: _statistics(s) for s in sets}
+    report["statistics"] = {s.name: set_statistics(s) for s in sets}
     report["set_comparison"] = {
         s.name: {name: M.set_comparison(original.features[name], s.features[name]) for name in [*M.SCALARS, *M.HISTOGRAMS]}
         for s in sets
     }
     report["histogram_js_distance"] = {s.name: _histogram_distances(s, original) for s in sets}
-    report["likelihood"] = {"lstm": _likelihood(ckpt)}
+    report["likelihood"] = {"lstm": split_likelihood(ckpt)}
     for path, other in loaded_baselines:
-        report["likelihood"][Path(path).name] = _likelihood(other) if other.config.data and (Path(other.config.data) / "meta.json").exists() else {"problem": "its data folder is gone"}
+        report["likelihood"][Path(path).name] = split_likelihood(other) if other.config.data and (Path(other.config.data) / "meta.json").exists() else {"problem": "its data folder is gone"}
 
     if classifier is not None:
         clf = Classifier.load(classifier)

@@ -23,7 +23,7 @@ AUDIO_SECONDS = 15  # excerpt length embedded in the page
 AUDIO_RATE = 22050
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -43,11 +43,18 @@ def spectra_png(sets, rate: int, path: Path) -> Path:
     ax.set_ylabel("mean magnitude (dB re. peak)")
     ax.set_title("Frequency distribution of the rendered audio")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def spectrogram_png(audio: np.ndarray, rate: int, title: str, path: Path) -> Path:
     """STFT magnitude (dB) of the first 30 s, log-frequency axis."""
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    draw_spectrogram(ax, audio, rate, title)
+    return save_figure(fig, path)
+
+
+def draw_spectrogram(ax, audio: np.ndarray, rate: int, title: str) -> None:
+    """STFT magnitude (dB) of the first 30 s of `audio` (channels, samples) on `ax`, log-frequency axis."""
     x = audio.mean(axis=0)[: 30 * rate]
     n_fft, hop = 2048, 512
     x = np.pad(x, (0, max(0, n_fft - len(x))))
@@ -55,14 +62,12 @@ def spectrogram_png(audio: np.ndarray, rate: int, title: str, path: Path) -> Pat
     mag = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-6)
     freqs = np.fft.rfftfreq(n_fft, 1 / rate)
     times = np.arange(mag.shape[1]) * hop / rate
-    fig, ax = plt.subplots(figsize=(9, 3.5))
     band = (freqs >= 30) & (freqs <= 8000)
     ax.pcolormesh(times, freqs[band], mag[band], shading="auto", vmin=mag.max() - 80, vmax=mag.max(), cmap="magma")
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz)")
     ax.set_title(title)
-    return _save(fig, path)
 
 
 def statistics_png(sets, path: Path) -> Path:
@@ -73,7 +78,7 @@ def statistics_png(sets, path: Path) -> Path:
         ax.boxplot(data, tick_labels=[s.name for s in sets])
         ax.set_title(name.replace("_", " "), fontsize=9)
         ax.tick_params(labelsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_png(info: dict, path: Path) -> Path:
@@ -87,10 +92,10 @@ def confusion_png(info: dict, path: Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Genre classifier on test pieces (accuracy {info['accuracy']:.2f})", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _img(path: Path) -> str:
+def img_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
@@ -103,7 +108,7 @@ def _audio(audio: np.ndarray, rate: int) -> str:
     return f'<audio controls preload="metadata" src="data:audio/wav;base64,{base64.b64encode(buf.getvalue()).decode()}"></audio>'
 
 
-def _table(rows: list[list], header: list[str]) -> str:
+def html_table(rows: list[list], header: list[str]) -> str:
     def cell(v):
         return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
@@ -145,22 +150,22 @@ img{{max-width:100%}}</style></head><body>
 <p>Pieces per set: {html.escape(_inline(report['pieces_per_set']))}; generated length {html.escape(report['length'])};
 audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seconds']} s.</p>
 <h2>Spectrum: generated against original</h2>
-{_table(spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"])}
-{_img(figs[0])}
-{"".join(_img(f) for f in figs[1:1 + len(sets)])}
+{html_table(spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"])}
+{img_tag(figs[0])}
+{"".join(img_tag(f) for f in figs[1:1 + len(sets)])}
 <h2>Musical statistics</h2>
-{_img(figs[1 + len(sets)])}
+{img_tag(figs[1 + len(sets)])}
 <h3>Against the original (Yang &amp; Lerch): KL divergence and overlapped area</h3>
-{_table(comparison, ["set", "feature", "KL(intra-original | inter)", "overlapped area"])}
+{html_table(comparison, ["set", "feature", "KL(intra-original | inter)", "overlapped area"])}
 <h2>Genre</h2>
-{_img(figs[-1])}
-{_table(adherence, ["set", "share classified as its genre"])}
+{img_tag(figs[-1])}
+{html_table(adherence, ["set", "share classified as its genre"])}
 <h2>Memorisation</h2>
-{_table(memo, ["set", "longest copied run (notes)", "median", f"pieces with runs of {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at']}+"])}
+{html_table(memo, ["set", "longest copied run (notes)", "median", f"pieces with runs of {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at']}+"])}
 <h3>Histograms against the original: Jensen-Shannon distance of the set means</h3>
-{_table(histograms, ["set", *M.HISTOGRAMS])}
+{html_table(histograms, ["set", *M.HISTOGRAMS])}
 <h2>Likelihood (test split, each model on its own encoding)</h2>
-{_table(likelihood, ["model", "NLL (nats/token)", "perplexity"])}
+{html_table(likelihood, ["model", "NLL (nats/token)", "perplexity"])}
 <h2>Listen</h2>
 {audio}
 <h2>Problems</h2><ul>{problems}</ul>

@@ -458,7 +458,7 @@ def train(
                         is_best = metrics["loss"] < best["loss"]
                         if is_best:
                             best = {"loss": metrics["loss"], "perplexity": metrics.get("perplexity", math.nan), "iteration": done}
-                        bar.write(f"iteration {done}: {describe_metrics(metrics)}")
+                        (bar.write if progress else log.info)(f"iteration {done}: {describe_metrics(metrics)}")
                     save(done, metrics, is_best)
                 if out_of_time:
                     if ddp.main:
