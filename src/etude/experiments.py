@@ -379,21 +379,26 @@ def seconds_per_iteration(cfg: RunConfig, steps: int = 2, batch: int = 4) -> flo
     import torch
 
     from etude.models.registry import build_model
-    from etude.train import _data_plan, _open_data
+    from etude.train import data_plan, open_data, pick_device
 
-    _, encoding, train_part, valid_part = _open_data(cfg)
-    model = build_model(cfg.model, encoding)
-    windows, _ = _data_plan(model, cfg, encoding, train_part, valid_part, torch.device("cpu"))
+    _, encoding, train_part, valid_part = open_data(cfg)
+    device = pick_device(cfg.device)
+    model = build_model(cfg.model, encoding).to(device)
+    windows, _ = data_plan(model, cfg, encoding, train_part, valid_part, device)
     opt = torch.optim.Adam(model.parameters())
     rng = np.random.default_rng(0)
     b = min(batch, cfg.train.batch_size)
     for step in range(steps + 1):
         if step == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
-        loss, count = model.objective(*windows.random_batch(rng, b))
+        loss, count = model.objective(*(t.to(device) for t in windows.random_batch(rng, b)))
         opt.zero_grad()
         (loss / count.clamp(min=1)).backward()
         opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return (time.perf_counter() - t0) / steps * cfg.train.batch_size / b
 
 

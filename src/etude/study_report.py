@@ -119,7 +119,7 @@ def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
         "models": spectra_png(r["models"], out / "study_spectra.png"),
     }
     samples = [("original (test piece)", out / "original_sample.mid")]
-    samples += [(f"{d} layers (seed 0)", out / "runs" / f"{variant}-seed0" / "sample.mid") for d, variant in _depth_variants(sc)]
+    samples += [(f"{d} layer{'s' if d > 1 else ''} (seed 0)", out / "runs" / f"{variant}-seed0" / "sample.mid") for d, variant in _depth_variants(sc)]
     samples = [(t, p) for t, p in samples if p.exists()]
     if samples:
         figs["depth_spectrograms"] = spectrograms_png(samples, soundfont, out / "study_depth_spectrograms.png")

@@ -197,7 +197,7 @@ def describe_metrics(m: dict[str, Any]) -> str:
     return f"valid NLL {m['loss']:.3f} nats/frame (per-key marginals {m['marginal_loss']:.3f}), frame accuracy {m['accuracy']:.3f}"
 
 
-def _data_plan(model, config: RunConfig, encoding, train_split, valid_split, device):
+def data_plan(model, config: RunConfig, encoding, train_split, valid_split, device):
     """The training windows and a function returning validation metrics, for the data's encoding."""
     tc = config.train
     (train_rows, train_index), (valid_rows, valid_index) = train_split, valid_split
@@ -246,7 +246,7 @@ def _build_optimizer(model: LSTMGenerator, cfg) -> torch.optim.Optimizer:
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
 
 
-def _open_data(cfg: RunConfig):
+def open_data(cfg: RunConfig):
     if not cfg.data:
         raise ConfigError("no data folder: pass DATA_DIR (made by `etude data prepare`)")
     meta = read_meta(Path(cfg.data))
@@ -357,7 +357,7 @@ def train(
     device = ddp.device(device)
     if tc.batch_size % ddp.world:
         raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must divide among {ddp.world} processes")
-    meta, encoding, (train_rows, train_index), (valid_rows, valid_index) = _open_data(config)
+    meta, encoding, (train_rows, train_index), (valid_rows, valid_index) = open_data(config)
     if ckpt is not None and ckpt.encoding.vocab != encoding.vocab:
         raise CheckpointError(f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings")
 
@@ -394,7 +394,7 @@ def train(
         ckpt_dir.mkdir(exist_ok=True)
         metrics_log = MetricsLog(run_dir, start)
 
-    train_windows, validate = _data_plan(model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
+    train_windows, validate = data_plan(model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
     if ddp.main:
         log.info(
             "model %s: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training rows; device %s",
