@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from etude.experiments import SCALES, judge, mean_sd, run_specs, train_seconds
+from etude.experiments import SCALES, closer_statistics, judge, mean_sd, run_specs, train_seconds
 
 
 def ms(mean, sd=0.0, n=3):
@@ -25,6 +25,14 @@ def test_judge_by_hand():
     assert v["held"] is False and v["note"] == "lowest at 128"
     assert judge("beats", {"lstm": ms(2.0), "rbm": ms(3.0)}, "lstm")["held"] is True
     assert judge("beats", {"lstm": ms(None), "rbm": ms(3.0)}, "lstm")["held"] is None
+
+
+def test_closer_statistics_by_hand():
+    original = {"range": {"mean": 20.0}, "density": {"mean": 4.0}, "entropy": {"mean": 2.8}, "empty": {"mean": None}}
+    lstm = {"range": {"mean": 23.0}, "density": {"mean": 2.0}, "entropy": {"mean": 2.9}, "empty": {"mean": 0.1}}
+    rbm = {"range": {"mean": 30.0}, "density": {"mean": 5.0}, "entropy": {"mean": 3.2}, "empty": {"mean": 0.0}}
+    # |23-20| < |30-20|; |2-4| > |5-4|; |2.9-2.8| < |3.2-2.8|; "empty" has no original mean
+    assert closer_statistics(original, lstm, rbm) == (["range", "entropy"], 3)
 
 
 def test_mean_sd():
@@ -61,7 +69,7 @@ def test_tiny_study_runs_resumes_and_judges_every_claim(real_data, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "estimated training time" in res.stdout
     report = json.loads((out / "study.json").read_text())
-    assert len(report["claims"]) == 5
+    assert len(report["claims"]) == 6
     assert all(c["held"] in (True, False) for c in report["claims"]), report["claims"]
     assert len(report["runs"]) == 22 and all(r["trained_now"] for r in report["runs"].values())
     r = report["results"]

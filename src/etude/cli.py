@@ -404,7 +404,7 @@ def _add_experiment(sub) -> None:
             "Scales (sizes are printed before the runs start, with an estimate of the training time):\n"
             "  tiny   seconds per run, for tests (hidden 16-48, 40 iterations)\n"
             "  cpu    hidden 64/128/256/512, layers 1-4 at 128 units, 1200 iterations of 16 x 64\n"
-            "         tokens; about an hour with 3 seeds on 2 cores\n"
+            "         tokens; about 25 minutes with 3 seeds and 2 workers on 2 CPU cores\n"
             "  paper  hidden 128-1024, layers 1-4 at 1024 units, 6000 iterations: for a GPU"
         ),
     )

@@ -360,7 +360,26 @@ def claims(results: dict, scale: Scale) -> list[dict]:
         ("the LSTM is closer to the original spectrum than the RBM", "spectral distance to the original (dB)",
          judge("beats", {k: results["models"][k]["spectral_distance_db"] for k in ("lstm", "rbm")}, "lstm")),
     ]
+    models = results["models"]
+    if "original" in models:
+        out.append(("the LSTM's musical statistics are closer to the original's than the RBM's", "statistics whose mean is nearer the original's",
+                    statistics_verdict(models["original"]["statistics"], models["lstm"]["statistics"], models["rbm"]["statistics"])))
     return [{"claim": c, "measure": m, **v} for c, m, v in out]
+
+
+def closer_statistics(original: dict, a: dict, b: dict) -> tuple[list[str], int]:
+    """The statistics whose mean in set `a` is nearer the original's than in set `b`, and how many
+    could be compared (each argument: name -> {"mean": ...}; a None mean leaves a statistic out)."""
+    names = [k for k in original if all(d.get(k, {}).get("mean") is not None for d in (original, a, b))]
+    nearer = [k for k in names if abs(a[k]["mean"] - original[k]["mean"]) < abs(b[k]["mean"] - original[k]["mean"])]
+    return nearer, len(names)
+
+
+def statistics_verdict(original: dict, lstm: dict, rbm: dict) -> dict:
+    nearer, n = closer_statistics(original, lstm, rbm)
+    if not n:
+        return {"held": None, "numbers": "", "within_spread": None, "note": "not measured"}
+    return {"held": 2 * len(nearer) > n, "numbers": f"LSTM nearer on {len(nearer)} of {n}: {', '.join(nearer) or 'none'}", "within_spread": None, "note": ""}
 
 
 # ----------------------------------------------------------------------------- the command

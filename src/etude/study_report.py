@@ -66,8 +66,11 @@ def sweep_png(results: dict, sweep: str, xlabel: str, path: Path) -> Path:
     _errorbars(axes[1], results[sweep], "spectral_distance_db", xlabel, "spectral distance (dB)")
     _errorbars(axes[2], results[sweep], "train_seconds", xlabel, "training time (s)")
     if sweep == "hidden":
+        units = [int(k) for k in results[sweep]]
         for ax in axes:
             ax.set_xscale("log", base=2)
+            ax.set_xticks(units, [str(u) for u in units])
+            ax.minorticks_off()
     return save_figure(fig, path)
 
 
