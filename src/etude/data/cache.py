@@ -126,7 +126,7 @@ def prepare(
     elif old:
         log.info("settings or files changed: rebuilding %s", out)
     enc = make_encoding(encoding, genres)
-    work = out / ".building"
+    work = out / f".building-{os.getpid()}"  # per process: two preparations of one folder must not share it
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:

@@ -104,6 +104,7 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
     """Store a benchmark set as a prepared piano-roll folder (etude.data.cache's layout), keeping
     its own train/valid/test split; one genre, named after the file. Returns the folder's meta."""
     import json
+    import os
     import shutil
 
     from etude import __version__
@@ -124,7 +125,7 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
     rolls = load_polyphonic(path)
     genre = path.stem.lower()
     enc = make_encoding(encoding_cfg, [genre])
-    work = out / ".building"
+    work = out / f".building-{os.getpid()}"  # per process: two preparations of one folder must not share it
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     records, counts = [], {}
