@@ -151,3 +151,26 @@ def test_input_dropout_only_while_training():
     assert not torch.allclose(model.states(frames, g), model.states(frames, g))
     model.eval()
     assert torch.equal(model.states(frames, g), model.states(frames, g))
+
+
+def test_shift_keys_moves_notes_and_drops_those_off_the_keyboard():
+    from etude.train import shift_keys
+
+    frames = torch.zeros(3, 2, 88)
+    frames[:, 0, 0] = 1  # lowest key
+    frames[:, 1, 40] = 1
+    out = shift_keys(frames, np.array([2, -1, 0]))
+    assert out[0, 0, 2] == 1 and out[0, 1, 42] == 1 and out[0].sum() == 2
+    assert out[1, 1, 39] == 1 and out[1].sum() == 1  # key 0 moved down falls off
+    assert torch.equal(out[2], frames[2])
+
+
+def test_transposed_windows_shift_keys_only():
+    rows = np.zeros((40, 88), np.uint8)
+    rows[::2, 30:34] = 1
+    index = np.array([[0, 20, 0], [20, 20, 1]])
+    plain = Windows(rows, index, 8, roll=True).random_batch(np.random.default_rng(0), 6)
+    moved = Windows(rows, index, 8, roll=True, transpose=3).random_batch(np.random.default_rng(0), 6)
+    assert torch.equal(plain[1], moved[1]) and torch.equal(plain[2], moved[2])  # same windows, masks, genres
+    assert torch.equal(plain[0].sum(-1), moved[0].sum(-1))  # every note kept (none near the ends)
+    assert not torch.equal(plain[0], moved[0])

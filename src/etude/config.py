@@ -86,6 +86,7 @@ class TrainConfig:
     log_every: int = 25  # CSV/TensorBoard training-loss rows
     precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32 | fp32 | bf16
     compile: bool = False  # torch.compile the model for training (minutes of compiling first)
+    roll_transpose: int = 0  # piano rolls: shift each training window by a random -K..K keys (augmentation; 0: off)
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
     ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)

@@ -65,9 +65,12 @@ class Windows:
     so each piece's first frame is a target too.
     """
 
-    def __init__(self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int = 0, roll: bool = False, lead: bool = True):
+    def __init__(
+        self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int = 0, roll: bool = False, lead: bool = True, transpose: int = 0
+    ):
         self.rows, self.index, self.seq_len, self.pad_id = rows, index, seq_len, pad_id
         self.roll, self.first = roll, -1 if roll and lead else 0
+        self.transpose = transpose if roll else 0  # random batches: each window shifted by -transpose..transpose keys
         lengths = index[:, 1].astype(np.float64)
         self.weights = np.maximum(lengths - 1, 1) / np.maximum(lengths - 1, 1).sum()
 
@@ -99,7 +102,11 @@ class Windows:
         pieces = rng.choice(len(self.index), size=batch_size, p=self.weights)
         rooms = np.maximum(0, self.index[pieces, 1] - self.seq_len - 1 - self.first)
         offsets = (rng.random(batch_size) * (rooms + 1)).astype(np.int64) + self.first
-        return self._tensors([(int(p), int(o)) for p, o in zip(pieces, offsets)][part])
+        batch = self._tensors([(int(p), int(o)) for p, o in zip(pieces, offsets)][part])
+        if self.transpose:
+            shifts = rng.integers(-self.transpose, self.transpose + 1, batch_size)[part]
+            batch = (shift_keys(batch[0], shifts), *batch[1:])
+        return batch
 
     def fixed_batches(self, batch_size: int, max_windows: int):
         """Consecutive windows covering every piece (evenly thinned to at most max_windows)."""
@@ -108,6 +115,17 @@ class Windows:
             spots = [spots[i] for i in np.linspace(0, len(spots) - 1, max_windows).astype(int)]
         for i in range(0, len(spots), batch_size):
             yield self._tensors(spots[i : i + batch_size])
+
+
+def shift_keys(frames: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
+    """Piano-roll windows (B, T, keys) each moved up by shifts[b] keys (down if negative);
+    notes pushed past either end of the keyboard are dropped."""
+    out = torch.zeros_like(frames)
+    keys = frames.shape[-1]
+    for b, s in enumerate(int(v) for v in shifts):
+        if abs(s) < keys:
+            out[b, :, max(s, 0) : keys + min(s, 0)] = frames[b, :, max(-s, 0) : keys - max(s, 0)]
+    return out
 
 
 def unigram_log_probs(rows: np.ndarray, vocab_size: int, pad_id: int) -> torch.Tensor:
@@ -207,9 +225,9 @@ def data_plan(model, config: RunConfig, encoding, train_split, valid_split, devi
         unigram = unigram_log_probs(train_rows, encoding.vocab_size, encoding.pad_id)
         return windows, lambda: evaluate(model, batches, device, unigram)
     if config.model.name == "rbm":  # windows of model.window frames, no silent lead-in
-        windows = Windows(train_rows, train_index, config.model.window - 1, roll=True, lead=False)
+        windows = Windows(train_rows, train_index, config.model.window - 1, roll=True, lead=False, transpose=tc.roll_transpose)
     else:
-        windows = Windows(train_rows, train_index, tc.seq_len, roll=True)
+        windows = Windows(train_rows, train_index, tc.seq_len, roll=True, transpose=tc.roll_transpose)
     batches = list(piece_batches(valid_rows, valid_index))
     ais = AIS(tc.ais_temps, tc.ais_runs) if "rbm" in config.model.name else None
     marginal = marginal_log_probs(train_rows)
