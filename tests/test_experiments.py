@@ -14,17 +14,17 @@ def ms(mean, sd=0.0, n=3):
 
 def test_judge_by_hand():
     # the expected setting lowest, by a gap wider than the spreads (0.2 > 0.05 + 0.05)
-    v = judge("best", {"0.5": ms(1.5, 0.05), "0.7": ms(1.3, 0.05), "0.9": ms(1.6, 0.05)}, "0.7")
+    v = judge("lowest", {"0.5": ms(1.5, 0.05), "0.7": ms(1.3, 0.05), "0.9": ms(1.6, 0.05)}, "0.7")
     assert v["held"] is True and v["within_spread"] is False and v["note"] == "0.7 lowest"
     # lowest elsewhere; gap to the runner-up (1.3 vs 1.35) inside the spreads
-    v = judge("best", {"0.5": ms(1.3, 0.04), "0.7": ms(1.35, 0.04)}, "0.7")
+    v = judge("lowest", {"0.5": ms(1.3, 0.04), "0.7": ms(1.35, 0.04)}, "0.7")
     assert v["held"] is False and v["within_spread"] is True and v["note"] == "lowest at 0.5"
     # error must fall at every step of the numeric setting, in numeric (not string) order
-    assert judge("increasing_is_better", {"64": ms(3.0), "128": ms(2.0), "1024": ms(1.0), "256": ms(1.5)})["held"] is True
-    v = judge("increasing_is_better", {"64": ms(3.0), "128": ms(2.0), "256": ms(2.1)})
+    assert judge("falls_with_setting", {"64": ms(3.0), "128": ms(2.0), "1024": ms(1.0), "256": ms(1.5)})["held"] is True
+    v = judge("falls_with_setting", {"64": ms(3.0), "128": ms(2.0), "256": ms(2.1)})
     assert v["held"] is False and v["note"] == "lowest at 128"
-    assert judge("beats", {"lstm": ms(2.0), "rbm": ms(3.0)}, "lstm")["held"] is True
-    assert judge("beats", {"lstm": ms(None), "rbm": ms(3.0)}, "lstm")["held"] is None
+    assert judge("lowest", {"lstm": ms(2.0), "rbm": ms(3.0)}, "lstm")["held"] is True
+    assert judge("lowest", {"lstm": ms(None), "rbm": ms(3.0)}, "lstm")["held"] is None
 
 
 def test_closer_statistics_by_hand():

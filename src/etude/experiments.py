@@ -308,8 +308,9 @@ def aggregate(evals: list[dict], scale: Scale) -> dict:
     }
 
 
-def _fmt(ms: dict) -> str:
-    if ms.get("mean") is None:
+def format_mean_sd(ms: dict | None) -> str:
+    """"1.234 ± 0.05" (the mean alone for one value; "n/a" for none)."""
+    if not ms or ms.get("mean") is None:
         return "n/a"
     return f"{ms['mean']:.4g} ± {ms['sd']:.2g}" if ms["n"] > 1 else f"{ms['mean']:.4g}"
 
@@ -322,14 +323,14 @@ def _within_spread(a: dict, b: dict) -> bool:
 def judge(kind: str, values: dict[str, dict], expected: str | None = None) -> dict:
     """Whether a claim held, from mean ± sd per setting (lower is better).
 
-    kind "best": `expected` has the lowest mean; "increasing_is_better": means fall strictly as
-    the (numeric) setting grows; "beats": `expected` is lower than every other setting.
+    kind "lowest": `expected` has the lowest mean; "falls_with_setting": means fall strictly as
+    the (numeric) setting grows.
     `within_spread` flags a decisive gap smaller than the seeds' spread."""
     known = {k: v for k, v in values.items() if v.get("mean") is not None}
-    numbers = "; ".join(f"{k}: {_fmt(v)}" for k, v in values.items())
+    numbers = "; ".join(f"{k}: {format_mean_sd(v)}" for k, v in values.items())
     if len(known) < 2 or (expected is not None and expected not in known):
         return {"held": None, "numbers": numbers, "within_spread": None, "note": "not measured"}
-    if kind == "increasing_is_better":
+    if kind == "falls_with_setting":
         order = sorted(known, key=float)
         pairs = list(zip(order, order[1:]))
         held = all(known[b]["mean"] < known[a]["mean"] for a, b in pairs)
@@ -352,13 +353,13 @@ def claims(results: dict, scale: Scale) -> list[dict]:
     final, half = (its[-1], next((i for i in its if int(i) * 2 == int(its[-1])), its[0])) if its else (None, None)
     keep = str(0.7) if 0.7 in scale.keep_probs else None
     out = [
-        ("keep probability 0.7 works best", "final validation NLL (nats/token)", judge("best", {k: v["final_valid_nll"] for k, v in results["dropout"].items()}, keep)),
+        ("keep probability 0.7 works best", "final validation NLL (nats/token)", judge("lowest", {k: v["final_valid_nll"] for k, v in results["dropout"].items()}, keep)),
         (f"training longer helps ({final} beat {half} iterations; the paper: 6000 beat 3000)", "spectral distance to the original (dB)",
-         judge("beats", {i: results["iterations"][i]["spectral_distance_db"] for i in (half, final) if i}, final)),
-        (f"more hidden units are better, up to {max(scale.hidden)}", "test NLL (nats/token)", judge("increasing_is_better", {k: v["test_nll"] for k, v in results["hidden"].items()})),
-        (f"{max(scale.layers)} layers work best", "test NLL (nats/token)", judge("best", {k: v["test_nll"] for k, v in results["layers"].items()}, str(max(scale.layers)))),
+         judge("lowest", {i: results["iterations"][i]["spectral_distance_db"] for i in (half, final) if i}, final)),
+        (f"more hidden units are better, up to {max(scale.hidden)}", "test NLL (nats/token)", judge("falls_with_setting", {k: v["test_nll"] for k, v in results["hidden"].items()})),
+        (f"{max(scale.layers)} layers work best", "test NLL (nats/token)", judge("lowest", {k: v["test_nll"] for k, v in results["layers"].items()}, str(max(scale.layers)))),
         ("the LSTM is closer to the original spectrum than the RBM", "spectral distance to the original (dB)",
-         judge("beats", {k: results["models"][k]["spectral_distance_db"] for k in ("lstm", "rbm")}, "lstm")),
+         judge("lowest", {k: results["models"][k]["spectral_distance_db"] for k in ("lstm", "rbm")}, "lstm")),
     ]
     models = results["models"]
     if "original" in models:

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from etude import metrics as M  # noqa: E402
+from etude.experiments import format_mean_sd, lstm_variant  # noqa: E402
 from etude.report import draw_spectrogram, html_table, img_tag, save_figure  # noqa: E402
 
 RATE = 44100  # etude.evaluate renders every set at this rate
@@ -104,12 +105,6 @@ def spectra_png(models: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _ms(d: dict | None) -> str:
-    if not d or d.get("mean") is None:
-        return "n/a"
-    return f"{d['mean']:.4g} ± {d['sd']:.2g}" if d.get("n", 1) > 1 else f"{d['mean']:.4g}"
-
-
 def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
     """study.json, the figures and study.html into `out`."""
     (out / "study.json").write_text(json.dumps(report, indent=1))
@@ -130,11 +125,11 @@ def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
     claims = [[c["claim"], c["measure"], c["numbers"], VERDICT[c["held"]] + (" (gap within the seeds' spread)" if c["within_spread"] else ""), c["note"]] for c in report["claims"]]
     names = ["original", "lstm", "rbm", "rnn-rbm"]
     models = r["models"]
-    distance = [[n, _ms(models[n].get("spectral_distance_db")) if n != "original" else "0"] for n in names if n in models]
+    distance = [[n, format_mean_sd(models[n].get("spectral_distance_db")) if n != "original" else "0"] for n in names if n in models]
     stats = [[k, *[_stat(models.get(n, {}), k) for n in names]] for k in M.SCALARS]
-    sweeps = lambda sweep: [[k, _ms(v["test_nll"]), _ms(v["spectral_distance_db"]), _ms(v["train_seconds"])] for k, v in r[sweep].items()]  # noqa: E731
-    its = [[k, _ms(v["spectral_distance_db"]), _ms(v["test_nll"])] for k, v in r["iterations"].items()]
-    drop = [[k, _ms(v["final_valid_nll"]), _ms(v["test_nll"]), _ms(v["spectral_distance_db"])] for k, v in r["dropout"].items()]
+    sweeps = lambda sweep: [[k, format_mean_sd(v["test_nll"]), format_mean_sd(v["spectral_distance_db"]), format_mean_sd(v["train_seconds"])] for k, v in r[sweep].items()]  # noqa: E731
+    its = [[k, format_mean_sd(v["spectral_distance_db"]), format_mean_sd(v["test_nll"])] for k, v in r["iterations"].items()]
+    drop = [[k, format_mean_sd(v["final_valid_nll"]), format_mean_sd(v["test_nll"]), format_mean_sd(v["spectral_distance_db"])] for k, v in r["dropout"].items()]
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"
     trained = sum(v["trained_now"] for v in report["runs"].values())
     page = f"""<!doctype html>
@@ -178,8 +173,6 @@ Each checkpoint is scored on {sc['pieces']} generated pieces of {html.escape(sc[
 
 
 def _depth_variants(sc: dict) -> list[tuple[int, str]]:
-    from etude.experiments import lstm_variant
-
     return [(d, lstm_variant(sc["base_hidden"], d, sc["base_keep"])) for d in sc["layers"]]
 
 
@@ -189,4 +182,4 @@ def _stat(model: dict, key: str) -> str:
         return "n/a"
     if "std" in value:  # the original set: one set, mean and sd over its pieces
         return "n/a" if value["mean"] is None else f"{value['mean']:.4g}"
-    return _ms(value)
+    return format_mean_sd(value)
