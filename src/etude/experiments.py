@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from etude import metrics as M
 from etude.config import DataConfig, EncodingConfig, RunConfig, apply_overrides, load_preset
-from etude.errors import EtudeError, InputError
+from etude.errors import InputError
 
 log = logging.getLogger(__name__)
 
