@@ -210,21 +210,22 @@ def score_checkpoint(folder: Path, scale: Scale, seed: int, reference: np.ndarra
 
 def execute(spec: RunSpec, scale: Scale, data: Path, roll_data: Path, out: Path, soundfont: Path | None) -> dict:
     """Train (or resume) one run and score it; skips whatever is already done. Returns its eval."""
-    from etude.train import train
+    from etude.train import kept_by, train
 
     run_dir = out / "runs" / spec.name
     cfg = run_config(spec, scale, data, roll_data)
     eval_path = run_dir / "eval.json"
-    if is_trained(run_dir, cfg.train.iterations) and eval_path.exists():
+    trained = is_trained(run_dir, cfg.train.iterations)
+    if trained and eval_path.exists():
         return {**json.loads(eval_path.read_text()), "skipped": True}
-    if not is_trained(run_dir, cfg.train.iterations):
+    if not trained:
         resume = (run_dir / "config.json").exists()
         over = [f"train.iterations={cfg.train.iterations}"] if resume else []
         train(None if resume else cfg, run_dir, resume=resume, overrides=over, force=not resume, progress=False)
     reference = np.array(json.loads((out / "original.json").read_text())["mean_spectrum"])
     ckpts = run_dir / "checkpoints"
     last = (ckpts / "last").resolve()
-    along = {f.name for f in ckpts.glob("ckpt-*") if int(f.name.split("-")[1]) % scale.keep_every == 0} if spec.base else set()
+    along = {f.name for f in ckpts.glob("ckpt-*") if kept_by(f.name, scale.keep_every)} if spec.base else set()
     folders = [ckpts / name for name in sorted(along | {last.name})]
     result = {
         "name": spec.name, "variant": spec.variant, "model": spec.model, "seed": spec.seed,
@@ -277,7 +278,7 @@ def aggregate(evals: list[dict], scale: Scale) -> dict:
         for e in by_variant.get(variant, []):
             for it, loss in e["curves"][split]:
                 points.setdefault(int(it), []).append(loss)
-        return [[it, float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0] for it, v in sorted(points.items())]
+        return [[it, ms["mean"], ms["sd"]] for it, v in sorted(points.items()) for ms in [mean_sd(v)]]
 
     h, n, k = scale.base_hidden, scale.base_layers, scale.base_keep
     base = lstm_variant(h, n, k)
@@ -509,7 +510,8 @@ def study(
     bar.close()
 
     results = aggregate(evals, sc)
-    results["models"]["original"] = {"statistics": json.loads(original_path.read_text())["statistics"], "mean_spectrum": json.loads(original_path.read_text())["mean_spectrum"]}
+    original = json.loads(original_path.read_text())
+    results["models"]["original"] = {"statistics": original["statistics"], "mean_spectrum": original["mean_spectrum"]}
     report = {
         "scale": asdict(sc),
         "seeds": seeds,

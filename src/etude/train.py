@@ -322,7 +322,7 @@ class MetricsLog:
             self.tb.close()
 
 
-def _kept(name: str, keep_every: int) -> bool:
+def kept_by(name: str, keep_every: int) -> bool:
     """Whether checkpoint folder `ckpt-NNNNNN` is one that train.keep_every keeps."""
     return keep_every > 0 and int(name.split("-")[1]) % keep_every == 0
 
@@ -341,7 +341,7 @@ def save_run_checkpoint(
         point(ckpt_dir / "best", folder)
     keep = {(ckpt_dir / n).resolve().name for n in ("last", "best") if (ckpt_dir / n).exists()}
     for old in ckpt_dir.glob("ckpt-*"):
-        if old.name not in keep and not _kept(old.name, config.train.keep_every):
+        if old.name not in keep and not kept_by(old.name, config.train.keep_every):
             shutil.rmtree(old, ignore_errors=True)
 
 
