@@ -32,6 +32,24 @@ def test_output_sums_to_one_over_every_frame(head):
     np.testing.assert_allclose(torch.exp(-nll).sum(-1).detach().numpy(), 1.0, atol=1e-5)
 
 
+def test_nade_logits_follow_the_definition_key_by_key():
+    torch.manual_seed(3)
+    K, Hn = 9, 6
+    h = NADEHead(4, K, Hn)
+    for p in h.parameters():
+        torch.nn.init.normal_(p, std=1.0)
+    u = torch.randn(2, 5, 4)
+    v = (torch.rand(2, 5, K) < 0.35).float()
+    v[0, 0] = 0  # a silent frame
+    v[0, 1] = 1  # every key sounding
+    expected = torch.empty(2, 5, K)
+    for idx in itertools.product(range(2), range(5)):
+        for i in range(K):  # a_i = c + sum_{j<i} v_j W_j;  logit_i = b_i + V_i . sigmoid(a_i)
+            a = h.to_c(u[idx]) + (v[idx][:i, None] * h.W[:i]).sum(0)
+            expected[idx + (i,)] = h.to_b(u[idx])[i] + h.V[i] @ torch.sigmoid(a)
+    torch.testing.assert_close(h.logits(u, v), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_nade_greedy_decode_and_sampling_follow_the_conditionals():
     torch.manual_seed(1)
     h = NADEHead(3, 4, 5)
