@@ -1,16 +1,20 @@
 import csv
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from etude.config import load_preset
 from etude.errors import CheckpointError, ConfigError
-from etude.train import Windows, lr_factor, train
+from etude.checkpoint import point
+from etude.train import Windows, average_into, lr_factor, train
 
 
 def _rows(run, split=None):
@@ -141,3 +145,36 @@ def test_keep_every_keeps_checkpoints_along_the_way(real_data, tmp_path):
     # kept at 12 and 24 (validated there too), the last at 30; 25 was neither kept nor best-and-last
     assert {"ckpt-000012", "ckpt-000024", "ckpt-000030"} <= set(names)
     assert [int(r["iteration"]) for r in _rows(tmp_path / "run", "valid")] == [12, 24, 25, 30]
+
+
+def test_average_into_by_hand():
+    avg, model = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        avg.weight.fill_(0.0), avg.bias.fill_(4.0), model.weight.fill_(4.0), model.bias.fill_(0.0)
+    average_into(avg, model, 0.75)  # 0.75 * old + 0.25 * new
+    assert avg.weight.tolist() == [[1.0, 1.0]] and avg.bias.tolist() == [3.0]
+
+
+def test_weight_average_is_saved_and_resumes_exactly(real_data, tmp_path):
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    overrides = ["train.iterations=20", "train.eval_every=10", "train.keep_every=10", "train.average=0.9"]
+    whole = tmp_path / "whole"
+    train(cfg, whole, overrides=overrides, progress=False)
+    # a copy rewound to its iteration-10 checkpoint, then resumed
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut, symlinks=True)
+    point(cut / "checkpoints" / "last", cut / "checkpoints" / "ckpt-000010")
+    shutil.rmtree(cut / "checkpoints" / "ckpt-000020")
+    train(run_dir=cut, resume=True, progress=False)
+
+    def saved(run):
+        last = run / "checkpoints" / "last"
+        return load_file(str(last / "model.safetensors")), torch.load(last / "optimizer.pt", weights_only=False)["training_weights"]
+
+    (avg_a, raw_a), (avg_b, raw_b) = saved(whole), saved(cut)
+    for k in avg_a:
+        torch.testing.assert_close(avg_b[k], avg_a[k])
+        torch.testing.assert_close(raw_b[k], raw_a[k])
+    assert any(not torch.equal(avg_a[k], raw_a[k].cpu()) for k in avg_a), "the checkpoint holds the average, not the raw weights"
+    assert [r["loss"] for r in _rows(whole, "valid")] == [r["loss"] for r in _rows(cut, "valid")]

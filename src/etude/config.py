@@ -86,6 +86,7 @@ class TrainConfig:
     log_every: int = 25  # CSV/TensorBoard training-loss rows
     precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32 | fp32 | bf16
     compile: bool = False  # torch.compile the model for training (minutes of compiling first)
+    average: float = 0.0  # decay of a moving average of the weights (e.g. 0.99), validated and saved in place of the raw weights (0: off)
     roll_transpose: int = 0  # piano rolls: shift each training window by a random -K..K keys (augmentation; 0: off)
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures

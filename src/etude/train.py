@@ -6,6 +6,7 @@ in every checkpoint, so a run resumed from a checkpoint repeats the uninterrupte
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import json
@@ -327,15 +328,25 @@ def kept_by(name: str, keep_every: int) -> bool:
     return keep_every > 0 and int(name.split("-")[1]) % keep_every == 0
 
 
+@torch.no_grad()
+def average_into(averaged: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """averaged <- decay * averaged + (1 - decay) * model, parameter by parameter (Polyak averaging)."""
+    torch._foreach_lerp_(list(averaged.parameters()), list(model.parameters()), 1.0 - decay)
+
+
 def save_run_checkpoint(
-    ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool, rng: list
+    ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool, rng: list,
+    averaged: torch.nn.Module | None = None,
 ) -> None:
     """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete the ones neither
     referenced nor kept by `train.keep_every`.
 
-    `rng` holds the torch RNG state of every training process, in rank order."""
+    `rng` holds the torch RNG state of every training process, in rank order. With `averaged`
+    (train.average), the checkpoint's model is the average; the raw weights go with the optimiser."""
     resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": rng}
-    folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", model, config, encoding, state, resume_state)
+    if averaged is not None:
+        resume_state["training_weights"] = model.state_dict()
+    folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", averaged or model, config, encoding, state, resume_state)
     point(ckpt_dir / "last", folder)
     if is_best:
         point(ckpt_dir / "best", folder)
@@ -386,8 +397,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
     start, best = 0, {"loss": math.inf, "iteration": -1}
     if ckpt is not None:
-        model.load_state_dict(ckpt.model.state_dict())
         extra = torch.load(ckpt.path / "optimizer.pt", weights_only=False)
+        model.load_state_dict(extra.get("training_weights", ckpt.model.state_dict()))
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         rng = extra["torch_rng"]  # one state per process of the run that wrote it
@@ -400,6 +411,10 @@ def train(
         if isinstance(encoding, PianoRollEncoding):
             logp = marginal_log_probs(train_rows)
             model.start_biases((logp[1] - logp[0]).to(device))
+    # the moving average of the weights (train.average): validated, and saved as the checkpoint's model
+    averaged = copy.deepcopy(model).requires_grad_(False) if tc.average > 0 else None
+    if averaged is not None and ckpt is not None:
+        averaged.load_state_dict(ckpt.model.state_dict())
 
     ckpt_dir = run_dir / "checkpoints"
     metrics_log = None
@@ -412,7 +427,7 @@ def train(
         ckpt_dir.mkdir(exist_ok=True)
         metrics_log = MetricsLog(run_dir, start)
 
-    train_windows, validate = data_plan(model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
+    train_windows, validate = data_plan(averaged or model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
     if ddp.main:
         log.info(
             "model %s: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training rows; device %s",
@@ -428,7 +443,7 @@ def train(
         rng = ddp.gather(torch.get_rng_state())  # every process takes part; the main one writes
         if ddp.main:
             state = {"iteration": it, "best": best, "metrics": metrics, "data": config.data}
-            save_run_checkpoint(ckpt_dir, it, model, optimizer, scheduler, config, encoding, state, is_best, rng)
+            save_run_checkpoint(ckpt_dir, it, model, optimizer, scheduler, config, encoding, state, is_best, rng, averaged)
 
     stop = _Stop()
     metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
@@ -456,6 +471,8 @@ def train(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 optimizer.step()
                 scheduler.step()
+                if averaged is not None:
+                    average_into(averaged, model, tc.average)
                 loss = (ddp.sum(loss_sum.detach()) / count).item()
                 tokens_seen += int(count.item())
                 elapsed = time.perf_counter() - t0
