@@ -46,6 +46,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/nade_speed.py
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/perform_timing.py
 	$(PY) benchmarks/evaluate_speed.py
