@@ -178,3 +178,15 @@ def test_weight_average_is_saved_and_resumes_exactly(real_data, tmp_path):
         torch.testing.assert_close(raw_b[k], raw_a[k])
     assert any(not torch.equal(avg_a[k], raw_a[k].cpu()) for k in avg_a), "the checkpoint holds the average, not the raw weights"
     assert [r["loss"] for r in _rows(whole, "valid")] == [r["loss"] for r in _rows(cut, "valid")]
+
+
+def test_patience_stops_a_run_that_no_longer_improves(real_data, tmp_path):
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    run = tmp_path / "run"
+    # lr 0: validation never beats the first one (at 10), so patience 2 x 10 runs out at 30
+    result = train(cfg, run, overrides=["train.iterations=100", "train.eval_every=10", "train.patience=2", "train.lr=0"], progress=False)
+    assert result.iteration == 30 and result.best["iteration"] == 10
+    assert [int(r["iteration"]) for r in _rows(run, "valid")] == [10, 20, 30]
+    assert train(run_dir=run, resume=True, progress=False).iteration == 30  # a stopped run stays stopped
+    assert train(run_dir=run, resume=True, overrides=["train.patience=0"], progress=False).iteration == 100

@@ -81,6 +81,7 @@ class TrainConfig:
     min_lr_frac: float = 0.05
     grad_clip: float = 1.0  # max global gradient norm (0: off)
     eval_every: int = 250  # validation every this many steps (and at the end)
+    patience: int = 0  # stop when validation has not improved for this many eval_every intervals (0: never)
     keep_every: int = 0  # also validate at and keep the checkpoint of every this many steps (0: only last and best)
     eval_batches: int = 16  # validation windows = eval_batches * batch_size
     log_every: int = 25  # CSV/TensorBoard training-loss rows

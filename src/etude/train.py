@@ -328,6 +328,11 @@ def kept_by(name: str, keep_every: int) -> bool:
     return keep_every > 0 and int(name.split("-")[1]) % keep_every == 0
 
 
+def out_of_patience(it: int, best: dict, tc) -> bool:
+    """Whether train.patience eval_every intervals have passed since the best validation."""
+    return tc.patience > 0 and best["iteration"] >= 0 and it - best["iteration"] >= tc.patience * tc.eval_every
+
+
 @torch.no_grad()
 def average_into(averaged: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """averaged <- decay * averaged + (1 - decay) * model, parameter by parameter (Polyak averaging)."""
@@ -456,9 +461,13 @@ def train(
     part = slice(ddp.rank * share, (ddp.rank + 1) * share)
     bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress and ddp.main else True)
     finished = False  # every process reached the end (or the stop) together
+    end = tc.iterations
+    if out_of_patience(start, best, tc):
+        log.info("%s stopped early at iteration %d (best at %d): nothing to train; train.patience=0 continues it", run_dir, start, best["iteration"])
+        end = start
     try:
         with stop.installed():
-            for it in range(start, tc.iterations):
+            for it in range(start, end):
                 batch = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size, part)
                 with autocast():
                     loss_sum, count = net(*(t.to(device) for t in batch))
@@ -495,6 +504,10 @@ def train(
                             best = {"loss": metrics["loss"], "perplexity": metrics.get("perplexity", math.nan), "iteration": done}
                         (bar.write if progress else log.info)(f"iteration {done}: {describe_metrics(metrics)}")
                     save(done, metrics, is_best)
+                    if ddp.any(ddp.main and out_of_patience(done, best, tc)):
+                        if ddp.main:
+                            log.info("no better validation in %d iterations: stopping at %d (best at %d)", done - best["iteration"], done, best["iteration"])
+                        break
                 if out_of_time:
                     if ddp.main:
                         log.warning("train.max_minutes (%g) reached at iteration %d of %d", tc.max_minutes, done, tc.iterations)
