@@ -1,6 +1,6 @@
 import pytest
 
-from etude.config import DataConfig, EncodingConfig, apply_overrides, from_dict, settings_hash, to_dict
+from etude.config import DataConfig, EncodingConfig, ModelConfig, apply_overrides, from_dict, settings_hash, to_dict
 from etude.errors import ConfigError
 
 
@@ -30,3 +30,12 @@ def test_round_trip_and_hash():
     assert settings_hash(to_dict(cfg)) != settings_hash(to_dict(DataConfig(seed=8)))
     with pytest.raises(ConfigError):
         from_dict(DataConfig, {"nope": 1})
+
+
+def test_model_description_names_what_each_model_has():
+    assert ModelConfig(name="rbm", window=2, head_hidden=150, cd_k=5, persistent=True).describe() == (
+        "rbm: 2 frame(s) x 88 keys visible, 150 hidden units, persistent CD-5"
+    )
+    nade = ModelConfig(name="lstm-nade", layers=1, hidden=256, keep_prob=0.5, head_hidden=150).describe()
+    assert nade == "lstm-nade: 1 layers x 256 units, keep_prob 0.50 (dropout 0.50); NADE output, 150 hidden units"
+    assert ModelConfig(name="lstm", layers=2, hidden=384, keep_prob=0.7).describe().endswith("(dropout 0.30)")

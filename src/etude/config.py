@@ -65,6 +65,15 @@ class ModelConfig:
     cd_k: int = 10  # rbm, rnn-rbm: Gibbs steps of contrastive divergence
     persistent: bool = False  # rbm: persistent CD (chains carried across batches)
 
+    def describe(self) -> str:
+        """One line naming the architecture, e.g. for the training log."""
+        if self.name == "rbm":
+            cd = "persistent CD" if self.persistent else "CD"
+            return f"rbm: {self.window} frame(s) x 88 keys visible, {self.head_hidden} hidden units, {cd}-{self.cd_k}"
+        lstm = f"{self.layers} layers x {self.hidden} units, keep_prob {self.keep_prob:.2f} (dropout {1 - self.keep_prob:.2f})"
+        head = {"lstm-nade": f"; NADE output, {self.head_hidden} hidden units", "rnn-rbm": f"; RBM output, {self.head_hidden} hidden units, CD-{self.cd_k}"}
+        return f"{self.name}: {lstm}{head.get(self.name, '')}"
+
 
 @dataclass
 class TrainConfig:

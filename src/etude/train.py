@@ -435,9 +435,8 @@ def train(
     train_windows, validate = data_plan(averaged or model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
     if ddp.main:
         log.info(
-            "model %s: %d layers x %d units, keep_prob %.2f (dropout %.2f), %.2fM parameters; %d training rows; device %s",
-            config.model.name, config.model.layers, config.model.hidden, config.model.keep_prob, 1 - config.model.keep_prob,
-            sum(p.numel() for p in model.parameters()) / 1e6, len(train_rows), device,
+            "model %s, %.2fM parameters; %d training rows; device %s",
+            config.model.describe(), sum(p.numel() for p in model.parameters()) / 1e6, len(train_rows), device,
         )
         log.info(
             "%d process(es): global batch %d windows x %d tokens (%d per process), peak learning rate %g",
