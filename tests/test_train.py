@@ -108,20 +108,77 @@ def test_sigterm_also_saves(real_data, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(_etude("train", str(real_data), "--out", str(run), "--preset", "tiny", "--train.iterations=100000"), stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and not (run / "metrics.csv").exists():
-        time.sleep(0.05)
-    time.sleep(0.3)
+    # the handlers are installed before the run folder is made: its existence is the go signal
+    while time.time() < deadline and not run.exists():
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGTERM)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
     assert (run / "checkpoints" / "last" / "model.safetensors").exists()
 
 
-def test_bf16_autocast_trains(real_data, tmp_path):
+def test_kill_9_loses_at_most_one_eval_interval_and_no_history(real_data, tmp_path):
+    """kill -9 (no handler runs) during a run and again early in its resume: the log keeps every row
+    up to the checkpoint, the checkpoint is at most one eval interval behind, and the resumed run
+    ends with the losses of an uninterrupted one."""
+    common = ["--preset", "tiny", "--train.iterations=300", "--train.eval_every=50", "--train.log_every=10"]
+    full = tmp_path / "full"
+    subprocess.run(_etude("train", str(real_data), "--out", str(full), *common), check=True, capture_output=True)
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_etude("train", str(real_data), "--out", str(cut), *common), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_rows(cut, "valid") if (cut / "metrics.csv").exists() else []) < 2:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    logged = max(int(r["iteration"]) for r in _rows(cut))
+    import json
+
+    kept = json.loads((cut / "checkpoints" / "last" / "state.json").read_text())["iteration"]
+    assert 0 < kept < 300 and logged - kept <= 50  # at most one eval interval behind what was logged
+    for wait in (0.0, 0.5, 1.0):  # killed while resuming, at several moments before its first rows
+        proc = subprocess.Popen(_etude("train", "--resume", str(cut)), stderr=subprocess.DEVNULL)
+        time.sleep(wait)
+        proc.kill()
+        proc.wait()
+        iterations = [int(r["iteration"]) for r in _rows(cut, "train")]
+        assert iterations[: kept // 10] == list(range(10, kept + 1, 10)), "history before the checkpoint was lost"
+    subprocess.run(_etude("train", "--resume", str(cut)), check=True, capture_output=True)
+    a = [(r["iteration"], r["split"], r["loss"]) for r in _rows(full)]
+    b = [(r["iteration"], r["split"], r["loss"]) for r in _rows(cut)]
+    assert a == b
+
+
+def test_resume_never_runs_code_from_a_run_folder(tiny_run, tmp_path):
+    """A pickle that calls os.system, planted as optimizer.pt, is refused with one clear error."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"optimizer": Payload()}, run / "checkpoints" / "last" / "optimizer.pt")
+    with pytest.raises(CheckpointError, match="refusing .*optimizer.pt"):
+        train(run_dir=run, resume=True, progress=False)
+    assert not marker.exists()
+
+
+def test_bf16_trains_where_the_cpu_can_and_falls_back_where_it_cannot(real_data, tmp_path, caplog):
+    """On CPUs without native bf16 (AVX2-only), oneDNN has no bf16 LSTM: fp32 with a warning."""
+    from etude.train import bf16_supported
+
     cfg = load_preset("tiny")
     cfg.data = str(real_data)
-    result = train(cfg, tmp_path / "bf16", overrides=["train.precision=bf16", "train.iterations=20"], progress=False)
+    with caplog.at_level("INFO", logger="etude.train"):
+        result = train(cfg, tmp_path / "bf16", overrides=["train.precision=bf16", "train.iterations=20"], progress=False)
     assert math.isfinite(result.metrics["loss"]) and result.metrics["perplexity"] < result.metrics["unigram_perplexity"] * 2
+    said = caplog.text
+    if bf16_supported("cpu"):
+        assert "bf16 autocast on cpu" in said
+    else:
+        assert "cannot run an LSTM in bf16" in said and "training in fp32" in said
     with pytest.raises(ConfigError, match="precision"):
         train(cfg, tmp_path / "bad", overrides=["train.precision=fp8"], progress=False)
 
@@ -170,7 +227,7 @@ def test_weight_average_is_saved_and_resumes_exactly(real_data, tmp_path):
 
     def saved(run):
         last = run / "checkpoints" / "last"
-        return load_file(str(last / "model.safetensors")), torch.load(last / "optimizer.pt", weights_only=False)["training_weights"]
+        return load_file(str(last / "model.safetensors")), torch.load(last / "optimizer.pt", weights_only=True)["training_weights"]
 
     (avg_a, raw_a), (avg_b, raw_b) = saved(whole), saved(cut)
     for k in avg_a:

@@ -5,16 +5,72 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from etude.errors import ConfigError
 
 T = TypeVar("T")
 
 ENCODINGS = ("remi", "midilike", "tsd", "pianoroll")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The valid values of one setting: a test and the words that describe it to a user."""
+
+    ok: Callable[[Any], bool]
+    text: str
+
+
+def at_least(low: float) -> Rule:
+    return Rule(lambda v: v >= low, f">= {low}")
+
+
+def between(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Rule:
+    """low..high, each end open or closed, written as interval notation in messages."""
+    def ok(v: Any) -> bool:
+        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+    return Rule(ok, f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+
+
+def one_of(*options: str) -> Rule:
+    return Rule(lambda v: v in options, f"one of {', '.join(options)}")
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Check every setting of a (nested) config dataclass once, before any work starts.
+
+    Each field must have its default's type (an int is accepted for a float), floats must be
+    finite (unless the class lists the field in INFINITE_OK), and the class's RULES must hold.
+    Raises ConfigError naming the first bad setting and its valid range.
+    """
+    rules: dict[str, Rule] = getattr(cfg, "RULES", {})
+    infinite_ok: tuple[str, ...] = getattr(cfg, "INFINITE_OK", ())
+    defaults = type(cfg)()
+    for f in dataclasses.fields(cfg):
+        key, value, default = prefix + f.name, getattr(cfg, f.name), getattr(defaults, f.name)
+        if dataclasses.is_dataclass(default):
+            if not dataclasses.is_dataclass(value):
+                raise ConfigError(f"{key} must be a section of settings, not {value!r}")
+            validate(value, key + ".")
+            continue
+        kind = type(default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            setattr(cfg, f.name, value)
+        if type(value) is not kind:
+            raise ConfigError(f"{key} takes a {kind.__name__}, not {value!r}")
+        if kind is float and not math.isfinite(value) and not (f.name in infinite_ok and value == math.inf):
+            raise ConfigError(f"{key}={value!r}: a finite number is needed")
+        rule = rules.get(f.name)
+        if rule is not None and not rule.ok(value):
+            raise ConfigError(f"{key}={value!r} is out of range: valid values are {rule.text}")
 
 
 @dataclass
@@ -29,6 +85,13 @@ class DataConfig:
     seed: int = 0  # seeds the split
     transpose: int = 0  # augment training pieces by every shift in ±1..transpose semitones
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "min_seconds": at_least(0), "max_seconds": Rule(lambda v: v > 0, "> 0 (inf: no limit)"),
+        "long_pieces": one_of("clip", "reject"), "test_frac": between(0, 1, high_open=True),
+        "valid_frac": between(0, 1, high_open=True), "seed": at_least(0), "transpose": between(0, 12),
+    }
+    INFINITE_OK: ClassVar[tuple[str, ...]] = ("max_seconds",)
+
 
 @dataclass
 class EncodingConfig:
@@ -40,6 +103,11 @@ class EncodingConfig:
     tempos: bool = True  # event tokens carry tempo changes
     time_signatures: bool = True  # event tokens carry time signatures (REMI and TSD)
     frames_per_beat: int = 4  # piano-roll frames per quarter note
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": one_of(*ENCODINGS), "beat_res": between(1, 64), "velocities": between(1, 127),
+        "frames_per_beat": between(1, 96),
+    }
 
 
 MODELS = ("lstm", "lstm-nade", "rbm", "rnn-rbm")
@@ -64,6 +132,12 @@ class ModelConfig:
     window: int = 1  # rbm: frames per visible window (window x 88 visible units)
     cd_k: int = 10  # rbm, rnn-rbm: Gibbs steps of contrastive divergence
     persistent: bool = False  # rbm: persistent CD (chains carried across batches)
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": one_of(*MODELS), "embed": at_least(1), "genre_embed": at_least(0), "hidden": at_least(1),
+        "layers": at_least(1), "keep_prob": between(0, 1, low_open=True), "input_keep": between(0, 1, low_open=True),
+        "head_hidden": at_least(1), "window": at_least(1), "cd_k": at_least(1),
+    }
 
     def describe(self) -> str:
         """One line naming the architecture, e.g. for the training log."""
@@ -102,6 +176,15 @@ class TrainConfig:
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
     ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "iterations": at_least(1), "batch_size": at_least(1), "seq_len": at_least(1), "optimizer": one_of("adam", "sgd"),
+        "lr": at_least(0), "momentum": between(0, 1, high_open=True), "weight_decay": at_least(0), "warmup": at_least(0),
+        "min_lr_frac": between(0, 1), "grad_clip": at_least(0), "eval_every": at_least(1), "patience": at_least(0),
+        "keep_every": at_least(0), "eval_batches": at_least(1), "log_every": at_least(1),
+        "precision": one_of("auto", "fp32", "bf16"), "average": between(0, 1, high_open=True),
+        "roll_transpose": between(0, 87), "max_minutes": at_least(0), "ais_temps": at_least(2), "ais_runs": at_least(1),
+    }
+
 
 @dataclass
 class RunConfig:
@@ -112,6 +195,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    RULES: ClassVar[dict[str, Rule]] = {"seed": at_least(0), "device": one_of("auto", "cpu", "cuda")}
 
 
 @dataclass
@@ -267,4 +352,5 @@ __all__ = [
     "to_dict",
     "settings_hash",
     "valid_keys",
+    "validate",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import gaussian_kde
 from symusic import Score
 
 NAN = float("nan")
@@ -258,6 +257,8 @@ def _density(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
         width = max(1e-3, 0.01 * (grid[-1] - grid[0]))
         d = np.exp(-0.5 * ((grid - samples.mean()) / width) ** 2)
     else:
+        from scipy.stats import gaussian_kde  # imported here: scipy.stats takes ~0.8 s to import
+
         d = gaussian_kde(samples)(grid)
     return d / np.trapezoid(d, grid)
 

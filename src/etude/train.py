@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import signal
@@ -27,14 +28,14 @@ import torch
 from tqdm import tqdm
 
 from etude.checkpoint import load_checkpoint, point, write_checkpoint
-from etude.config import RunConfig, apply_overrides, from_dict, to_dict
+from etude.config import AIS, RunConfig, apply_overrides, from_dict, to_dict, validate
 from etude.data.cache import open_encoding, open_split, read_meta
 from etude.data.encoding import PianoRollEncoding
-from etude.errors import CheckpointError, ConfigError, InputError
 from etude.distributed import Distributed
+from etude.errors import CheckpointError, ConfigError, InputError
 from etude.models.lstm import LSTMGenerator
 from etude.models.registry import build_model
-from etude.config import AIS
+from etude.paths import ensure_dir
 from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,14 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(name: str) -> torch.device:
+    """auto (CUDA when torch sees a device, else the CPU), cpu or cuda; refuses what is not here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        build = "this torch is a CPU-only build" if torch.version.cuda is None else "torch sees no CUDA device"
+        raise ConfigError(f"--device cuda asked for, but {build}; use --device cpu (or auto)")
     return torch.device(name)
 
 
@@ -244,13 +247,36 @@ class TrainResult:
     best: dict[str, Any]  # best validation loss and its iteration
 
 
+@functools.cache
+def bf16_supported(device_type: str) -> bool:
+    """Whether an LSTM runs forward and backward under bf16 autocast on this device.
+
+    On CUDA, the device's bf16 support. On a CPU, a probe: oneDNN has no bf16 LSTM on CPUs
+    without native bf16 (e.g. AVX2-only ones) and fails with "could not create a primitive
+    descriptor"; it is cheaper to try a 2 x 3 x 8 LSTM once than to predict that from CPU flags.
+    """
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        lstm = torch.nn.LSTM(8, 8, num_layers=2, batch_first=True)
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            out = lstm(torch.randn(2, 3, 8))[0]
+        out.float().sum().backward()
+        return True
+    except RuntimeError:
+        return False
+
+
 def _autocast(precision: str, device: torch.device):
-    """A factory of the mixed-precision context for training steps (a no-op context for fp32)."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"unknown train.precision {precision!r}; choose auto, fp32 or bf16")
+    """A factory of the mixed-precision context for training steps (a no-op context for fp32).
+
+    auto picks bf16 only on CUDA devices that support it; an explicit bf16 the device cannot run
+    falls back to fp32 with a warning."""
     if precision == "auto":
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        precision = "bf16" if cuda_bf16 else "fp32"
+        precision = "bf16" if device.type == "cuda" and bf16_supported("cuda") else "fp32"
+    if precision == "bf16" and not bf16_supported(device.type):
+        log.warning("train.precision=bf16: this %s cannot run an LSTM in bf16 (no oneDNN support); training in fp32", device.type)
+        precision = "fp32"
     enabled = precision == "bf16"
     if enabled:
         log.info("bf16 autocast on %s", device)
@@ -258,11 +284,9 @@ def _autocast(precision: str, device: torch.device):
 
 
 def _build_optimizer(model: LSTMGenerator, cfg) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def open_data(cfg: RunConfig):
@@ -283,19 +307,23 @@ def open_data(cfg: RunConfig):
 class MetricsLog:
     """metrics.csv (one row per log or validation) and TensorBoard scalars under RUN/tb.
 
-    On resume, rows past the starting iteration (written after that checkpoint) are dropped.
+    On resume, rows past the starting iteration (written after that checkpoint) are dropped: the
+    kept rows go to a temporary file that atomically replaces the log, which is then only ever
+    appended to, so a kill at any moment leaves the whole history up to the checkpoint.
     """
 
     def __init__(self, run_dir: Path, start: int):
         path = run_dir / "metrics.csv"
-        rows = []
-        if start and path.exists():
+        if not (start and path.exists()):
+            _write_metrics(path, [])
+        else:
             with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= start]
-        self.fh = open(path, "w", newline="")
+                rows = list(csv.DictReader(fh))
+            kept = [r for r in rows if (r.get("iteration") or "").isdigit() and int(r["iteration"]) <= start]
+            if len(kept) != len(rows):
+                _write_metrics(path, kept)
+        self.fh = open(path, "a", newline="")
         self.writer = csv.DictWriter(self.fh, METRICS)
-        self.writer.writeheader()
-        self.writer.writerows(rows)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -321,6 +349,18 @@ class MetricsLog:
         self.fh.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    """metrics.csv with its header and `rows`, through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, METRICS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def kept_by(name: str, keep_every: int) -> bool:
@@ -361,37 +401,78 @@ def save_run_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
 
 
-def train(
-    config: RunConfig | None = None,
-    run_dir: Path = Path("run"),
-    resume: bool = False,
-    overrides: list[str] | None = None,
-    force: bool = False,
-    progress: bool = True,
-) -> TrainResult:
-    """Train (or resume) an LSTM generator into `run_dir`; returns the last and best metrics.
+@dataclass
+class _Run:
+    """One training invocation, set up by `_open_run` and advanced by `_loop`."""
 
-    A new run refuses a non-empty `run_dir` unless `force`. `resume` continues from
-    `run_dir/checkpoints/last` with the run's saved config, `overrides` applied on top (for example
-    `train.iterations=6000` to extend a run).
-    """
-    run_dir = Path(run_dir)
+    config: RunConfig
+    run_dir: Path
+    ddp: Distributed
+    device: torch.device
+    encoding: Any
+    model: torch.nn.Module  # the trained weights
+    averaged: torch.nn.Module | None  # their moving average (train.average), validated and saved
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    start: int  # iteration this invocation starts at
+    best: dict[str, Any]  # best validation loss and its iteration
+    metrics: dict[str, Any]  # last validation metrics
+    windows: Windows
+    validate: Any  # () -> validation metrics
+    log: MetricsLog | None  # the main process's metrics.csv
+
+    def save(self, it: int, is_best: bool) -> None:
+        """Checkpoint `ckpt-{it}`: every process takes part (RNG states), the main one writes."""
+        rng = self.ddp.gather(torch.get_rng_state())
+        if self.ddp.main:
+            state = {"iteration": it, "best": self.best, "metrics": self.metrics, "data": self.config.data}
+            save_run_checkpoint(
+                self.run_dir / "checkpoints", it, self.model, self.optimizer, self.scheduler, self.config,
+                self.encoding, state, is_best, rng, self.averaged,
+            )
+
+
+def _read_resume_state(ckpt) -> dict[str, Any]:
+    """optimizer.pt of a checkpoint: tensors and plain data only (weights_only), never code."""
+    path = ckpt.path / "optimizer.pt"
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"cannot resume: {path} is missing") from None
+    except Exception as exc:  # pickle.UnpicklingError for anything but tensors and plain data
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"refusing {path}: not a plain optimiser state ({first})") from None
+
+
+def _run_config(config: RunConfig | None, run_dir: Path, resume: bool, overrides: list[str], force: bool):
+    """The run's settings (saved ones on resume, overrides on top), validated, and its last checkpoint."""
     ckpt = None
     if resume:
         config_path = run_dir / "config.json"
         if not config_path.exists():
             raise CheckpointError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
-        config = from_dict(RunConfig, json.loads(config_path.read_text()))
-        ckpt = load_checkpoint(run_dir / "checkpoints" / "last") if (run_dir / "checkpoints" / "last").exists() else None
-    elif run_dir.exists() and any(run_dir.iterdir()) and not force:
-        raise CheckpointError(f"{run_dir} exists and is not empty; use --resume to continue it or --force to overwrite it")
-    config = apply_overrides(config or RunConfig(), overrides or [])
+        try:
+            config = from_dict(RunConfig, json.loads(config_path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"cannot resume: {config_path} is not a run's settings ({exc})") from None
+        last = run_dir / "checkpoints" / "last"
+        ckpt = load_checkpoint(last) if last.exists() else None
+    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())) and not force:
+        raise CheckpointError(f"{run_dir} exists and is not an empty folder; use --resume to continue it or --force to overwrite it")
+    config = apply_overrides(config or RunConfig(), overrides)
+    validate(config)
+    return config, ckpt
+
+
+def _open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: list[str], force: bool) -> _Run:
+    """Settings, device, data, model, optimiser (restored on resume), run folder and metrics log."""
+    config, ckpt = _run_config(config, run_dir, resume, overrides, force)
     tc, device = config.train, pick_device(config.device)
     ddp = Distributed.from_env(device.type == "cuda")
     device = ddp.device(device)
     if tc.batch_size % ddp.world:
         raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must divide among {ddp.world} processes")
-    meta, encoding, (train_rows, train_index), (valid_rows, valid_index) = open_data(config)
+    _, encoding, train_split, valid_split = open_data(config)
     if ckpt is not None and ckpt.encoding.vocab != encoding.vocab:
         raise CheckpointError(f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings")
 
@@ -400,128 +481,194 @@ def train(
     torch.manual_seed(config.seed + ddp.rank)  # dropout masks differ between processes
     optimizer = _build_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
-    start, best = 0, {"loss": math.inf, "iteration": -1}
+    start, best, metrics = 0, {"loss": math.inf, "iteration": -1}, {}
     if ckpt is not None:
-        extra = torch.load(ckpt.path / "optimizer.pt", weights_only=False)
+        extra = _read_resume_state(ckpt)
         model.load_state_dict(extra.get("training_weights", ckpt.model.state_dict()))
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         rng = extra["torch_rng"]  # one state per process of the run that wrote it
         torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
-        start, best = ckpt.state["iteration"], ckpt.state["best"]
+        start, best, metrics = ckpt.state["iteration"], ckpt.state["best"], ckpt.state.get("metrics", {})
         log.info("resuming %s at iteration %d", run_dir, start)
     else:
         if resume:
             log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
         if isinstance(encoding, PianoRollEncoding):
-            logp = marginal_log_probs(train_rows)
+            logp = marginal_log_probs(train_split[0])
             model.start_biases((logp[1] - logp[0]).to(device))
-    # the moving average of the weights (train.average): validated, and saved as the checkpoint's model
     averaged = copy.deepcopy(model).requires_grad_(False) if tc.average > 0 else None
     if averaged is not None and ckpt is not None:
         averaged.load_state_dict(ckpt.model.state_dict())
 
-    ckpt_dir = run_dir / "checkpoints"
     metrics_log = None
     if ddp.main:
-        if force and not resume:
-            for stale in ("checkpoints", "tb"):
-                shutil.rmtree(run_dir / stale, ignore_errors=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
-        ckpt_dir.mkdir(exist_ok=True)
-        metrics_log = MetricsLog(run_dir, start)
-
-    train_windows, validate = data_plan(averaged or model, config, encoding, (train_rows, train_index), (valid_rows, valid_index), device)
-    if ddp.main:
+        metrics_log = _open_run_dir(run_dir, config, start, fresh=force and not resume)
         log.info(
             "model %s, %.2fM parameters; %d training rows; device %s",
-            config.model.describe(), sum(p.numel() for p in model.parameters()) / 1e6, len(train_rows), device,
+            config.model.describe(), sum(p.numel() for p in model.parameters()) / 1e6, len(train_split[0]), device,
         )
         log.info(
             "%d process(es): global batch %d windows x %d tokens (%d per process), peak learning rate %g",
             ddp.world, tc.batch_size, tc.seq_len, tc.batch_size // ddp.world, tc.lr,
         )
+    windows, validate_fn = data_plan(averaged or model, config, encoding, train_split, valid_split, device)
+    return _Run(config, run_dir, ddp, device, encoding, model, averaged, optimizer, scheduler, start, best, metrics, windows, validate_fn, metrics_log)
 
-    def save(it: int, metrics: dict, is_best: bool) -> None:
-        rng = ddp.gather(torch.get_rng_state())  # every process takes part; the main one writes
-        if ddp.main:
-            state = {"iteration": it, "best": best, "metrics": metrics, "data": config.data}
-            save_run_checkpoint(ckpt_dir, it, model, optimizer, scheduler, config, encoding, state, is_best, rng, averaged)
 
+def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> MetricsLog:
+    """The run folder with config.json and checkpoints/ (emptied of a previous run's when `fresh`)."""
+    if fresh:
+        for stale in ("checkpoints", "tb"):
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
+    ensure_dir(run_dir, "run folder")
+    tmp = run_dir / ".tmp-config.json"
+    tmp.write_text(json.dumps(to_dict(config), indent=2))
+    os.replace(tmp, run_dir / "config.json")
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    return MetricsLog(run_dir, start)
+
+
+class _Bar:
+    """The progress bar: iterations, loss, tokens/s, and with train.max_minutes the time left
+    (the sooner of the budget's end and the iterations' end)."""
+
+    def __init__(self, run: _Run, show: bool):
+        tc = run.config.train
+        self.budget_s = tc.max_minutes * 60
+        fmt = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]" if self.budget_s else None
+        self.bar = tqdm(total=tc.iterations, initial=run.start, desc="train", unit="it", bar_format=fmt,
+                        disable=None if show and run.ddp.main else True)
+        self.start, self.total = run.start, tc.iterations
+
+    def update(self, done: int, loss: float, tps: float, elapsed: float) -> None:
+        self.bar.update(1)
+        post = {"loss": f"{loss:.3f}", "tok_s": f"{tps:.0f}"}
+        if self.budget_s:
+            by_iterations = elapsed / max(done - self.start, 1) * (self.total - done)
+            left = max(0.0, min(self.budget_s - elapsed, by_iterations))
+            post["left"] = f"{int(left // 60)}:{int(left % 60):02d}"
+        self.bar.set_postfix(post)
+
+
+def _step(run: _Run, net, it: int, autocast, part: slice) -> tuple[float, int]:
+    """One optimiser step on the global batch of iteration `it`; returns its mean loss and target count."""
+    tc, ddp = run.config.train, run.ddp
+    batch = run.windows.random_batch(np.random.default_rng([run.config.seed, it]), tc.batch_size, part)
+    with autocast():
+        loss_sum, count = net(*(t.to(run.device) for t in batch))
+    loss_sum = loss_sum.float()
+    # the mean over the global batch's targets: DDP averages gradients over processes
+    count = ddp.sum(count.float()).clamp(min=1)
+    run.optimizer.zero_grad(set_to_none=True)
+    (loss_sum * ddp.world / count).backward()
+    if tc.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    if run.averaged is not None:
+        average_into(run.averaged, run.model, tc.average)
+    return (ddp.sum(loss_sum.detach()) / count).item(), int(count.item())
+
+
+def _validate_and_save(run: _Run, done: int, tps: float, elapsed: float, say) -> None:
+    """Validation metrics (main process), the best so far, and checkpoint `ckpt-{done}`."""
+    is_best = False
+    if run.ddp.main:
+        run.metrics = run.validate()
+        run.log.record(done, "valid", run.metrics, run.scheduler.get_last_lr()[0], tps, elapsed)
+        is_best = run.metrics["loss"] < run.best["loss"]
+        if is_best:
+            run.best = {"loss": run.metrics["loss"], "perplexity": run.metrics.get("perplexity", math.nan), "iteration": done}
+        say(f"iteration {done}: {describe_metrics(run.metrics)}")
+    run.save(done, is_best)
+
+
+def train(
+    config: RunConfig | None = None,
+    run_dir: Path = Path("run"),
+    resume: bool = False,
+    overrides: list[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) a generator into `run_dir`; returns the last and best metrics.
+
+    A new run refuses a non-empty `run_dir` unless `force`. `resume` continues from
+    `run_dir/checkpoints/last` with the run's saved config, `overrides` applied on top (for example
+    `train.iterations=6000` to extend a run). Every setting is validated before any work starts.
+    SIGINT and SIGTERM are caught from the first moment: a run stopped by one saves a checkpoint
+    and returns with `interrupted` set.
+    """
     stop = _Stop()
-    metrics: dict[str, Any] = ckpt.state.get("metrics", {}) if ckpt else {}
-    t0, tokens_seen, it = time.perf_counter(), 0, start
-    objective = _Objective(model)
+    with stop.installed():  # before any file a caller could wait on exists
+        run = _open_run(config, Path(run_dir), resume, list(overrides or []), force)
+        return _loop(run, stop, progress)
+
+
+def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
+    """The iterations: a step, a log row, validation and a checkpoint when due, one stop check."""
+    tc, ddp = run.config.train, run.ddp
+    objective = _Objective(run.model)
     net = ddp.wrap(torch.compile(objective) if tc.compile else objective)
     net.train()
-    autocast = _autocast(tc.precision, device)
+    autocast = _autocast(tc.precision, run.device)
     share = tc.batch_size // ddp.world
     part = slice(ddp.rank * share, (ddp.rank + 1) * share)
-    bar = tqdm(total=tc.iterations, initial=start, desc="train", unit="it", disable=None if progress and ddp.main else True)
+    bar = _Bar(run, progress)
+    say = bar.bar.write if progress else log.info
+    t0, tokens_seen, done, saved = time.perf_counter(), 0, run.start, -1
+    reason = "end" if done < tc.iterations else "done"
+    if out_of_patience(done, run.best, tc):
+        log.info("%s stopped early at iteration %d (best at %d): nothing to train; train.patience=0 continues it", run.run_dir, done, run.best["iteration"])
+        reason = "patience"
     finished = False  # every process reached the end (or the stop) together
-    end = tc.iterations
-    if out_of_patience(start, best, tc):
-        log.info("%s stopped early at iteration %d (best at %d): nothing to train; train.patience=0 continues it", run_dir, start, best["iteration"])
-        end = start
     try:
-        with stop.installed():
-            for it in range(start, end):
-                batch = train_windows.random_batch(np.random.default_rng([config.seed, it]), tc.batch_size, part)
-                with autocast():
-                    loss_sum, count = net(*(t.to(device) for t in batch))
-                loss_sum = loss_sum.float()
-                # the mean over the global batch's targets: DDP averages gradients over processes
-                count = ddp.sum(count.float()).clamp(min=1)
-                optimizer.zero_grad(set_to_none=True)
-                (loss_sum * ddp.world / count).backward()
-                if tc.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                if averaged is not None:
-                    average_into(averaged, model, tc.average)
-                loss = (ddp.sum(loss_sum.detach()) / count).item()
-                tokens_seen += int(count.item())
-                elapsed = time.perf_counter() - t0
-                tps = tokens_seen / max(elapsed, 1e-9)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}")
-                done = it = it + 1
-                if metrics_log and done % tc.log_every == 0:
-                    ppl = math.exp(min(loss, 50)) if isinstance(model, LSTMGenerator) else math.nan
-                    metrics_log.record(done, "train", {"loss": loss, "perplexity": ppl}, scheduler.get_last_lr()[0], tps, elapsed)
-                out_of_time = ddp.any(tc.max_minutes > 0 and elapsed > tc.max_minutes * 60)
-                kept = tc.keep_every > 0 and done % tc.keep_every == 0
-                if done % tc.eval_every == 0 or done == tc.iterations or out_of_time or kept:
-                    is_best = False
-                    if ddp.main:
-                        metrics = validate()
-                        metrics_log.record(done, "valid", metrics, scheduler.get_last_lr()[0], tps, elapsed)
-                        is_best = metrics["loss"] < best["loss"]
-                        if is_best:
-                            best = {"loss": metrics["loss"], "perplexity": metrics.get("perplexity", math.nan), "iteration": done}
-                        (bar.write if progress else log.info)(f"iteration {done}: {describe_metrics(metrics)}")
-                    save(done, metrics, is_best)
-                    if ddp.any(ddp.main and out_of_patience(done, best, tc)):
-                        if ddp.main:
-                            log.info("no better validation in %d iterations: stopping at %d (best at %d)", done - best["iteration"], done, best["iteration"])
-                        break
-                if out_of_time:
-                    if ddp.main:
-                        log.warning("train.max_minutes (%g) reached at iteration %d of %d", tc.max_minutes, done, tc.iterations)
-                    break
-                if ddp.any(stop.signal is not None):
-                    save(done, metrics, False)
-                    if ddp.main:
-                        log.warning("stopped at iteration %d; continue with: etude train --resume %s", done, run_dir)
-                    finished = True
-                    return TrainResult(run_dir, done, True, metrics, best)
+        while reason == "end":
+            # 1. one optimiser step
+            loss, count = _step(run, net, done, autocast, part)
+            done += 1
+            tokens_seen += count
+            elapsed = time.perf_counter() - t0
+            tps = tokens_seen / max(elapsed, 1e-9)
+            bar.update(done, loss, tps, elapsed)
+            # 2. the training-loss log
+            if run.log and done % tc.log_every == 0:
+                ppl = math.exp(min(loss, 50)) if isinstance(run.model, LSTMGenerator) else math.nan
+                run.log.record(done, "train", {"loss": loss, "perplexity": ppl}, run.scheduler.get_last_lr()[0], tps, elapsed)
+            # 3. validation and a checkpoint, when due
+            out_of_time = ddp.any(tc.max_minutes > 0 and elapsed > tc.max_minutes * 60)
+            kept = tc.keep_every > 0 and done % tc.keep_every == 0
+            if done % tc.eval_every == 0 or done == tc.iterations or out_of_time or kept:
+                _validate_and_save(run, done, tps, elapsed, say)
+                saved = done
+            # 4. the one stop check: the end, patience, the time budget, or a signal
+            patience = saved == done and ddp.any(ddp.main and out_of_patience(done, run.best, tc))
+            signalled = ddp.any(stop.signal is not None)
+            if done >= tc.iterations:
+                reason = "done"
+            elif patience or out_of_time or signalled:
+                reason = "patience" if patience else "budget" if out_of_time else "signal"
+        if reason == "signal" and saved != done:
+            run.save(done, False)
         finished = True
     finally:
-        bar.close()
-        if metrics_log:
-            metrics_log.close()
+        bar.bar.close()
+        if run.log:
+            run.log.close()
         del net  # DDP's reducer holds the process group: release it before leaving the group
         ddp.close(together=finished)
-    return TrainResult(run_dir, it, False, metrics, best)
+    if ddp.main:
+        _say_why_stopped(run, reason, done)
+    return TrainResult(run.run_dir, done, reason == "signal", run.metrics, run.best)
+
+
+def _say_why_stopped(run: _Run, reason: str, done: int) -> None:
+    tc = run.config.train
+    if reason == "patience" and done > run.start:
+        log.info("no better validation in %d iterations: stopping at %d (best at %d)", done - run.best["iteration"], done, run.best["iteration"])
+    elif reason == "budget":
+        log.warning("time budget of %g minutes reached at iteration %d of %d; continue with: etude train --resume %s", tc.max_minutes, done, tc.iterations, run.run_dir)
+    elif reason == "signal":
+        log.warning("stopped at iteration %d; continue with: etude train --resume %s", done, run.run_dir)

@@ -1,25 +1,36 @@
-"""From MIDI files to arrays on disk: ingest, corpus and split, encodings, cache, built-in corpus."""
+"""From MIDI files to arrays on disk: ingest, corpus and split, encodings, cache, built-in corpus.
 
-from etude.data.cache import info, open_encoding, open_split, prepare, read_meta
-from etude.data.corpus import discover
-from etude.data.encoding import load_encoding, make_encoding, roll_to_score
-from etude.data.midi import Piece, Rejection, load_pieces, reduce_to_piano
-from etude.data.polyphonic import load_polyphonic, roll_piece_to_midi
+The names below are imported on first use (PEP 562), so that importing a light module of this
+package (the built-in corpus's style list, for `etude --help`) does not import MidiTok and torch.
+"""
 
-__all__ = [
-    "Piece",
-    "Rejection",
-    "discover",
-    "info",
-    "load_encoding",
-    "load_pieces",
-    "load_polyphonic",
-    "make_encoding",
-    "open_encoding",
-    "open_split",
-    "prepare",
-    "read_meta",
-    "reduce_to_piano",
-    "roll_piece_to_midi",
-    "roll_to_score",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOME = {
+    "info": "cache",
+    "open_encoding": "cache",
+    "open_split": "cache",
+    "prepare": "cache",
+    "read_meta": "cache",
+    "discover": "corpus",
+    "load_encoding": "encoding",
+    "make_encoding": "encoding",
+    "roll_to_score": "encoding",
+    "Piece": "midi",
+    "Rejection": "midi",
+    "load_pieces": "midi",
+    "reduce_to_piano": "midi",
+    "load_polyphonic": "polyphonic",
+    "roll_piece_to_midi": "polyphonic",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
