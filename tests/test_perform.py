@@ -10,7 +10,7 @@ from symusic import Score
 
 from etude.cli import main
 from etude.data.encoding import roll_to_score
-from etude.perform import Event, GeneratedPieces, RecordingSink, SinkClosed, count_in, perform, play, score_events
+from etude.perform import Event, GeneratedPieces, RecordingSink, SinkClosed, count_in, file_events, perform, play, score_events
 
 
 def _piece(frames: int = 16, fpb: int = 4) -> Score:
@@ -48,7 +48,9 @@ def test_play_sends_on_time_and_releases_all():
     assert stats.stopped == "end" and stats.events == len(events)
     sent = [e for _, e in sink.sent]
     assert _balanced(sent) == set()
-    assert sent[-1] == Event(0.0, "control_change", 123, 0, 0)
+    last = sent[-1]
+    assert (last.type, last.pitch, last.velocity, last.channel) == ("control_change", 123, 0, 0)
+    assert last.t >= events[-1].t  # stamped when sent, after the last note
     t0 = sink.sent[0][0] - events[0].t
     errors = [abs(when - t0 - e.t) for (when, e), _ in zip(sink.sent, events)]
     assert max(errors) < 0.02  # generous here; benchmarks/perform_timing.py measures it properly
@@ -74,7 +76,7 @@ def test_interrupted_mid_piece_leaves_no_stuck_note(exc, stopped):
     assert stats.stopped == stopped
     sent = [e for _, e in sink.sent]
     assert _balanced(sent) == set()  # every note-on got its note-off
-    assert Event(0.0, "control_change", 123, 0, 0) in sent
+    assert ("control_change", 123, 0, 0) in [(e.type, e.pitch, e.velocity, e.channel) for e in sent]
 
 
 def test_count_in_and_back_to_back_pieces():
@@ -94,12 +96,33 @@ def test_jsonl_lines_parse_in_time_order(tmp_path, good_corpus):
     stats = perform(good_corpus / "march" / "march0.mid", jsonl=str(out), tempo_scale=16.0, count_in_beats=2)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert stats.events > 0 and len(rows) >= stats.events
-    times = [r["t"] for r in rows[: stats.events]]
-    assert times == sorted(times)
+    times = [r["t"] for r in rows]
+    assert times == sorted(times), "time ran backwards (the release events included)"
     assert rows[0] == {"t": 0.0, "type": "note_on", "pitch": 37, "velocity": 110, "channel": 9}
     assert {r["type"] for r in rows} == {"note_on", "note_off", "control_change"}
-    assert rows[-1] == {"t": 0.0, "type": "control_change", "control": 123, "value": 0, "channel": 9}
-    assert {"t": 0.0, "type": "control_change", "control": 123, "value": 0, "channel": 0} in rows
+    last_note = rows[stats.events - 1]["t"]
+    releases = rows[stats.events :]
+    assert {(r["control"], r["channel"]) for r in releases} == {(64, 0), (64, 9), (123, 0), (123, 9)}
+    assert all(last_note <= r["t"] < last_note + 0.5 for r in releases), "stamped with the time they are sent"
+
+
+def test_pieces_played_back_to_back_carry_performance_time(good_corpus):
+    events, _ = file_events(good_corpus / "march" / "march0.mid", tempo_scale=16.0)
+    sink = RecordingSink()
+    play(iter([events, events]), sink, lead_s=0.0)
+    stamps = [e.t for _, e in sink.sent]
+    assert stamps == sorted(stamps)
+    assert stamps[len(events)] == pytest.approx(events[-1].t + events[0].t)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
+def test_non_finite_or_non_positive_tempo_scale_is_refused(tmp_path, good_corpus, value):
+    proc = subprocess.run(
+        [sys.executable, "-m", "etude", "perform", str(good_corpus / "march" / "march0.mid"), "--jsonl", str(tmp_path / "e.jsonl"), f"--tempo-scale={value}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2 and "--tempo-scale must be a finite number above 0" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "e.jsonl").exists()
 
 
 def test_generation_ahead_never_runs_dry(tmp_path):

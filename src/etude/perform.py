@@ -28,6 +28,7 @@ from symusic import Score
 from etude.config import DataConfig
 from etude.data.midi import Rejection, load_pieces
 from etude.errors import InputError
+from etude.paths import check_finite
 
 if TYPE_CHECKING:  # generation (and torch) is imported only when a run is performed
     from etude.generate import Sampling
@@ -64,8 +65,7 @@ class Sink(Protocol):
 def score_events(score: Score, tempo_scale: float = 1.0, transpose: int = 0, channel: int = 0) -> list[Event]:
     """A score's notes as time-ordered events; at equal times note-offs come first, so a
     re-struck key sounds again. Notes moved off the 0..127 range are dropped."""
-    if tempo_scale <= 0:
-        raise InputError("--tempo-scale must be above 0")
+    check_finite("--tempo-scale", tempo_scale, low=0)
     events = []
     for track in score.to("second").tracks:
         for n in track.notes:
@@ -237,8 +237,10 @@ def play(
     """Send the events of each piece, back to back, at their absolute deadlines.
 
     `pieces` yields lists of events with times from each piece's start; the next piece starts
-    when the last event of the previous one is due. Whatever stops playback, every sounding
-    note is released and all-notes-off sent before returning.
+    when the last event of the previous one is due. The sink gets each event stamped with its
+    time from the start of the performance, so stamps never run backwards, from piece to piece
+    or at the stop. Whatever stops playback, every sounding note is released and all-notes-off
+    sent before returning, stamped with the time they are sent.
     """
     stats = PlayStats()
     sounding: set[tuple[int, int]] = set()
@@ -253,7 +255,7 @@ def play(
                     start = clock() - offset
                 for e in events:
                     wait_until(start + offset + e.t, clock)
-                    sink.send(e)
+                    sink.send(Event(offset + e.t, e.type, e.pitch, e.velocity, e.channel))
                     stats.events += 1
                     channels.add(e.channel)
                     if e.type == "note_on" and e.velocity > 0:
@@ -270,15 +272,20 @@ def play(
     finally:
         try:
             for channel, pitch in sorted(sounding):
-                sink.send(Event(0.0, "note_off", pitch, 0, channel))
+                sink.send(Event(_now(clock, start), "note_off", pitch, 0, channel))
             for channel in sorted(channels or {0}):
-                sink.send(Event(0.0, "control_change", 64, 0, channel))
-                sink.send(Event(0.0, "control_change", 123, 0, channel))
+                sink.send(Event(_now(clock, start), "control_change", 64, 0, channel))
+                sink.send(Event(_now(clock, start), "control_change", 123, 0, channel))
         except SinkClosed:
             pass
         finally:
             sink.close()
     return stats
+
+
+def _now(clock: Callable[[], float], start: float) -> float:
+    """Seconds since the performance began (0 before it did)."""
+    return max(0.0, clock() - start)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -357,8 +364,7 @@ def perform(
         raise InputError("give a MIDI FILE or --run RUN_DIR (not both)")
     if sum(x is not None for x in (jsonl, port, virtual)) != 1:
         raise InputError("choose one output: --port NAME, --virtual NAME or --jsonl PATH|-")
-    if tempo_scale <= 0:
-        raise InputError("--tempo-scale must be above 0")
+    check_finite("--tempo-scale", tempo_scale, low=0)
     if source is not None:
         events, qpm = file_events(source, tempo_scale, transpose)
         stream: Iterable[list[Event]] = _repeat(events) if loop else [events]
