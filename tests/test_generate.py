@@ -24,7 +24,9 @@ def test_top_k_and_top_p():
     p = filter_logits(logits, Sampling(top_p=0.75))  # 0.5 + 0.3 reach 0.75
     assert torch.isinf(p[0, 2:]).all() and not torch.isinf(p[0, :2]).any()
     t = filter_logits(logits, Sampling(temperature=2.0))
-    assert torch.allclose(t, logits / 2)
+    assert torch.allclose(torch.softmax(t, -1), torch.softmax(logits / 2, -1))
+    greedy = torch.softmax(filter_logits(logits, Sampling(temperature=1e-30)), -1)  # no inf - inf = nan
+    assert greedy.tolist() == [[1.0, 0.0, 0.0, 0.0]]
 
 
 @pytest.mark.parametrize("genre", ["bach", "fiddle"])

@@ -168,7 +168,7 @@ def test_cli_sigterm_releases_notes(tmp_path, good_corpus):
 
 def test_cli_errors(tmp_path, capsys, good_corpus):
     assert main(["perform", str(tmp_path / "none.mid"), "--jsonl", "-"]) == 2
-    assert "unreadable or corrupt" in capsys.readouterr().err
+    assert "none.mid: not found" in capsys.readouterr().err
     assert main(["perform", str(good_corpus / "march" / "march0.mid")]) == 2
     assert "choose one output" in capsys.readouterr().err
     assert main(["perform", str(good_corpus / "march" / "march0.mid"), "--port", "Nope"]) == 2

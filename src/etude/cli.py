@@ -79,7 +79,10 @@ def _add_corpus(sub) -> None:
 # ----------------------------------------------------------------------------- data
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from etude.data import info, prepare
+    from etude.data.isolation import Limits
 
+    if not args.file_timeout > 0 or args.file_memory < 64:
+        raise InputError("--file-timeout must be above 0 seconds and --file-memory at least 64 MB")
     data = DataConfig(
         min_seconds=args.min_seconds,
         max_seconds=args.max_seconds,
@@ -100,7 +103,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
         prepare_rolls(Path(args.corpus), Path(args.out), force=args.force)  # keeps the set's own split
     else:
-        prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force, args.append)
+        limits = Limits(seconds=args.file_timeout, memory_mb=args.file_memory)
+        prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force, args.append, limits)
     print(info(Path(args.out)))
     return 0
 
@@ -150,6 +154,8 @@ def _add_data(sub) -> None:
     prep.add_argument("--transpose", type=int, default=d.transpose, metavar="K", help="add training copies shifted by ±1..K semitones (default 0: none)")
     prep.add_argument("--seed", type=int, default=d.seed, help=f"seed of the split (default {d.seed})")
     prep.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: all cores)")
+    prep.add_argument("--file-timeout", type=float, default=60.0, metavar="S", help="reject a file whose reading takes longer (default 60 s)")
+    prep.add_argument("--file-memory", type=int, default=4096, metavar="MB", help="reject a file whose reading needs more memory (default 4096 MB)")
     prep.add_argument("--force", action="store_true", help="rebuild even when settings and files are unchanged")
     prep.add_argument("--append", action="store_true", help="read only files not yet in DIR and append their pieces (same settings and genres)")
     prep.set_defaults(func=cmd_data_prepare)
@@ -190,6 +196,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"device={args.device}")
     if args.compile:
         overrides.append("train.compile=true")
+    if args.budget is not None:
+        overrides.append(f"train.max_minutes={args.budget}")
     if args.resume:
         result = train(run_dir=Path(args.resume), resume=True, overrides=overrides)
     else:
@@ -252,6 +260,7 @@ def _add_train(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
     p.add_argument("--seed", type=int, help="seeds Python, NumPy and torch (default 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile=true)")
+    p.add_argument("--budget", type=float, metavar="MINUTES", help="stop after this much training time, with a checkpoint (train.max_minutes)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
     p.set_defaults(func=cmd_train, overrides=[])
 
@@ -300,7 +309,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
     _add_sampling(p)
     p.add_argument("--primer", metavar="FILE.mid[:SECONDS]", help="continue this piece (its first SECONDS)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="default cpu")
     p.add_argument("--soundfont", metavar="SF2", help="SoundFont for the audio (default: pretty_midi's General MIDI TimGM6mb.sf2, acoustic grand piano)")
     p.add_argument("--sample-rate", type=int, default=44100, help="audio sample rate in Hz (default 44100)")
     p.add_argument("--renderer", choices=("sampler", "symusic"), default="sampler", help="sampler (default): étude's SoundFont player, true pitch; symusic: faster, but mis-tunes the default SoundFont")
@@ -609,6 +618,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except EtudeError as exc:
         print(f"etude: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the system refused (permissions, a full disk, /proc, /dev/null)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"etude: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("etude: error: out of memory (try smaller settings: --n, --length, train.batch_size)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("etude: interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ from etude.data.encoding import EventEncoding
 from etude.generate import Length, Sampling, sample_scores
 from etude.config import AIS
 from etude.memorisation import COPY_FLAG, TrainingIndex, note_codes
+from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 44100
@@ -159,7 +160,7 @@ def evaluate(
     if not ckpt.config.data or not (Path(ckpt.config.data) / "meta.json").exists():
         raise InputError(f"{run}: its data folder {ckpt.config.data!r} is gone; pass --data with the prepared test split")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "report folder")
     genres = ckpt.encoding.genres
     sets = [original_set(Path(ckpt.config.data), ckpt.encoding, n), generated_set("lstm", ckpt, genres, n, length, seed)]
     loaded_baselines = []

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from etude import metrics as M
 from etude.config import DataConfig, EncodingConfig, RunConfig, apply_overrides, load_preset
 from etude.errors import InputError
+from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +401,8 @@ def seconds_per_iteration(cfg: RunConfig, steps: int = 2, batch: int = 4) -> flo
     import torch
 
     from etude.models.registry import build_model
-    from etude.train import data_plan, open_data, pick_device
+    from etude.runtime import pick_device
+    from etude.train import data_plan, open_data
 
     _, encoding, train_part, valid_part = open_data(cfg)
     device = pick_device(cfg.device)
@@ -468,7 +470,7 @@ def study(
     data, out = Path(data).resolve(), Path(out).resolve()
     read_meta(data)  # a clear error when DATA is not a prepared folder
     t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "study folder")
     roll_data = Path(roll_data).resolve() if roll_data else prepare_roll_twin(data, out / "data-pianoroll")
 
     p = plan(sc, seeds, workers, data, roll_data, out)

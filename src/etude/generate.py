@@ -24,6 +24,8 @@ from etude.data.encoding import EventEncoding
 from etude.data.midi import Rejection, clip_score, load_pieces, seconds_to_ticks
 from etude.errors import ConfigError, InputError
 from etude.grammar import Cursor, Grammar
+from etude.paths import check_finite, ensure_dir, genre_file_stem
+from etude.runtime import pick_device
 
 log = logging.getLogger(__name__)
 TOKENS_PER_SECOND_CAP = 80  # a runaway sequence stops at this many tokens per asked second
@@ -59,10 +61,11 @@ class Sampling:
     top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p
 
     def check(self) -> None:
-        if self.temperature <= 0:
-            raise ConfigError("--temperature must be above 0")
-        if self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError("--top-k must be >= 0 and --top-p in (0, 1]")
+        check_finite("--temperature", self.temperature, low=0)
+        if self.top_k < 0:
+            raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
+        if not 0 < self.top_p <= 1:  # false for nan too
+            raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
 
 
 def pretrained_path() -> Path:
@@ -84,8 +87,11 @@ def check_genre(ckpt: Checkpoint, genre: str | None) -> str:
 
 
 def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
-    """Temperature, top-k and top-p applied to logits (B, V); removed entries become -inf."""
-    logits = logits / s.temperature
+    """Temperature, top-k and top-p applied to logits (B, V); removed entries become -inf.
+
+    The logits are shifted so that each row's largest is 0 before dividing by the temperature:
+    a tiny temperature then gives -inf to all but the likeliest tokens (greedy), never inf - inf = nan."""
+    logits = (logits - logits.max(-1, keepdim=True).values.clamp(min=-1e30)) / s.temperature
     if s.top_k > 0:
         kth = torch.topk(logits, min(s.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -221,11 +227,12 @@ def generate(
     force: bool = False,
 ) -> list[Generated]:
     """Sample n pieces of `genre` ("all": of every genre) from a run or checkpoint (default: the
-    shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`. Existing files are
-    kept unless `force`."""
+    shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`, the genre made safe
+    as a file name (etude.paths.genre_file_stem). Existing files are kept unless `force`."""
     from etude.audio import render_wav
     from etude.plots import piano_roll_png
 
+    device = str(pick_device(device))
     ckpt = load_checkpoint(model_path(model), device=device)
     if genre == "all":
         return [
@@ -238,13 +245,13 @@ def generate(
         raise ConfigError("--n must be at least 1")
     span = Length.parse(length)
     out = Path(out)
-    stems = [out / f"{genre}-{k:02d}" for k in range(n)]
+    stems = [out / f"{genre_file_stem(genre)}-{k:02d}" for k in range(n)]
     targets = [s.with_suffix(ext) for s in stems for ext in (".mid", ".wav", ".png")]
     clash = [str(t) for t in targets if t.exists()]
     if clash and not force:
         raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out")
     scores = sample_scores(ckpt, genre, n, span, sampling, primer, seed, device)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     results = []
     for stem, score in zip(stems, scores):
         midi = stem.with_suffix(".mid")

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import random
 import shutil
 import signal
 import threading
@@ -36,28 +35,11 @@ from etude.errors import CheckpointError, ConfigError, InputError
 from etude.models.lstm import LSTMGenerator
 from etude.models.registry import build_model
 from etude.paths import ensure_dir
+from etude.runtime import bf16_supported, pick_device, seed_everything
 from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches
 
 log = logging.getLogger(__name__)
 METRICS = ["iteration", "split", "loss", "perplexity", "accuracy", "lr", "tokens_per_s", "elapsed_s"]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    """auto (CUDA when torch sees a device, else the CPU), cpu or cuda; refuses what is not here."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        build = "this torch is a CPU-only build" if torch.version.cuda is None else "torch sees no CUDA device"
-        raise ConfigError(f"--device cuda asked for, but {build}; use --device cpu (or auto)")
-    return torch.device(name)
 
 
 class Windows:
@@ -245,26 +227,6 @@ class TrainResult:
     interrupted: bool
     metrics: dict[str, Any]  # last validation metrics, with the unigram baseline
     best: dict[str, Any]  # best validation loss and its iteration
-
-
-@functools.cache
-def bf16_supported(device_type: str) -> bool:
-    """Whether an LSTM runs forward and backward under bf16 autocast on this device.
-
-    On CUDA, the device's bf16 support. On a CPU, a probe: oneDNN has no bf16 LSTM on CPUs
-    without native bf16 (e.g. AVX2-only ones) and fails with "could not create a primitive
-    descriptor"; it is cheaper to try a 2 x 3 x 8 LSTM once than to predict that from CPU flags.
-    """
-    if device_type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        lstm = torch.nn.LSTM(8, 8, num_layers=2, batch_first=True)
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            out = lstm(torch.randn(2, 3, 8))[0]
-        out.float().sum().backward()
-        return True
-    except RuntimeError:
-        return False
 
 
 def _autocast(precision: str, device: torch.device):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 from collections import Counter, defaultdict
@@ -31,11 +30,13 @@ import numpy as np
 from tqdm import tqdm
 
 from etude import __version__
-from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
+from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict, validate
 from etude.data.corpus import SPLITS, SourceFile, assign_split, discover, load_split, save_split
 from etude.data.encoding import Encoding, encoding_from_state, load_encoding, make_encoding, save_encoding
-from etude.data.midi import DUPLICATE, Rejection, load_pieces, notes_fingerprint
+from etude.data.isolation import Failed, Limits, isolated_map
+from etude.data.midi import CRASHED, DUPLICATE, OUT_OF_MEMORY, TIMED_OUT, UNREADABLE, Rejection, load_pieces, notes_fingerprint
 from etude.errors import InputError
+from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
 FORMAT = 2  # bump when the layout above changes: old caches are then rebuilt
@@ -70,14 +71,15 @@ def _load_and_encode(src: SourceFile) -> list[_Encoded] | Rejection:
     ]
 
 
-def _results(files: list[SourceFile], state: dict, cfg: DataConfig, workers: int):
-    """Yield each file's result in corpus order, from `workers` processes (1: this process)."""
-    if workers <= 1:
-        _init_worker(state, cfg)
-        yield from map(_load_and_encode, files)
-        return
-    with multiprocessing.Pool(workers, _init_worker, (state, cfg)) as pool:
-        yield from pool.imap(_load_and_encode, files, chunksize=8)
+_FAILED = {"crashed": CRASHED, "timed out": TIMED_OUT, "out of memory": OUT_OF_MEMORY, "error": UNREADABLE}
+
+
+def _results(files: list[SourceFile], state: dict, cfg: DataConfig, workers: int, limits: Limits):
+    """Yield each file's result in corpus order, from `workers` processes where a crash, a hang
+    or a memory blow-up costs only that file (a rejection with the reason)."""
+    results = isolated_map(_load_and_encode, files, workers, _init_worker, (state, cfg), limits)
+    for src, result in zip(files, results):
+        yield Rejection(src.id, _FAILED[result.kind], result.detail) if isinstance(result, Failed) else result
 
 
 def corpus_fingerprint(files: list[SourceFile]) -> str:
@@ -97,8 +99,12 @@ def prepare(
     workers: int | None = None,
     force: bool = False,
     append: bool = False,
+    limits: Limits = Limits(),
 ) -> dict[str, Any]:
     """Prepare `corpus` into `out` (layout in the module docstring) and return its meta.
+
+    Files are read in worker processes under `limits` (time and memory per file): a file that
+    crashes the reader, hangs or blows up memory is rejected with that reason.
 
     Nothing is done when `out` already holds the same settings for the same files, unless
     `force`. With `append`, only files not yet in `out` are read, and their pieces are appended
@@ -106,6 +112,8 @@ def prepare(
     usable piece; a cache already in `out` is then left as it was.
     """
     data, encoding = data or DataConfig(), encoding or EncodingConfig()
+    validate(data, "data.")
+    validate(encoding, "encoding.")
     out = Path(out)
     files = discover(corpus, genre)
     settings = {"data": to_dict(data), "encoding": to_dict(encoding)}
@@ -126,13 +134,35 @@ def prepare(
     elif old:
         log.info("settings or files changed: rebuilding %s", out)
     enc = make_encoding(encoding, genres)
-    work = out / f".building-{os.getpid()}"  # per process: two preparations of one folder must not share it
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = scratch_dir(out)
     try:
-        return _build(files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus, base)
+        return _build(files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus, base, limits)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def scratch_dir(out: Path) -> Path:
+    """A fresh `out/.building-PID` (per process: two preparations of one folder must not share
+    it); scratch folders left by killed preparations are removed first."""
+    ensure_dir(out, "data folder")
+    for old in out.glob(".building-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    work = out / f".building-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return work
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -150,21 +180,20 @@ class _Existing:
             raise InputError(f"nothing to append to: {out} is not a prepared data folder")
         if meta.get("format") != FORMAT or meta["settings"] != settings:
             raise InputError(f"{out} was prepared with other settings; append needs the same ones (or prepare anew)")
-        with open(out / "pieces.csv", newline="") as fh:
-            records = list(csv.reader(fh))[1:]
+        records = [[r[c] for c in PIECE_COLUMNS] for r in read_pieces(out / "pieces.csv")]
         ids = {r[0].split("#")[0] for r in records} | {r["path"] for r in meta["rejections"]}
-        prints = {r[6]: r[0] for r in records if r[5] == "0"}
+        prints = {fingerprint: r[0] for r in records if (fingerprint := r[6]) and r[5] == "0"}
         return cls(meta, records, ids, prints)
 
 
-def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str]):
+def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str], limits: Limits):
     """Pass 1: parse and encode every file into the scratch file work/all.bin, dropping pieces
     whose notes are already in `seen`. Returns the kept pieces (in corpus order) and rejections."""
     rejections: list[Rejection] = []
     pieces: list[dict] = []
     n_rows = 0
     with open(work / "all.bin", "wb") as scratch:
-        bar = tqdm(_results(files, enc.state(), data, workers), total=len(files), desc="prepare", unit="file", disable=None)
+        bar = tqdm(_results(files, enc.state(), data, workers, limits), total=len(files), desc="prepare", unit="file", disable=None)
         for result in bar:
             if isinstance(result, Rejection):
                 rejections.append(result)
@@ -219,8 +248,8 @@ def _counts(records) -> dict[str, dict[str, dict[str, float]]]:
     return {s: {g: dict(c) for g, c in sorted(counts[s].items())} for s in SPLITS}
 
 
-def _build(files, enc, data, out, work, workers, settings, digest, corpus, base: _Existing | None) -> dict[str, Any]:
-    pieces, rejections, n_rows = _encode_all(files, enc, data, workers, work, dict(base.fingerprints) if base else {})
+def _build(files, enc, data, out, work, workers, settings, digest, corpus, base: _Existing | None, limits: Limits) -> dict[str, Any]:
+    pieces, rejections, n_rows = _encode_all(files, enc, data, workers, work, dict(base.fingerprints) if base else {}, limits)
     if not pieces and base is None:
         reasons = Counter(r.reason for r in rejections)
         summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
@@ -277,12 +306,23 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus, base:
     return meta
 
 
+PIECE_COLUMNS = ("id", "genre", "split", "seconds", "rows", "transpose", "fingerprint")
+
+
 def write_pieces(path: Path, records) -> None:
-    """pieces.csv: one row per stored piece (the columns in the module docstring)."""
-    with open(path, "w", newline="") as fh:
+    """pieces.csv: one row per stored piece (PIECE_COLUMNS, described in the module docstring).
+
+    UTF-8, with file names that are not valid UTF-8 kept byte for byte (surrogateescape)."""
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["id", "genre", "split", "seconds", "rows", "transpose", "fingerprint"])
+        writer.writerow(PIECE_COLUMNS)
         writer.writerows(records)
+
+
+def read_pieces(path: Path) -> list[dict[str, str]]:
+    """The rows of a pieces.csv, by column name."""
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        return list(csv.DictReader(fh))
 
 
 def install(work: Path, out: Path) -> None:
@@ -336,10 +376,9 @@ def info(data_dir: Path) -> str:
                 f"{c.get('tokens', 0):>10} {c.get('seconds', 0) / 60:>8.1f}"
             )
     durations: dict[str, list[float]] = defaultdict(list)
-    with open(Path(data_dir) / "pieces.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["transpose"] == "0":
-                durations[row["split"]].append(float(row["seconds"]))
+    for row in read_pieces(Path(data_dir) / "pieces.csv"):
+        if row["transpose"] == "0":
+            durations[row["split"]].append(float(row["seconds"]))
     lines += ["", "durations (seconds): split  min  median  max"]
     for split in SPLITS:
         d = durations.get(split)

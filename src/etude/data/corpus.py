@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from etude.config import DataConfig
 from etude.errors import InputError
+from etude.paths import check_genre_name
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SPLITS = ("train", "valid", "test")
@@ -26,24 +29,49 @@ class SourceFile:
     genre: str
 
 
-def _midi_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES
-    )
+def _midi_files(folder: Path) -> Iterator[Path]:
+    """Every .mid/.midi name under `folder`, hidden folders skipped. Links to folders are
+    followed once each (a link loop is not walked twice); files are not opened here, so special
+    files and broken links are found by etude.data.midi.file_problem and rejected there."""
+    seen: set[tuple[int, int]] = set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            st = current.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError:
+            continue  # an unreadable folder or a link loop: nothing to list
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.name.startswith("."):
+                    stack.append(path)
+            elif path.suffix.lower() in MIDI_SUFFIXES:
+                yield path
 
 
 def _read_manifest(path: Path) -> list[SourceFile]:
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read manifest {path}: {exc}") from None
     if rows and not {"path", "genre"} <= set(rows[0]):
         raise InputError(f"manifest {path} needs the columns path,genre")
     files = []
-    for row in rows:
-        file = (path.parent / row["path"]).resolve()
-        files.append(SourceFile(file, row["path"].replace("\\", "/"), row["genre"].strip()))
+    for line, row in enumerate(rows, start=2):
+        if not row["path"]:
+            raise InputError(f"manifest {path}, line {line}: no path")
+        genre = check_genre_name((row["genre"] or "").strip(), f"manifest {path}, line {line}")
+        files.append(SourceFile(path.parent / row["path"], row["path"].replace("\\", "/"), genre))
     return files
 
 
@@ -52,13 +80,17 @@ def discover(corpus: Path, genre: str | None = None) -> list[SourceFile]:
     corpus = Path(corpus)
     if not corpus.exists():
         raise InputError(f"corpus not found: {corpus}")
+    if genre is not None:
+        check_genre_name(genre, "--genre")
     if corpus.is_file():
         if corpus.suffix.lower() != ".csv":
             raise InputError(f"{corpus} is a file; give a folder of MIDI files or a CSV manifest")
         files = _read_manifest(corpus)
+    elif not corpus.is_dir():
+        raise InputError(f"{corpus} is neither a folder nor a CSV manifest")
     else:
         files = []
-        top = [p for p in corpus.iterdir() if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES]
+        top = [p for p in corpus.iterdir() if not p.is_dir() and p.suffix.lower() in MIDI_SUFFIXES]
         if top and genre is None:
             raise InputError(
                 f"{corpus} has MIDI files outside genre sub-folders; pass --genre NAME "
@@ -67,8 +99,9 @@ def discover(corpus: Path, genre: str | None = None) -> list[SourceFile]:
         for p in sorted(top):
             files.append(SourceFile(p, p.name, genre or ""))
         for sub in sorted(p for p in corpus.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            name = genre or check_genre_name(sub.name, f"the folder name {sub}")
             for p in _midi_files(sub):
-                files.append(SourceFile(p, p.relative_to(corpus).as_posix(), genre or sub.name))
+                files.append(SourceFile(p, p.relative_to(corpus).as_posix(), name))
     if not files:
         raise InputError(f"no .mid or .midi files found in {corpus}")
     return sorted(files, key=lambda f: f.id)

@@ -6,7 +6,10 @@ non-drum track (program 0, acoustic grand piano), its tempos and time signatures
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,14 @@ NO_PITCHED = "no pitched notes (drums only)"
 TOO_SHORT = "shorter than min_seconds"
 TOO_LONG = "longer than max_seconds"
 DUPLICATE = "duplicate of another piece"
+NOT_FOUND = "not found"
+NOT_A_FILE = "not a regular file (device, pipe, socket, broken link or link loop)"
+TOO_LARGE = "larger than the MIDI size limit"
+CRASHED = "crashed the MIDI reader"
+TIMED_OUT = "took longer than the time limit per file"
+OUT_OF_MEMORY = "needed more than the memory limit per file"
+
+MAX_MIDI_BYTES = 64 << 20  # the largest MIDI file read; real ones are kilobytes to a few megabytes
 
 
 @dataclass
@@ -46,8 +57,27 @@ class Rejection:
     detail: str = ""
 
 
-def check_chunks(data: bytes) -> None:
-    """Raise ValueError unless `data` is a MIDI header followed by chunks that fit in the file.
+def file_problem(path: Path) -> tuple[str, str] | None:
+    """(reason, detail) when `path` cannot be read as a MIDI file at all, else None: a missing
+    file, a special file (/dev/zero, a pipe), a broken link or a link loop, a file over MAX_MIDI_BYTES."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not os.path.lexists(path):
+            return NOT_FOUND, "no such file"
+        what = "link loop" if exc.errno == errno.ELOOP else "broken link" if exc.errno == errno.ENOENT else exc.strerror
+        return NOT_A_FILE, str(what)
+    if not stat.S_ISREG(st.st_mode):
+        return NOT_A_FILE, "not a regular file"
+    if st.st_size > MAX_MIDI_BYTES:
+        return TOO_LARGE, f"{st.st_size / 2**20:.0f} MiB > {MAX_MIDI_BYTES >> 20} MiB"
+    return None
+
+
+def check_chunks(data: bytes) -> bytes:
+    """The part of `data` that the header declares: the header and its tracks' chunks, each
+    checked to fit in the file. Bytes after the last declared track are ignored (some real files
+    end in junk); a declared track cut short raises ValueError, as does a time division of 0.
 
     symusic 0.5.9 sometimes reads past the end of a truncated file's buffer and returns garbage
     instead of failing, so framing is checked here first.
@@ -58,8 +88,10 @@ def check_chunks(data: bytes) -> None:
         raise ValueError("no MIDI header (MThd)")
     pos = 8 + int.from_bytes(data[4:8], "big")
     n_tracks = int.from_bytes(data[10:12], "big")
+    if int.from_bytes(data[12:14], "big") == 0:
+        raise ValueError("header: time division of 0 ticks per quarter note")
     found = 0
-    while pos + 8 <= len(data):
+    while found < n_tracks and pos + 8 <= len(data):
         size = int.from_bytes(data[pos + 4 : pos + 8], "big")
         if pos + 8 + size > len(data):
             raise ValueError(f"truncated: chunk at byte {pos} needs {size} bytes, {len(data) - pos - 8} remain")
@@ -67,13 +99,18 @@ def check_chunks(data: bytes) -> None:
         pos += 8 + size
     if found < n_tracks:
         raise ValueError(f"truncated: header announces {n_tracks} tracks, file holds {found}")
+    return data[:pos]
 
 
 def read_score(path: Path) -> Score:
-    """Parse a MIDI file with symusic; raises ValueError/RuntimeError/OSError on bad files."""
-    data = Path(path).read_bytes()
-    check_chunks(data)
-    return Score.from_midi(data)
+    """Parse a MIDI file with symusic; raises ValueError/RuntimeError/OSError on bad files.
+
+    Run it where a native crash costs only this file (etude.data.isolation) when the file is
+    not trusted."""
+    problem = file_problem(path)
+    if problem:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
+    return Score.from_midi(check_chunks(Path(path).read_bytes()))
 
 
 def _sustained_ends(times: np.ndarray, ends: np.ndarray, pedals: dict) -> np.ndarray:
@@ -205,9 +242,12 @@ def notes_fingerprint(score: Score) -> str:
 
 def load_pieces(path: Path, piece_id: str, genre: str, cfg: DataConfig) -> list[Piece] | Rejection:
     """Read one MIDI file into one or more pieces (clips of a long file), or say why not."""
+    problem = file_problem(path)
+    if problem:
+        return Rejection(piece_id, *problem)
     try:
         score = read_score(path)
-    except (ValueError, RuntimeError, OSError, IndexError) as exc:
+    except (ValueError, RuntimeError, OSError, IndexError, OverflowError) as exc:
         return Rejection(piece_id, UNREADABLE, str(exc)[:200])
     if score.note_num() == 0:
         return Rejection(piece_id, EMPTY, "no notes")

@@ -17,6 +17,7 @@ from symusic import Score
 from etude.data.encoding import N_KEYS, roll_to_score
 from etude.data.midi import PIANO_LOW
 from etude.errors import InputError
+from etude.paths import ensure_dir, genre_file_stem
 
 Rolls = dict[str, list[np.ndarray]]
 _MAT_KEYS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
@@ -80,7 +81,12 @@ def load_polyphonic(path: Path) -> Rolls:
         if path.suffix.lower() in (".pickle", ".pkl"):
             return _load_pickle(path)
     except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+        raise InputError(f"cannot read {path}: {str(exc)[:200]}") from None
+    except (TypeError, AttributeError, IndexError, KeyError) as exc:  # containers of another shape
+        raise InputError(
+            f"{path} does not have the benchmark's layout (splits of pieces of frames of MIDI pitches, "
+            f"or .mat matrices of 88 columns): {type(exc).__name__}: {str(exc)[:120]}"
+        ) from None
     raise InputError(f"{path}: expected a .mat or .pickle benchmark file")
 
 
@@ -95,7 +101,7 @@ def roll_piece_to_midi(
     if not 0 <= index < len(pieces):
         raise InputError(f"{split} has {len(pieces)} pieces; index {index} is out of range")
     score = roll_to_score(pieces[index], frames_per_beat(path), qpm=qpm)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(Path(out).parent)
     score.dump_midi(str(out))
     return score
 
@@ -104,12 +110,10 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
     """Store a benchmark set as a prepared piano-roll folder (etude.data.cache's layout), keeping
     its own train/valid/test split; one genre, named after the file. Returns the folder's meta."""
     import json
-    import os
-    import shutil
 
     from etude import __version__
     from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
-    from etude.data.cache import FORMAT, install, write_pieces
+    from etude.data.cache import FORMAT, install, scratch_dir, write_pieces
     from etude.data.encoding import make_encoding, save_encoding
 
     path, out = Path(path), Path(out)
@@ -123,11 +127,9 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
         if old.get("settings_hash") == digest:
             return old
     rolls = load_polyphonic(path)
-    genre = path.stem.lower()
+    genre = genre_file_stem(path.stem.lower())
     enc = make_encoding(encoding_cfg, [genre])
-    work = out / f".building-{os.getpid()}"  # per process: two preparations of one folder must not share it
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = scratch_dir(out)
     records, counts = [], {}
     seconds_per_frame = 60.0 / 120.0 / encoding_cfg.frames_per_beat  # at 120 quarter notes a minute
     for split, pieces in rolls.items():

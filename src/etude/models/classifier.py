@@ -23,6 +23,7 @@ from tqdm import tqdm
 from etude.data.cache import open_encoding, open_split
 from etude.data.encoding import EventEncoding, encoding_from_state
 from etude.errors import CheckpointError, InputError
+from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Classifier:
 
     def save(self, folder: Path) -> Path:
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_dir(folder, "classifier folder")
         save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(folder / "model.safetensors"))
         cfg = {"classifier": self.model.cfg.__dict__, "vocab_size": self.encoding.vocab_size, "pad_id": self.encoding.pad_id}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
