@@ -7,6 +7,7 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "polyphonic"
+PIANO = Path(__file__).resolve().parents[2] / "shared" / "data" / "piano"
 
 
 @pytest.fixture
@@ -26,6 +27,14 @@ def jsb_mat() -> Path:
     if not path.exists():  # the benchmark data ships beside the checkout, in ../shared
         pytest.fail(f"benchmark data missing: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def piano_corpus() -> Path:
+    """The real piano corpus of six genres (../shared/data/piano), read in place."""
+    if not (PIANO / "ragtime").is_dir():  # it ships beside the checkout, in ../shared
+        pytest.fail(f"piano corpus missing: {PIANO}")
+    return PIANO
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,11 @@ class SourceFile:
     genre: str
 
 
-def _midi_files(folder: Path) -> Iterator[Path]:
+def _midi_files(folder: Path, seen: set[tuple[int, int]]) -> Iterator[Path]:
     """Every .mid/.midi name under `folder`, hidden folders skipped. Links to folders are
-    followed once each (a link loop is not walked twice); files are not opened here, so special
-    files and broken links are found by etude.data.midi.file_problem and rejected there."""
-    seen: set[tuple[int, int]] = set()
+    followed, but no folder (device, inode) in `seen` is walked, and each walked one is added,
+    so a link loop ends. Files are not opened here: special files and broken links are found by
+    etude.data.midi.file_problem and rejected there."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -98,9 +98,11 @@ def discover(corpus: Path, genre: str | None = None) -> list[SourceFile]:
             )
         for p in sorted(top):
             files.append(SourceFile(p, p.name, genre or ""))
+        root = corpus.stat()
+        seen = {(root.st_dev, root.st_ino)}
         for sub in sorted(p for p in corpus.iterdir() if p.is_dir() and not p.name.startswith(".")):
             name = genre or check_genre_name(sub.name, f"the folder name {sub}")
-            for p in _midi_files(sub):
+            for p in _midi_files(sub, seen):
                 files.append(SourceFile(p, p.relative_to(corpus).as_posix(), name))
     if not files:
         raise InputError(f"no .mid or .midi files found in {corpus}")

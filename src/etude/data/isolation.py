@@ -12,7 +12,9 @@ when it goes away, so a `kill -9` of the run leaves no orphan printing traceback
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import multiprocessing
+import os
 import re
 import signal
 import sys
@@ -50,6 +52,15 @@ def _die_with_parent() -> None:
             pass
 
 
+def _quiet() -> None:
+    """Send what native code prints on a crash ("double free or corruption", a fault handler's
+    dump) to /dev/null: the parent reports the file as rejected, with the cause."""
+    faulthandler.disable()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+
+
 def _limit_memory(extra_mb: int) -> None:
     """Cap this process's address space at its current size plus `extra_mb` (Linux)."""
     try:
@@ -67,6 +78,7 @@ def _serve(conn, fn: Callable, init: Callable | None, initargs: tuple, memory_mb
     """A worker: items in, ("ok", result) | ("error", text) | ("memory", text) out, until told to stop."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _quiet()
     try:
         if init is not None:
             init(*initargs)
