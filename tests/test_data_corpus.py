@@ -60,3 +60,26 @@ def test_split_reuses_previous_assignments(tmp_path):
     assert again[moved] == "test"
     assert all(again[i] == previous[i] for i in ids["a"])
     assert again["a_new"] in ("train", "valid", "test")
+
+
+@pytest.mark.parametrize("genre", ["../../x", "a/b", ".hidden", "", "x" * 65, "tab\there"])
+def test_unsafe_genre_names_are_refused_at_prepare_time(tmp_path, good_corpus, genre):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,genre\n{good_corpus / 'march' / 'march0.mid'},\"{genre}\"\n")
+    with pytest.raises(InputError, match="genre name"):
+        discover(manifest)
+    with pytest.raises(InputError, match="genre name"):
+        discover(good_corpus / "march", genre=genre)
+
+
+def test_special_files_and_link_loops_are_listed_for_rejection_not_followed(tmp_path, good_corpus):
+    import os
+
+    corpus = tmp_path / "c"
+    shutil.copytree(good_corpus, corpus)
+    os.mkfifo(corpus / "march" / "pipe.mid")
+    os.symlink("self.mid", corpus / "march" / "self.mid")
+    os.symlink("..", corpus / "march" / "up")  # a folder link loop
+    ids = [f.id for f in discover(corpus)]
+    assert "march/pipe.mid" in ids and "march/self.mid" in ids
+    assert not [i for i in ids if i.startswith("march/up/")]

@@ -95,3 +95,26 @@ def test_shipped_model_generates_every_builtin_genre(tmp_path):
     assert [r.midi.name for r in results] == [f"{g}-00.mid" for g in ckpt.encoding.genres]
     for r in results:
         assert Score(str(r.midi)).note_num() > 0 and r.seconds >= 6
+
+
+def test_genre_names_from_a_downloaded_checkpoint_never_leave_out(tmp_path):
+    """A checkpoint whose tokenizer.json names a genre `../../../../tmp/x` or `a/b`: the files are
+    written inside --out, under a safe name."""
+    import json
+    import shutil
+
+    from etude.generate import generate, pretrained_path
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(pretrained_path(), ckpt)
+    tok = json.loads((ckpt / "tokenizer.json").read_text())
+    escape = f"../../../..{tmp_path}/escaped"
+    tok["genres"][:2] = [escape, "a/b"]
+    (ckpt / "tokenizer.json").write_text(json.dumps(tok))
+    out = tmp_path / "deep" / "out"
+    written = [r for g in (escape, "a/b") for r in generate(ckpt, g, n=1, length="2s", out=out, audio=False)]
+    for r in written:
+        for f in (r.midi, r.png):
+            assert f.resolve().parent == out.resolve() and f.exists()
+    assert not list(tmp_path.glob("escaped*"))
+    assert len(list(out.glob("*.mid"))) == 2 and (out / "a_b-00.mid").exists()

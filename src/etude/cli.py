@@ -17,6 +17,13 @@ from etude.errors import EtudeError, InputError
 log = logging.getLogger("etude")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (and exit code 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _corpus_path(text: str) -> Path:
     """A corpus argument: a folder, a CSV manifest, or `builtin` for the exported built-in corpus."""
     if text != "builtin":
@@ -586,7 +593,7 @@ def _add_perform(sub) -> None:
 
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="etude",
         description="LSTM piano music generation: corpora, training data, models, generation, evaluation.",
     )

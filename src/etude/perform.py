@@ -365,6 +365,8 @@ def perform(
     if sum(x is not None for x in (jsonl, port, virtual)) != 1:
         raise InputError("choose one output: --port NAME, --virtual NAME or --jsonl PATH|-")
     check_finite("--tempo-scale", tempo_scale, low=0)
+    if count_in_beats < 0:
+        raise InputError(f"--count-in takes 0 or more beats, not {count_in_beats}")
     if source is not None:
         events, qpm = file_events(source, tempo_scale, transpose)
         stream: Iterable[list[Event]] = _repeat(events) if loop else [events]
