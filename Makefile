@@ -7,6 +7,9 @@ DEMO   ?= out/demo
 ETUDE  := $(VENV)/bin/etude
 # Pieces per style for the demo corpus (bounded so the demo stays within minutes).
 DEMO_PER_GENRE ?= 100
+# Training time of the demo, in minutes: it stops there with a checkpoint and says which of the
+# cpu preset's 2000 iterations it reached (`etude train --resume out/demo/run` continues).
+DEMO_MINUTES ?= 6
 
 .PHONY: demo test test-slow bench e2e pretrained clean
 
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(ETUDE) corpus builtin --per-genre $(DEMO_PER_GENRE)
 	$(ETUDE) data prepare builtin --out $(DEMO)/data
-	$(ETUDE) train $(DEMO)/data --preset cpu --out $(DEMO)/run --force
+	$(ETUDE) train $(DEMO)/data --preset cpu --out $(DEMO)/run --force --budget $(DEMO_MINUTES)
 	$(ETUDE) generate $(DEMO)/run --genre all --n 1 --length 30s --out $(DEMO)/generated --force
 	@echo "demo: listen to $(DEMO)/generated/*.wav (MIDI and piano-roll PNG beside them)"
 
