@@ -47,6 +47,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/nade_speed.py

@@ -222,8 +222,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from etude.train import describe_metrics
 
         unit = "token" if "unigram_loss" in result.metrics else "frame"
+        why = {"budget": " (time budget reached)", "patience": " (no longer improving)", "signal": " (stopped)"}.get(result.stopped_by, "")
         print(
-            f"{result.run_dir}: iteration {result.iteration}, {describe_metrics(result.metrics)}; "
+            f"{result.run_dir}: iteration {result.iteration} of {result.planned}{why}, {describe_metrics(result.metrics)}; "
             f"best {result.best['loss']:.4f} nats/{unit} at iteration {result.best['iteration']}"
         )
     return 130 if result.interrupted else 0
@@ -401,7 +402,7 @@ def cmd_experiment_study(args: argparse.Namespace) -> int:
 
 
 def _add_experiment(sub) -> None:
-    from etude.experiments import SCALES
+    from etude.scales import SCALES
 
     p = sub.add_parser("experiment", help="re-run the hyper-parameter study", description="Experiments behind the method.")
     ps = p.add_subparsers(dest="action", required=True)

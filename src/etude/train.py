@@ -227,6 +227,8 @@ class TrainResult:
     interrupted: bool
     metrics: dict[str, Any]  # last validation metrics, with the unigram baseline
     best: dict[str, Any]  # best validation loss and its iteration
+    planned: int = 0  # train.iterations
+    stopped_by: str = "done"  # done | patience | budget (train.max_minutes) | signal
 
 
 def _autocast(precision: str, device: torch.device):
@@ -623,7 +625,7 @@ def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
         ddp.close(together=finished)
     if ddp.main:
         _say_why_stopped(run, reason, done)
-    return TrainResult(run.run_dir, done, reason == "signal", run.metrics, run.best)
+    return TrainResult(run.run_dir, done, reason == "signal", run.metrics, run.best, tc.iterations, reason)
 
 
 def _say_why_stopped(run: _Run, reason: str, done: int) -> None:
