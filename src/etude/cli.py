@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -36,6 +37,34 @@ def _corpus_path(text: str) -> Path:
     return path
 
 
+def _at_least(low: int):
+    """An argparse type: a whole number >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {value}")
+        return value
+
+    return parse
+
+
+def _finite(low: float, inclusive: bool = False):
+    """An argparse type: a finite number above low (or equal to it when `inclusive`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if inclusive else 'above'} {low:g}, not {text}")
+        return value
+
+    return parse
+
+
 def _path(text: str | None) -> Path | None:
     return Path(text) if text else None
 
@@ -45,7 +74,7 @@ def _add_sampling(p) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (default 0: all)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=_at_least(0), default=0, help="sampling seed (default 0)")
 
 
 # ----------------------------------------------------------------------------- corpus builtin
@@ -76,10 +105,10 @@ def _add_corpus(sub) -> None:
             "(default ~/.cache/etude) unless --out is given; `builtin` names it as a corpus."
         ),
     )
-    b.add_argument("--per-genre", type=int, default=200, metavar="N", help="pieces per style (default 200, as in the study)")
+    b.add_argument("--per-genre", type=_at_least(1), default=200, metavar="N", help="pieces per style (default 200, as in the study)")
     b.add_argument("--out", metavar="DIR", help="output folder (default $ETUDE_HOME/corpus/builtin)")
     b.add_argument("--styles", nargs="+", metavar="STYLE", help="only these styles (default all)")
-    b.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: all cores)")
+    b.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
     b.set_defaults(func=cmd_corpus_builtin)
 
 
@@ -88,8 +117,6 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from etude.data import info, prepare
     from etude.data.isolation import Limits
 
-    if not args.file_timeout > 0 or args.file_memory < 64:
-        raise InputError("--file-timeout must be above 0 seconds and --file-memory at least 64 MB")
     data = DataConfig(
         min_seconds=args.min_seconds,
         max_seconds=args.max_seconds,
@@ -159,10 +186,10 @@ def _add_data(sub) -> None:
     prep.add_argument("--test-frac", type=float, default=d.test_frac, metavar="F", help=f"share of each genre for testing (default {d.test_frac:g})")
     prep.add_argument("--valid-frac", type=float, default=d.valid_frac, metavar="F", help=f"share of each genre's training part for validation (default {d.valid_frac:g})")
     prep.add_argument("--transpose", type=int, default=d.transpose, metavar="K", help="add training copies shifted by ±1..K semitones (default 0: none)")
-    prep.add_argument("--seed", type=int, default=d.seed, help=f"seed of the split (default {d.seed})")
-    prep.add_argument("--workers", type=int, metavar="N", help="parallel processes (default: all cores)")
-    prep.add_argument("--file-timeout", type=float, default=60.0, metavar="S", help="reject a file whose reading takes longer (default 60 s)")
-    prep.add_argument("--file-memory", type=int, default=4096, metavar="MB", help="reject a file whose reading needs more memory (default 4096 MB)")
+    prep.add_argument("--seed", type=_at_least(0), default=d.seed, help=f"seed of the split (default {d.seed})")
+    prep.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
+    prep.add_argument("--file-timeout", type=_finite(0), default=60.0, metavar="S", help="reject a file whose reading takes longer (default 60 s)")
+    prep.add_argument("--file-memory", type=_at_least(64), default=4096, metavar="MB", help="reject a file whose reading needs more memory (default 4096 MB)")
     prep.add_argument("--force", action="store_true", help="rebuild even when settings and files are unchanged")
     prep.add_argument("--append", action="store_true", help="read only files not yet in DIR and append their pieces (same settings and genres)")
     prep.set_defaults(func=cmd_data_prepare)
@@ -178,8 +205,8 @@ def _add_data(sub) -> None:
     )
     r2m.add_argument("file", metavar="FILE", help="JSB_Chorales.mat, Nottingham.pickle, ...")
     r2m.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    r2m.add_argument("--index", type=int, default=0, help="piece number within the split (default 0)")
-    r2m.add_argument("--qpm", type=float, default=120.0, help="tempo in quarter notes per minute (default 120)")
+    r2m.add_argument("--index", type=_at_least(0), default=0, help="piece number within the split (default 0)")
+    r2m.add_argument("--qpm", type=_finite(0), default=120.0, help="tempo in quarter notes per minute (default 120)")
     r2m.add_argument("--out", required=True, metavar="FILE.mid")
     r2m.set_defaults(func=cmd_data_roll2midi)
 
@@ -266,9 +293,9 @@ def _add_train(sub) -> None:
     p.add_argument("--encoding", choices=ENCODINGS, help="check that DATA_DIR holds this encoding")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
-    p.add_argument("--seed", type=int, help="seeds Python, NumPy and torch (default 0)")
+    p.add_argument("--seed", type=_at_least(0), help="seeds Python, NumPy and torch (default 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile=true)")
-    p.add_argument("--budget", type=float, metavar="MINUTES", help="stop after this much training time, with a checkpoint (train.max_minutes)")
+    p.add_argument("--budget", type=_finite(0), metavar="MINUTES", help="stop after this much training time, with a checkpoint (train.max_minutes)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
     p.set_defaults(func=cmd_train, overrides=[])
 
@@ -312,14 +339,14 @@ def _add_generate(sub) -> None:
     )
     p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT", help="default: the shipped model")
     p.add_argument("--genre", help="genre to generate, or `all` for N pieces of every genre (default: the model's first)")
-    p.add_argument("--n", type=int, default=1, help="pieces to sample (default 1)")
+    p.add_argument("--n", type=_at_least(1), default=1, help="pieces to sample (default 1)")
     p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
     p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
     _add_sampling(p)
     p.add_argument("--primer", metavar="FILE.mid[:SECONDS]", help="continue this piece (its first SECONDS)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="default cpu")
     p.add_argument("--soundfont", metavar="SF2", help="SoundFont for the audio (default: pretty_midi's General MIDI TimGM6mb.sf2, acoustic grand piano)")
-    p.add_argument("--sample-rate", type=int, default=44100, help="audio sample rate in Hz (default 44100)")
+    p.add_argument("--sample-rate", type=_at_least(8000), default=44100, help="audio sample rate in Hz (default 44100)")
     p.add_argument("--renderer", choices=("sampler", "symusic"), default="sampler", help="sampler (default): étude's SoundFont player, true pitch; symusic: faster, but mis-tunes the default SoundFont")
     p.add_argument("--no-audio", action="store_true", help="skip the WAV files")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -365,11 +392,11 @@ def _add_benchmark(sub) -> None:
     b.add_argument("--data", required=True, metavar="FILE", help="benchmark set, .mat or .pickle (e.g. shared/data/polyphonic/JSB_Chorales.mat)")
     b.add_argument("--model", default="all", help=f"one of {', '.join(MODELS)}, a comma list, or all (default)")
     b.add_argument("--out", metavar="DIR", help="output folder (default ./benchmarks-out/SET)")
-    b.add_argument("--budget", type=float, default=0.0, metavar="MINUTES", help="cap each model's training time (default: no cap; the preset's iterations)")
-    b.add_argument("--ais-temps", type=int, default=AIS.temps, help=f"AIS inverse temperatures (default {AIS.temps})")
-    b.add_argument("--ais-runs", type=int, default=AIS.runs, help=f"AIS runs per frame (default {AIS.runs})")
-    b.add_argument("--ais-repeats", type=int, default=3, help="independent AIS estimates, for the spread (default 3)")
-    b.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    b.add_argument("--budget", type=_finite(0, inclusive=True), default=0.0, metavar="MINUTES", help="cap each model's training time (default: no cap; the preset's iterations)")
+    b.add_argument("--ais-temps", type=_at_least(2), default=AIS.temps, help=f"AIS inverse temperatures (default {AIS.temps})")
+    b.add_argument("--ais-runs", type=_at_least(1), default=AIS.runs, help=f"AIS runs per frame (default {AIS.runs})")
+    b.add_argument("--ais-repeats", type=_at_least(1), default=3, help="independent AIS estimates, for the spread (default 3)")
+    b.add_argument("--seed", type=_at_least(0), default=0, help="training seed (default 0)")
     b.set_defaults(func=cmd_benchmark_polyphonic, overrides=[])
 
 
@@ -428,8 +455,8 @@ def _add_experiment(sub) -> None:
     s.add_argument("--data", required=True, metavar="DIR", help="prepared event-token folder (etude data prepare CORPUS)")
     s.add_argument("--scale", choices=list(SCALES), default="cpu", help="sizes (default cpu)")
     s.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
-    s.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
-    s.add_argument("--workers", type=int, default=1, help="runs trained in parallel (default 1; each gets cores/workers threads)")
+    s.add_argument("--seeds", type=_at_least(1), default=3, help="seeds per configuration (default 3)")
+    s.add_argument("--workers", type=_at_least(1), default=1, help="runs trained in parallel (default 1; each gets cores/workers threads)")
     s.add_argument("--keep-probs", type=_numbers(float), metavar="P,P,...", help="keep probabilities to compare (default 0.5,0.7,0.9)")
     s.add_argument("--hidden", type=_numbers(int), metavar="N,N,...", help="hidden units to compare (default: the scale's)")
     s.add_argument("--layers", type=_numbers(int), metavar="N,N,...", help="depths to compare (default 1,2,3,4)")
@@ -481,9 +508,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", metavar="DATA_DIR", help="prepared data to take the test split from (default: the run's own)")
     p.add_argument("--baseline", action="append", default=[], metavar="RUN2", help="another run to compare (repeatable)")
     p.add_argument("--classifier", metavar="CLF", help="a classifier folder from `etude classifier train`")
-    p.add_argument("--n", type=int, default=20, help="pieces per set (default 20)")
+    p.add_argument("--n", type=_at_least(1), default=20, help="pieces per set (default 20)")
     p.add_argument("--length", default="30s", help="length of generated pieces (default 30s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_at_least(0), default=0)
     p.add_argument("--soundfont", metavar="SF2")
     p.add_argument("--out", required=True, metavar="REPORT_DIR")
     p.set_defaults(func=cmd_evaluate)
@@ -493,7 +520,7 @@ def _add_evaluate(sub) -> None:
     t = cs.add_parser("train", help="train on a prepared data folder", description="Train an LSTM genre classifier on DATA's training split; prints test accuracy and the confusion matrix.")
     t.add_argument("data", metavar="DATA")
     t.add_argument("--out", required=True, metavar="CLF")
-    t.add_argument("--iterations", type=int, default=300)
+    t.add_argument("--iterations", type=_at_least(1), default=300)
     t.set_defaults(func=cmd_classifier_train)
 
     k = sub.add_parser("classify", help="genre probabilities of MIDI files", description="Classify MIDI files with a trained classifier.")
@@ -583,11 +610,11 @@ def _add_perform(sub) -> None:
     p.add_argument("--tempo-scale", type=float, default=1.0, metavar="X", help="play X times faster (2: double speed; default 1)")
     p.add_argument("--transpose", type=int, default=0, metavar="K", help="semitones up (negative: down)")
     p.add_argument("--loop", action="store_true", help="repeat the file, or generate until stopped")
-    p.add_argument("--count-in", type=int, default=0, metavar="BEATS", help="metronome clicks before the music (drum channel)")
+    p.add_argument("--count-in", type=_at_least(0), default=0, metavar="BEATS", help="metronome clicks before the music (drum channel)")
     gen = p.add_argument_group("generation (with --run)")
     gen.add_argument("--genre", help="genre to generate (default: the model's first)")
     gen.add_argument("--length", default="30s", help="length of each generated piece (default 30s)")
-    gen.add_argument("--pieces", type=int, default=1, help="pieces to generate and play (default 1; --loop: endless)")
+    gen.add_argument("--pieces", type=_at_least(1), default=1, help="pieces to generate and play (default 1; --loop: endless)")
     _add_sampling(gen)
     p.set_defaults(func=cmd_perform)
 
