@@ -38,7 +38,7 @@ CASES = [
     ("top-p-nan", ["generate", "--top-p", "nan", "--no-audio", "--out", "{tmp}/g"], "--top-p must be in (0, 1]"),
     ("top-k-negative", ["generate", "--top-k=-3", "--no-audio", "--out", "{tmp}/g"], "--top-k must be 0"),
     ("length-0", ["generate", "--length", "0s", "--no-audio", "--out", "{tmp}/g"], "length '0s'"),
-    ("n-0", ["generate", "--n", "0", "--no-audio", "--out", "{tmp}/g"], "--n must be at least 1"),
+    ("n-0", ["generate", "--n", "0", "--no-audio", "--out", "{tmp}/g"], "--n: must be 1 or more"),
     ("unknown-genre", ["generate", "--genre", "../../x", "--no-audio", "--out", "{tmp}/g"], "unknown genre '../../x'"),
     ("tempo-scale-nan", ["perform", "{midi}", "--jsonl", "{tmp}/e.jsonl", "--tempo-scale=nan"], "--tempo-scale must be a finite number above 0"),
     ("tempo-scale-inf", ["perform", "{midi}", "--jsonl", "{tmp}/e.jsonl", "--tempo-scale=inf"], "--tempo-scale must be a finite number above 0"),
