@@ -6,6 +6,7 @@ downloaded; they never reach a path unchecked.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -27,8 +28,9 @@ def check_genre_name(genre: str, where: str) -> str:
 
 def genre_file_stem(genre: str) -> str:
     """A file-name stem for a genre read from anywhere (a checkpoint made elsewhere included):
-    every character outside [A-Za-z0-9_.+-] becomes `_`, leading dots are dropped."""
-    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", genre).lstrip(".")
+    every character outside [A-Za-z0-9 _.+-] becomes `_`, leading dots are dropped, so a genre
+    that passes check_genre_name is its own stem."""
+    stem = re.sub(r"[^A-Za-z0-9 _.+-]", "_", genre).lstrip(".")
     return stem[:64] or "genre"
 
 
@@ -46,8 +48,6 @@ def ensure_dir(path: Path, what: str = "output folder") -> Path:
 
 def check_finite(name: str, value: float, low: float | None = None) -> float:
     """`value` when it is a finite number (and above `low`), else a ConfigError naming `name`."""
-    import math
-
     if not math.isfinite(value) or (low is not None and value <= low):
         bound = f" above {low:g}" if low is not None else ""
         raise ConfigError(f"{name} must be a finite number{bound}, not {value!r}")
