@@ -129,3 +129,31 @@ def test_longest_copied_run():
         tr.notes.append(Note(k * 960, 960, p, 80))
     slow.tracks.append(tr)
     assert train.longest_run(note_codes(slow)) == 1
+
+
+def test_longest_run_agrees_with_a_brute_force_search():
+    """Random pieces over a small alphabet (many partial matches): the hashed index gives the
+    brute-force answer, never counts a run across two training pieces, and keeps few lengths."""
+    from etude.memorisation import TrainingIndex
+
+    rng = np.random.default_rng(0)
+    train = [rng.integers(0, 4, rng.integers(1, 60)) for _ in range(30)]
+    index = TrainingIndex(train, cache_bytes=1)  # at most 2 lengths cached
+
+    def brute(codes):
+        best = 0
+        for p in train:
+            for i in range(len(codes)):
+                for j in range(len(p)):
+                    k = 0
+                    while i + k < len(codes) and j + k < len(p) and codes[i + k] == p[j + k]:
+                        k += 1
+                    best = max(best, k)
+        return best
+
+    for _ in range(40):
+        codes = rng.integers(0, 5, rng.integers(0, 40))
+        assert index.longest_run(codes) == brute(codes)
+        assert len(index._cache) <= 2
+    across = np.concatenate([train[0][-3:], train[1][:3]])  # the end of one piece, the start of the next
+    assert index.longest_run(across) == brute(across)
