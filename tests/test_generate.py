@@ -118,3 +118,18 @@ def test_genre_names_from_a_downloaded_checkpoint_never_leave_out(tmp_path):
             assert f.resolve().parent == out.resolve() and f.exists()
     assert not list(tmp_path.glob("escaped*"))
     assert len(list(out.glob("*.mid"))) == 2 and (out / "a_b-00.mid").exists()
+
+
+def test_the_token_cap_is_sized_from_the_training_music(tiny_run, real_data):
+    import json
+
+    import numpy as np
+
+    from etude.data.cache import read_pieces
+    from etude.generate import CAP_FACTOR, Length
+
+    state = json.loads((tiny_run / "checkpoints" / "last" / "state.json").read_text())
+    density = [int(r["rows"]) / float(r["seconds"]) for r in read_pieces(real_data / "pieces.csv") if r["split"] == "train"]
+    assert state["tokens_per_second"] == pytest.approx(np.quantile(density, 0.99))
+    assert Length.parse("30s").max_tokens(50.0) == 30 * CAP_FACTOR * 50 + 256
+    assert Length.parse("512t").max_tokens(50.0) == 512

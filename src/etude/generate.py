@@ -28,7 +28,11 @@ from etude.paths import check_finite, ensure_dir, genre_file_stem
 from etude.runtime import pick_device
 
 log = logging.getLogger(__name__)
-TOKENS_PER_SECOND_CAP = 80  # a runaway sequence stops at this many tokens per asked second
+# A runaway sequence (notes piling up without time moving on) stops at CAP_FACTOR x the densest
+# training music's tokens per second (99th percentile over pieces, kept in the checkpoint's
+# state as tokens_per_second), per asked second; checkpoints without that figure use the fallback.
+CAP_FACTOR = 4
+FALLBACK_TOKENS_PER_SECOND = 100
 ROLL_QPM = 120.0  # piano rolls keep no tempo: they are generated and played at this one
 
 
@@ -46,8 +50,11 @@ class Length:
             raise ConfigError(f"length {text!r}: give seconds like 60s or tokens like 512t")
         return cls(float(m.group(1)), m.group(2) or "s")
 
-    def max_tokens(self) -> int:
-        return int(self.value) if self.unit == "t" else int(self.value * TOKENS_PER_SECOND_CAP) + 256
+    def max_tokens(self, tokens_per_second: float | None = None) -> int:
+        """The token budget: the asked tokens, or seconds x CAP_FACTOR x the training music's density."""
+        if self.unit == "t":
+            return int(self.value)
+        return int(self.value * CAP_FACTOR * (tokens_per_second or FALLBACK_TOKENS_PER_SECOND)) + 256
 
     def frames(self, frames_per_beat: int, qpm: float = ROLL_QPM) -> int:
         """Piano-roll frames: seconds at `qpm` quarter notes a minute, or "t" read as frames."""
@@ -149,7 +156,8 @@ def sample_tokens(
     x = torch.tensor([prefix] * n, dtype=torch.long, device=device)
     logits, _, state = model(x, g)
     logits = logits[:, -1]  # (n, V)
-    for step in range(length.max_tokens()):
+    cap = length.max_tokens(ckpt.state.get("tokens_per_second"))
+    for step in range(cap):
         masks = np.stack([grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start_seconds >= length.value) for c in cursors])
         scores = filter_logits(logits.float().cpu(), sampling)
         allowed = torch.from_numpy(masks)
@@ -174,7 +182,7 @@ def sample_tokens(
         logits, state = model.step(torch.tensor(tokens, device=device), g, state)
     else:
         if length.unit == "s":
-            log.warning("stopped at the token cap (%d) before reaching %g s", length.max_tokens(), length.value)
+            log.warning("stopped at the token cap (%d) before reaching %g s", cap, length.value)
     return [s + grammar.closing(c) + [enc.eos_id] for s, c in zip(seqs, cursors)]
 
 

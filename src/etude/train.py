@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from etude.checkpoint import load_checkpoint, point, write_checkpoint
 from etude.config import AIS, RunConfig, apply_overrides, from_dict, to_dict, validate
-from etude.data.cache import open_encoding, open_split, read_meta
+from etude.data.cache import open_encoding, open_split, read_meta, tokens_per_second
 from etude.data.encoding import PianoRollEncoding
 from etude.distributed import Distributed
 from etude.errors import CheckpointError, ConfigError, InputError
@@ -384,12 +384,13 @@ class _Run:
     windows: Windows
     validate: Any  # () -> validation metrics
     log: MetricsLog | None  # the main process's metrics.csv
+    tokens_per_second: float | None  # the training music's density (99th percentile), for generation's token cap
 
     def save(self, it: int, is_best: bool) -> None:
         """Checkpoint `ckpt-{it}`: every process takes part (RNG states), the main one writes."""
         rng = self.ddp.gather(torch.get_rng_state())
         if self.ddp.main:
-            state = {"iteration": it, "best": self.best, "metrics": self.metrics, "data": self.config.data}
+            state = {"iteration": it, "best": self.best, "metrics": self.metrics, "data": self.config.data, "tokens_per_second": self.tokens_per_second}
             save_run_checkpoint(
                 self.run_dir / "checkpoints", it, self.model, self.optimizer, self.scheduler, self.config,
                 self.encoding, state, is_best, rng, self.averaged,
@@ -477,7 +478,8 @@ def _open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: 
             ddp.world, tc.batch_size, tc.seq_len, tc.batch_size // ddp.world, tc.lr,
         )
     windows, validate_fn = data_plan(averaged or model, config, encoding, train_split, valid_split, device)
-    return _Run(config, run_dir, ddp, device, encoding, model, averaged, optimizer, scheduler, start, best, metrics, windows, validate_fn, metrics_log)
+    density = tokens_per_second(Path(config.data))
+    return _Run(config, run_dir, ddp, device, encoding, model, averaged, optimizer, scheduler, start, best, metrics, windows, validate_fn, metrics_log, density)
 
 
 def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> MetricsLog:

@@ -354,6 +354,16 @@ def open_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return rows, index
 
 
+def tokens_per_second(data_dir: Path, quantile: float = 0.99) -> float | None:
+    """The `quantile` of the training pieces' tokens per second of music (transposed copies left
+    out), or None for piano-roll data (a fixed number of frames per second)."""
+    if read_meta(data_dir)["settings"]["encoding"]["name"] == "pianoroll":
+        return None
+    density = [int(r["rows"]) / float(r["seconds"]) for r in read_pieces(Path(data_dir) / "pieces.csv")
+               if r["split"] == "train" and r["transpose"] == "0" and float(r["seconds"]) > 0]
+    return float(np.quantile(density, quantile)) if density else None
+
+
 def open_encoding(data_dir: Path) -> Encoding:
     return load_encoding(Path(data_dir) / "tokenizer.json")
 
