@@ -207,7 +207,7 @@ def evaluate(
     index = TrainingIndex([note_codes(ckpt.encoding.decode(np.asarray(train_rows[a : a + b, 0]))) for a, b, _ in train_index])
     report["memorisation"] = {}
     for s in sets[1:]:
-        runs = [index.longest_run(note_codes(sc)) for sc in s.scores]
+        runs = index.longest_runs([note_codes(sc) for sc in s.scores])
         report["memorisation"][s.name] = {"longest_runs": runs, "max": max(runs), "median": float(np.median(runs)), "flagged_copies": int(sum(r >= COPY_FLAG for r in runs)), "flag_at": COPY_FLAG}
     report["problems"] = problems
     report["seconds"] = round(time.perf_counter() - t0, 1)

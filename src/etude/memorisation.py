@@ -44,53 +44,58 @@ def _window_hashes(codes: np.ndarray, length: int) -> np.ndarray:
 class TrainingIndex:
     """The training pieces' note codes, searched for runs of a given length by window hashes.
 
-    Memory is bounded: the codes once (8 bytes a note), and the sorted hashes of at most
-    `cache_bytes` worth of window lengths (8 bytes a note each), e.g. 18 M training tokens of
-    piano music, ~5 M notes: 40 MB of codes and 6 lengths in 256 MB. A false match needs two
-    different windows with equal 64-bit hashes: probability about (notes searched x training
-    notes) / 2**64, below 1e-6 for any corpus here.
+    Memory is bounded: the codes once (8 bytes a note) and, while a length is probed, the sorted
+    hashes of the training windows of that length (8 bytes a note), e.g. ~5 M notes of piano
+    music: 40 + 40 MB. Pieces are searched together, so each length is hashed once per round for
+    all of them. A false match needs two different windows with equal 64-bit hashes: probability
+    about (notes searched x training notes) / 2**64, below 1e-6 for any corpus here.
     """
 
-    def __init__(self, pieces: list[np.ndarray], cache_bytes: int = 256 << 20):
+    def __init__(self, pieces: list[np.ndarray]):
         kept = [p.astype(np.int64) for p in pieces if len(p)]
         parts = [x for p in kept for x in (p, np.array([_SEPARATOR], dtype=np.int64))]
         self.codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         self.separators = np.concatenate([[0], np.cumsum(self.codes == _SEPARATOR)])  # before each position
         self.longest_piece = max((len(p) for p in kept), default=0)
-        self._cache: dict[int, np.ndarray] = {}  # length -> sorted hashes of the windows inside pieces
-        self._cache_lengths = max(2, cache_bytes // max(8 * len(self.codes), 1))
 
-    def _hashes(self, length: int) -> np.ndarray:
-        if length not in self._cache:
-            if len(self._cache) >= self._cache_lengths:
-                self._cache.pop(next(iter(self._cache)))  # the oldest length
-            h = _window_hashes(self.codes, length)
-            inside = self.separators[length:] == self.separators[: len(h)]
-            self._cache[length] = np.unique(h[inside])
-        return self._cache[length]
+    def _table(self, length: int) -> np.ndarray:
+        """Sorted hashes of every training window of `length` codes that lies inside one piece."""
+        h = _window_hashes(self.codes, length)
+        h = h[self.separators[length:] == self.separators[: len(h)]]
+        h.sort()
+        return h
 
-    def _has_run(self, codes: np.ndarray, length: int) -> bool:
-        if length > len(codes) or length > self.longest_piece:
-            return False
-        table = self._hashes(length)
+    @staticmethod
+    def _found(table: np.ndarray, codes: np.ndarray, length: int) -> bool:
         query = _window_hashes(codes.astype(np.int64), length)
         at = np.minimum(np.searchsorted(table, query), len(table) - 1)
         return bool(len(table)) and bool((table[at] == query).any())
 
+    def longest_runs(self, queries: list[np.ndarray]) -> list[int]:
+        """For each query, the length of its longest run found in a training piece.
+
+        Galloping search (1, 2, 4, ... then bisection; a run of length L contains runs of every
+        shorter length), all queries in step: each round hashes the training set once for every
+        length some query asks for."""
+        lo = [0] * len(queries)  # a run of this length is found (0: trivially)
+        hi = [min(len(q), self.longest_piece) + 1 for q in queries]  # no run of this length can be
+        bisecting = [False] * len(queries)  # a probe has failed: bisect between lo and hi
+        while True:
+            wants: dict[int, list[int]] = {}
+            for i in range(len(queries)):
+                if hi[i] - lo[i] > 1:
+                    probe = (lo[i] + hi[i]) // 2 if bisecting[i] else max(1, 2 * lo[i])
+                    wants.setdefault(min(probe, hi[i] - 1), []).append(i)
+            if not wants:
+                return lo
+            for length, asking in sorted(wants.items()):
+                table = self._table(length)
+                for i in asking:
+                    if self._found(table, queries[i], length):
+                        lo[i] = length
+                    else:
+                        hi[i], bisecting[i] = length, True
+
     def longest_run(self, codes: np.ndarray) -> int:
-        """Length of the longest run of `codes` that occurs in a training piece. Galloping search
-        (1, 2, 4, ... then bisection; a run of length L contains runs of every shorter length),
-        so most pieces probe the same few short lengths and share their cached hashes."""
-        if not self._has_run(codes, 1):
-            return 0
-        lo, hi = 1, 2
-        while self._has_run(codes, hi):
-            lo, hi = hi, hi * 2
-        hi -= 1  # lo holds, hi + 1 does not
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._has_run(codes, mid):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        """The longest run of `codes` found in a training piece (longest_runs of one query)."""
+        return self.longest_runs([codes])[0]
