@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/perform_timing.py
 	$(PY) benchmarks/evaluate_speed.py
+	$(PY) benchmarks/evaluate_piano.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -11,6 +11,7 @@ import pickle
 import pytest
 
 from etude.cli import main
+from test_ingest_fuzz import HEADER, _noise, _track_of
 
 # (case id, argv with {data} {tmp} {file} placeholders, words the one line must contain)
 CASES = [
@@ -54,6 +55,9 @@ CASES = [
     ("prepare-bad-fraction", ["data", "prepare", "{corpus}", "--test-frac", "1.5", "--out", "{tmp}/d"], "data.test_frac=1.5"),
     ("prepare-timeout-0", ["data", "prepare", "{corpus}", "--file-timeout", "0", "--out", "{tmp}/d"], "--file-timeout: must be a finite number above 0"),
     ("pickle-of-another-shape", ["data", "prepare", "{pickle}", "--out", "{tmp}/d"], "does not have the benchmark's layout"),
+    ("perform-a-file-that-aborts-the-parser", ["perform", "{abort}", "--jsonl", "{tmp}/e.jsonl"], "crashed the MIDI reader"),
+    ("primer-that-aborts-the-parser", ["generate", "--primer", "{abort}", "--no-audio", "--out", "{tmp}/g"], "primer {abort}: crashed the MIDI reader"),
+    ("perform-dev-zero", ["perform", "/dev/zero", "--jsonl", "{tmp}/e.jsonl"], "/dev/zero: not a regular file"),
     ("roll2midi-index", ["data", "roll2midi", "{pickle_ok}", "--index", "99", "--out", "{tmp}/x.mid"], "out of range"),
 ]
 
@@ -64,12 +68,14 @@ def places(tmp_path, real_data, good_corpus):
     file.write_text("not a folder")
     bad_pickle = tmp_path / "odd.pickle"
     bad_pickle.write_bytes(pickle.dumps({"train": [5, 6], "valid": [], "test": []}))
+    abort = tmp_path / "abort.mid"  # a native double free in symusic 0.5.9's reader
+    abort.write_bytes(HEADER + _track_of(_noise(5, 200_000)))
     ok_pickle = tmp_path / "ok.pickle"
     ok_pickle.write_bytes(pickle.dumps({"train": [[[60]]], "valid": [[[62]]], "test": [[[64]]]}))
     return {
         "data": str(real_data), "tmp": str(tmp_path), "file": str(file), "corpus": str(good_corpus),
         "midi": str(good_corpus / "march" / "march0.mid"), "midi_dir": str(good_corpus / "march"),
-        "pickle": str(bad_pickle), "pickle_ok": str(ok_pickle),
+        "pickle": str(bad_pickle), "pickle_ok": str(ok_pickle), "abort": str(abort),
     }
 
 
@@ -82,4 +88,4 @@ def test_misuse_is_one_line_and_exit_2(argv, words, places, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2, err
     assert len(err) == 1, err
-    assert "Traceback" not in err[0] and words in err[0], err[0]
+    assert "Traceback" not in err[0] and words.format(**places) in err[0], err[0]

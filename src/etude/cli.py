@@ -541,19 +541,19 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from etude.config import DataConfig
-    from etude.data.midi import Rejection, load_pieces
+    from etude.data.midi import read_piece
     from etude.models.classifier import Classifier
 
     clf = Classifier.load(Path(args.classifier))
     failed = 0
     for f in args.files:
-        result = load_pieces(Path(f), f, "", DataConfig(min_seconds=0, max_seconds=float("inf")))
-        if isinstance(result, Rejection):
-            print(f"etude: {f}: {result.reason}", file=sys.stderr)
+        try:
+            score = read_piece(Path(f))
+        except InputError as exc:
+            print(f"etude: {exc}", file=sys.stderr)
             failed += 1
             continue
-        probs = clf.classify_score(result[0].score)
+        probs = clf.classify_score(score)
         ranked = sorted(zip(clf.genres, probs), key=lambda x: -x[1])
         print(f"{f}: {ranked[0][0]}  " + "  ".join(f"{g} {p:.2f}" for g, p in ranked))
     return 2 if failed else 0

@@ -30,6 +30,7 @@ from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 44100
+AUDIO_PER_SET = 2  # pieces of each set whose audio is kept and embedded in the report
 
 
 @dataclass
@@ -68,10 +69,13 @@ def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length
 
 
 def analyse(s: PieceSet, soundfont: Path | None) -> None:
+    """Each piece rendered and reduced to its mean spectrum; the audio of only the first
+    AUDIO_PER_SET pieces is kept (for the report), so memory does not grow with the set."""
     notes = [M.Notes.of(score) for score in s.scores]
-    for score in s.scores:
+    for k, score in enumerate(s.scores):
         audio = render(score, soundfont, SAMPLE_RATE)
-        s.audio.append(audio)
+        if k < AUDIO_PER_SET:
+            s.audio.append(audio)
         s.spectra.append(M.mean_spectrum(audio))
     s.features = {name: np.array([np.ravel(f(n)) for n in notes]) for name, f in {**M.SCALARS, **M.HISTOGRAMS}.items()}
 

@@ -19,9 +19,8 @@ import torch
 from symusic import Score
 
 from etude.checkpoint import Checkpoint, load_checkpoint
-from etude.config import DataConfig
 from etude.data.encoding import EventEncoding
-from etude.data.midi import Rejection, clip_score, load_pieces, seconds_to_ticks
+from etude.data.midi import clip_score, read_piece, seconds_to_ticks
 from etude.errors import ConfigError, InputError
 from etude.grammar import Cursor, Grammar
 from etude.paths import check_finite, ensure_dir, genre_file_stem
@@ -116,10 +115,10 @@ def primer_tokens(ckpt: Checkpoint, spec: str, genre: str) -> tuple[list[int], S
     path = Path(path_text)
     if not path.exists():
         raise InputError(f"primer not found: {path}")
-    result = load_pieces(path, path.name, genre, DataConfig(min_seconds=0, max_seconds=float("inf")))
-    if isinstance(result, Rejection):
-        raise InputError(f"primer {path}: {result.reason} {result.detail}".strip())
-    score = result[0].score
+    try:
+        score = read_piece(path, genre)
+    except InputError as exc:
+        raise InputError(f"primer {exc}") from None
     if secs:
         end = int(seconds_to_ticks(score, np.array([float(secs)]))[0])
         score = clip_score(score, 0, end)

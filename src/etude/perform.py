@@ -25,8 +25,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 from symusic import Score
 
-from etude.config import DataConfig
-from etude.data.midi import Rejection, load_pieces
+from etude.data.midi import read_piece
 from etude.errors import InputError
 from etude.paths import check_finite
 
@@ -291,10 +290,7 @@ def _now(clock: Callable[[], float], start: float) -> float:
 # ----------------------------------------------------------------------------- sources
 def file_events(path: Path, tempo_scale: float = 1.0, transpose: int = 0) -> tuple[list[Event], float]:
     """A MIDI file's events and its first tempo (qpm)."""
-    result = load_pieces(Path(path), Path(path).name, "", DataConfig(min_seconds=0, max_seconds=float("inf")))
-    if isinstance(result, Rejection):
-        raise InputError(f"{path}: {result.reason} {result.detail}".strip())
-    score = result[0].score
+    score = read_piece(Path(path))
     qpm = score.tempos[0].qpm if len(score.tempos) else 120.0
     return score_events(score, tempo_scale, transpose), qpm
 

@@ -18,7 +18,6 @@ from scipy.signal import resample_poly  # noqa: E402
 
 from etude import metrics as M  # noqa: E402
 
-AUDIO_PER_SET = 2
 AUDIO_SECONDS = 15  # excerpt length embedded in the page
 AUDIO_RATE = 22050
 
@@ -137,7 +136,7 @@ def write_report(report: dict, sets, out: Path) -> Path:
     likelihood = [[name, v.get("test_nll_nats_per_token", float("nan")), v.get("test_perplexity", float("nan"))] for name, v in report["likelihood"].items()]
     histograms = [[name, *[v if v is not None else float("nan") for v in d.values()]] for name, d in report["histogram_js_distance"].items()]
     audio = "".join(
-        f"<h3>{html.escape(s.name)}</h3>" + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(min(AUDIO_PER_SET, len(s.audio))))
+        f"<h3>{html.escape(s.name)}</h3>" + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(len(s.audio)))
         for s in sets
     )
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"

@@ -34,7 +34,7 @@ from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict, val
 from etude.data.corpus import SPLITS, SourceFile, assign_split, discover, load_split, save_split
 from etude.data.encoding import Encoding, encoding_from_state, load_encoding, make_encoding, save_encoding
 from etude.data.isolation import Failed, Limits, isolated_map
-from etude.data.midi import CRASHED, DUPLICATE, OUT_OF_MEMORY, TIMED_OUT, UNREADABLE, Rejection, load_pieces, notes_fingerprint
+from etude.data.midi import DUPLICATE, Rejection, load_pieces, notes_fingerprint, rejection_for
 from etude.errors import InputError
 from etude.paths import ensure_dir
 
@@ -71,15 +71,12 @@ def _load_and_encode(src: SourceFile) -> list[_Encoded] | Rejection:
     ]
 
 
-_FAILED = {"crashed": CRASHED, "timed out": TIMED_OUT, "out of memory": OUT_OF_MEMORY, "error": UNREADABLE}
-
-
 def _results(files: list[SourceFile], state: dict, cfg: DataConfig, workers: int, limits: Limits):
     """Yield each file's result in corpus order, from `workers` processes where a crash, a hang
     or a memory blow-up costs only that file (a rejection with the reason)."""
     results = isolated_map(_load_and_encode, files, workers, _init_worker, (state, cfg), limits)
     for src, result in zip(files, results):
-        yield Rejection(src.id, _FAILED[result.kind], result.detail) if isinstance(result, Failed) else result
+        yield rejection_for(result, src.id) if isinstance(result, Failed) else result
 
 
 def corpus_fingerprint(files: list[SourceFile]) -> str:

@@ -18,6 +18,8 @@ from symusic import Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
 from etude.config import DataConfig
+from etude.data.isolation import Failed, Limits, isolated_map
+from etude.errors import InputError
 
 PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of the piano's lowest and highest keys
 
@@ -270,3 +272,28 @@ def load_pieces(path: Path, piece_id: str, genre: str, cfg: DataConfig) -> list[
         if clip_seconds >= cfg.min_seconds:
             pieces.append(Piece(f"{piece_id}#{k}", genre, clip, clip_seconds))
     return pieces or Rejection(piece_id, TOO_SHORT, "no clip reached min_seconds")
+
+
+_FAILED = {"crashed": CRASHED, "timed out": TIMED_OUT, "out of memory": OUT_OF_MEMORY, "error": UNREADABLE}
+
+
+def rejection_for(failed: Failed, piece_id: str) -> Rejection:
+    """The rejection of a file whose reading failed in an isolated worker (etude.data.isolation)."""
+    return Rejection(piece_id, _FAILED[failed.kind], failed.detail)
+
+
+def _whole_file(item: tuple[Path, str]) -> list[Piece] | Rejection:
+    path, genre = item
+    return load_pieces(path, path.name, genre, DataConfig(min_seconds=0, max_seconds=float("inf")))
+
+
+def read_piece(path: Path, genre: str = "", limits: Limits = Limits()) -> Score:
+    """One MIDI file from anywhere (a primer, a piece to perform or classify) as one piano score,
+    whatever its length, read in a worker process so that a crafted file costs an error, not the
+    program. Raises InputError with the reason."""
+    result = next(isolated_map(_whole_file, [(Path(path), genre)], workers=1, limits=limits))
+    if isinstance(result, Failed):
+        result = rejection_for(result, str(path))
+    if isinstance(result, Rejection):
+        raise InputError(f"{path}: {result.reason} {result.detail}".strip())
+    return result[0].score
