@@ -29,6 +29,10 @@ def test_prepare_writes_memmapped_splits(tmp_path, good_corpus):
     assert total == 7
     split = json.loads((tmp_path / "d" / "split.json").read_text())
     assert len(split) == 7 and set(split.values()) == {"train", "valid", "test"}
+    # pedal_and_drums.mid: two pitched tracks merged, its drum track dropped; said in data info
+    assert meta["reduction"]["genres"] == {"march": {"files": 3, "merged": 0, "drums_dropped": 0}, "waltz": {"files": 4, "merged": 1, "drums_dropped": 1}}
+    text = info(tmp_path / "d")
+    assert "piano part: every pitched track merged" in text and "drum tracks (MIDI channel 10) dropped" in text
 
 
 def test_same_settings_do_nothing_changed_settings_rebuild(tmp_path, good_corpus):

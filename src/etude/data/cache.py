@@ -34,7 +34,7 @@ from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict, val
 from etude.data.corpus import SPLITS, SourceFile, assign_split, discover, load_split, save_split
 from etude.data.encoding import Encoding, encoding_from_state, load_encoding, make_encoding, save_encoding
 from etude.data.isolation import Failed, Limits, isolated_map
-from etude.data.midi import DUPLICATE, Rejection, load_pieces, notes_fingerprint, rejection_for
+from etude.data.midi import DUPLICATE, REDUCTION, Rejection, load_pieces, notes_fingerprint, rejection_for
 from etude.errors import InputError
 from etude.paths import ensure_dir
 
@@ -50,6 +50,7 @@ class _Encoded:
     seconds: float
     fingerprint: str
     rows: np.ndarray
+    source_tracks: tuple[int, int]  # (pitched, drum) tracks of the file
 
 
 _worker: dict[str, Any] = {}
@@ -66,7 +67,7 @@ def _load_and_encode(src: SourceFile) -> list[_Encoded] | Rejection:
         return result
     enc: Encoding = _worker["encoding"]
     return [
-        _Encoded(p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), enc.encode(p.score, p.genre))
+        _Encoded(p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), enc.encode(p.score, p.genre), p.source_tracks)
         for p in result
     ]
 
@@ -201,7 +202,7 @@ def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str], lim
                     continue
                 seen[p.fingerprint] = p.id
                 scratch.write(p.rows.tobytes())
-                pieces.append(dict(id=p.id, file_id=p.file_id, genre=p.genre, seconds=p.seconds, start=n_rows, rows=len(p.rows), fingerprint=p.fingerprint))
+                pieces.append(dict(id=p.id, file_id=p.file_id, genre=p.genre, seconds=p.seconds, start=n_rows, rows=len(p.rows), fingerprint=p.fingerprint, tracks=p.source_tracks))
                 n_rows += len(p.rows)
     return pieces, rejections, n_rows
 
@@ -286,6 +287,7 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus, base:
         "dtype": np.dtype(enc.dtype).name,
         "files": len(files) + (base.meta["files"] if base else 0),
         "counts": _counts(records),
+        "reduction": _reduction(pieces, base.meta.get("reduction") if base else None),
         "rejection_counts": dict(Counter(r.reason for r in rejections).most_common()),
         "rejections": [{"path": r.path, "reason": r.reason, "detail": r.detail} for r in rejections],
     }
@@ -304,6 +306,19 @@ def _build(files, enc, data, out, work, workers, settings, digest, corpus, base:
 
 
 PIECE_COLUMNS = ("id", "genre", "split", "seconds", "rows", "transpose", "fingerprint")
+
+
+def _reduction(pieces: list[dict], stored: dict | None) -> dict[str, Any]:
+    """How files became piano parts: the rule, and per genre the files kept, those with several
+    pitched tracks merged and those with drum tracks dropped (stored counts of an append added)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for g, c in ((stored or {}).get("genres") or {}).items():
+        counts[g].update(c)
+    files = {p["file_id"]: p for p in pieces}  # clips of one file count once
+    for p in files.values():
+        pitched, drums = p["tracks"]
+        counts[p["genre"]].update({"files": 1, "merged": int(pitched > 1), "drums_dropped": int(drums > 0)})
+    return {"rule": REDUCTION, "genres": {g: dict(c) for g, c in sorted(counts.items())}}
 
 
 def write_pieces(path: Path, records) -> None:
@@ -391,6 +406,11 @@ def info(data_dir: Path) -> str:
         d = durations.get(split)
         if d:
             lines.append(f"  {split:<6} {min(d):6.1f} {float(np.median(d)):7.1f} {max(d):6.1f}")
+    reduction = meta.get("reduction")
+    if reduction:
+        lines += ["", f"piano part: {reduction['rule']}", f"  {'genre':<16} {'files':>6} {'tracks merged':>14} {'drums dropped':>14}"]
+        for genre, c in reduction["genres"].items():
+            lines.append(f"  {genre:<16} {c.get('files', 0):>6} {c.get('merged', 0):>14} {c.get('drums_dropped', 0):>14}")
     rejected = meta["rejection_counts"]
     lines += ["", f"rejected: {sum(rejected.values())}"]
     lines += [f"  {n:>5}  {reason}" for reason, n in rejected.items()]

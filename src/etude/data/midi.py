@@ -48,6 +48,7 @@ class Piece:
     genre: str
     score: Score  # one piano track, tempos and time signatures kept, time unit Tick
     seconds: float  # duration from start to the last note-off, in seconds
+    source_tracks: tuple[int, int] = (1, 0)  # (pitched, drum) tracks with notes in the file it came from
 
 
 @dataclass
@@ -152,8 +153,16 @@ def _resolve_overlaps(time, end, pitch, vel):
     return time[order], end[order], pitch[order], vel[order]
 
 
+REDUCTION = (
+    "every pitched track merged into one piano part (a bass line is kept, as the left hand; "
+    "melody and accompaniment tracks are all kept), drum tracks (MIDI channel 10) dropped, "
+    "sustain pedal applied to note lengths, notes outside the keyboard folded by octaves"
+)
+
+
 def reduce_to_piano(score: Score) -> Score:
-    """Merge every non-drum track into one piano track, sustain pedal (CC64) applied to durations.
+    """Merge every non-drum track into one piano track, sustain pedal (CC64) applied to durations
+    (REDUCTION says it in words).
 
     Velocities, tempos and time signatures are kept; notes outside 21..108 are folded by octaves;
     zero-length notes last one tick.
@@ -259,8 +268,9 @@ def load_pieces(path: Path, piece_id: str, genre: str, cfg: DataConfig) -> list[
     seconds = duration_seconds(piano)
     if seconds < cfg.min_seconds:
         return Rejection(piece_id, TOO_SHORT, f"{seconds:.1f} s < {cfg.min_seconds:g} s")
+    tracks = tuple(sum(t.note_num() > 0 and t.is_drum == drum for t in score.tracks) for drum in (False, True))
     if seconds <= cfg.max_seconds:
-        return [Piece(piece_id, genre, piano, seconds)]
+        return [Piece(piece_id, genre, piano, seconds, tracks)]
     if cfg.long_pieces != "clip":
         return Rejection(piece_id, TOO_LONG, f"{seconds:.1f} s > {cfg.max_seconds:g} s")
     n_clips = int(np.ceil(seconds / cfg.max_seconds))
@@ -270,7 +280,7 @@ def load_pieces(path: Path, piece_id: str, genre: str, cfg: DataConfig) -> list[
         clip = clip_score(piano, int(bounds[k]), int(bounds[k + 1]))
         clip_seconds = duration_seconds(clip)
         if clip_seconds >= cfg.min_seconds:
-            pieces.append(Piece(f"{piece_id}#{k}", genre, clip, clip_seconds))
+            pieces.append(Piece(f"{piece_id}#{k}", genre, clip, clip_seconds, tracks))
     return pieces or Rejection(piece_id, TOO_SHORT, "no clip reached min_seconds")
 
 
