@@ -111,6 +111,35 @@ def _add_corpus(sub) -> None:
     b.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
     b.set_defaults(func=cmd_corpus_builtin)
 
+    d = ps.add_parser(
+        "download",
+        help="fetch the public piano sets behind the six-genre piano corpus",
+        description=(
+            "Fetch the public piano MIDI sets the piano corpus was made from, each a GitHub "
+            "repository pinned at a commit (classical, pop, jazz, ragtime, videogame, folk), take "
+            "out the files the corpus kept, and check each one against the SHA-256 recorded from "
+            "the corpus. Resumable: a broken download continues where it stopped; archives are "
+            "kept in OUT/.archives. Each repository states its own terms (printed as it is "
+            "fetched); étude does not redistribute the music."
+        ),
+    )
+    d.add_argument("names", nargs="+", metavar="NAME", help="classical, pop, jazz, ragtime, videogame, folk, or all")
+    d.add_argument("--out", metavar="DIR", help="corpus folder, one sub-folder per genre (default $ETUDE_HOME/corpus/piano)")
+    d.add_argument("--base-url", metavar="URL", help="a mirror serving OWNER/REPO/tar.gz/COMMIT (default: GitHub's archive host)")
+    d.set_defaults(func=cmd_corpus_download)
+
+
+def cmd_corpus_download(args: argparse.Namespace) -> int:
+    from etude.data.builtin import etude_home
+    from etude.data.download import download
+
+    out = Path(args.out) if args.out else etude_home() / "corpus" / "piano"
+    counts = download(args.names, out, base_url=args.base_url)
+    print(f"piano corpus in {out}")
+    for genre, n in counts.items():
+        print(f"  {genre:<10} {n:>5} files")
+    return 0
+
 
 # ----------------------------------------------------------------------------- data
 def cmd_data_prepare(args: argparse.Namespace) -> int:
