@@ -546,10 +546,13 @@ def _add_evaluate(sub) -> None:
 
     c = sub.add_parser("classifier", help="train a genre classifier", description="Train a genre classifier on event tokens.")
     cs = c.add_subparsers(dest="action", required=True)
-    t = cs.add_parser("train", help="train on a prepared data folder", description="Train an LSTM genre classifier on DATA's training split; prints test accuracy and the confusion matrix.")
+    t = cs.add_parser("train", help="train on a prepared data folder", description="Train an LSTM genre classifier on DATA's training split; prints test accuracy, the confusion matrix, and the share of test pieces whose predicted genre survives a tempo change, flattened dynamics and a transposition.")
     t.add_argument("data", metavar="DATA")
     t.add_argument("--out", required=True, metavar="CLF")
     t.add_argument("--iterations", type=_at_least(1), default=300)
+    t.add_argument("--hears", choices=("notes", "all"), default="notes", help="notes (default): bars, positions, pitches and durations only, blind to tempo, time signature and dynamics; all: every token but the genre's")
+    t.add_argument("--transpose", type=_at_least(0), default=5, metavar="K", help="train on windows shifted by a random -K..K semitones (default 5)")
+    t.add_argument("--no-invariance", action="store_true", help="skip the invariance check (tempo x0.8/x1.25, one velocity, transposed -3/+3)")
     t.set_defaults(func=cmd_classifier_train)
 
     k = sub.add_parser("classify", help="genre probabilities of MIDI files", description="Classify MIDI files with a trained classifier.")
@@ -559,13 +562,17 @@ def _add_evaluate(sub) -> None:
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> int:
-    from etude.models.classifier import ClassifierConfig, train_classifier
+    from etude.models.classifier import ClassifierConfig, invariance, train_classifier
 
-    _, info = train_classifier(Path(args.data), Path(args.out), ClassifierConfig(iterations=args.iterations))
-    print(f"{args.out}: test accuracy {info['accuracy']:.3f} on {info['pieces']} pieces")
+    cfg = ClassifierConfig(iterations=args.iterations, hears=args.hears, transpose=args.transpose)
+    clf, info = train_classifier(Path(args.data), Path(args.out), cfg)
+    print(f"{args.out}: test accuracy {info['accuracy']:.3f} on {info['pieces']} pieces (hears {args.hears})")
     print("confusion (rows true, columns predicted): " + ", ".join(info["genres"]))
     for g, row in zip(info["genres"], info["confusion"]):
         print(f"  {g:<12} {' '.join(f'{v:4d}' for v in row)}")
+    if not args.no_invariance:
+        shares = invariance(clf, Path(args.data))
+        print("same genre predicted after: " + ", ".join(f"{name} {share:.3f}" for name, share in shares.items()))
     return 0
 
 

@@ -1,9 +1,16 @@
 """GenreClassifier: which genre a token sequence belongs to.
 
 Embedding -> LSTM -> mean over the non-pad steps -> linear layer over the genres. Trained on
-windows of event tokens from a prepared data folder (the genre token at a piece's start is
-replaced by padding, so the model hears only the music); a piece's genre probabilities are the
-mean of its windows' softmax outputs.
+windows of event tokens from a prepared data folder; a piece's genre probabilities are the mean
+of its windows' softmax outputs.
+
+What it hears (`ClassifierConfig.hears`): "notes" (the default) keeps only bars, positions,
+pitches and durations, so it judges the music alone: tempo, time-signature, velocity and genre
+tokens are dropped from its input, which makes it blind to how fast a file was sequenced, how
+loud, and which collection labelled it; random key shifts of +-`transpose` semitones in training
+teach it that a key is not a genre. "all" keeps every token but the genre's (the first version).
+`invariance` measures how often the predicted genre survives a tempo change, flattened dynamics
+and a transposition.
 """
 
 from __future__ import annotations
@@ -37,6 +44,23 @@ class ClassifierConfig:
     iterations: int = 300
     lr: float = 3e-3
     seed: int = 0
+    hears: str = "notes"  # notes: bars, positions, pitches, durations only | all: every token but the genre's
+    transpose: int = 5  # training windows shifted by a random -K..K semitones (0: none)
+
+
+HEARD = {"notes": ("Bar", "Position", "Pitch", "Duration", "TimeShift", "NoteOn", "NoteOff")}
+
+
+def heard_tokens(encoding: EventEncoding, hears: str) -> np.ndarray:
+    """A mask over the vocabulary (bool, (V,)) of the tokens the classifier reads; never genre
+    tokens. `notes` keeps the token types of HEARD["notes"] (drum pitches excluded)."""
+    vocab = encoding.vocab
+    genre_ids = {encoding.genre_id(g) for g in encoding.genres}
+    if hears == "all":
+        return np.array([i not in genre_ids for i in range(len(vocab))])
+    if hears not in HEARD:
+        raise InputError(f"unknown classifier input {hears!r}; choose notes or all")
+    return np.array([i not in genre_ids and t.split("_")[0] in HEARD[hears] for i, t in enumerate(vocab)])
 
 
 class GenreClassifier(nn.Module):
@@ -55,9 +79,11 @@ class GenreClassifier(nn.Module):
         return self.head(pooled)
 
 
-def windows_of(ids: np.ndarray, seq_len: int, pad_id: int, genre_ids: set[int], max_windows: int = 8) -> torch.Tensor:
-    """Consecutive windows (at most max_windows, evenly spread) of one piece, genre tokens masked."""
-    ids = np.array([pad_id if int(i) in genre_ids else int(i) for i in ids], dtype=np.int64)
+def windows_of(ids: np.ndarray, seq_len: int, pad_id: int, heard: np.ndarray, max_windows: int = 8) -> torch.Tensor:
+    """Consecutive windows (at most max_windows, evenly spread) of one piece's heard tokens
+    (`heard`: a mask over the vocabulary, from heard_tokens), padded to seq_len: (W, seq_len)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    ids = ids[heard[ids]]
     starts = list(range(0, max(1, len(ids) - seq_len + 1), seq_len)) or [0]
     if len(starts) > max_windows:
         starts = [starts[i] for i in np.linspace(0, len(starts) - 1, max_windows).astype(int)]
@@ -82,8 +108,8 @@ class Classifier:
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
         """Genre probabilities (G,) of one piece's token ids."""
         self.model.eval()
-        genre_ids = {self.encoding.genre_id(g) for g in self.genres}
-        x = windows_of(ids, self.model.cfg.seq_len, self.encoding.pad_id, genre_ids)
+        heard = heard_tokens(self.encoding, self.model.cfg.hears)
+        x = windows_of(ids, self.model.cfg.seq_len, self.encoding.pad_id, heard)
         return torch.softmax(self.model(x), -1).mean(0).numpy()
 
     def classify_score(self, score) -> np.ndarray:
@@ -104,6 +130,7 @@ class Classifier:
         folder = Path(folder)
         try:
             cfg = json.loads((folder / "config.json").read_text())
+            cfg["classifier"].setdefault("hears", "all")  # saved before `hears` existed: it heard every token
             enc = encoding_from_state(json.loads((folder / "tokenizer.json").read_text()))
             model = GenreClassifier(cfg["vocab_size"], len(enc.genres), ClassifierConfig(**cfg["classifier"]), cfg["pad_id"])
             model.load_state_dict(load_file(str(folder / "model.safetensors")))
@@ -131,7 +158,7 @@ def train_classifier(data_dir: Path, out: Path | None = None, cfg: ClassifierCon
         raise InputError(f"{data_dir} has no training pieces")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    genre_ids = {enc.genre_id(g) for g in enc.genres}
+    heard = heard_tokens(enc, cfg.hears)
     model = GenreClassifier(enc.vocab_size, len(enc.genres), cfg, enc.pad_id)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     # balanced sampling: each genre equally often, so accuracy is not bought by the largest genre
@@ -141,7 +168,9 @@ def train_classifier(data_dir: Path, out: Path | None = None, cfg: ClassifierCon
         xs, ys = [], []
         for _ in range(cfg.batch_size):
             piece, genre = train[rng.choice(by_genre[rng.integers(len(by_genre))])]
-            w = windows_of(piece, cfg.seq_len, enc.pad_id, genre_ids, max_windows=64)
+            shift = int(rng.integers(-cfg.transpose, cfg.transpose + 1)) if cfg.transpose else 0
+            moved = enc.transpose(piece, shift) if shift else None  # None also when a note would leave the keyboard
+            w = windows_of(piece if moved is None else moved, cfg.seq_len, enc.pad_id, heard, max_windows=64)
             xs.append(w[rng.integers(len(w))])
             ys.append(genre)
         loss = F.cross_entropy(model(torch.stack(xs)), torch.tensor(ys))
@@ -162,3 +191,41 @@ def test_report(clf: Classifier, data_dir: Path) -> dict:
         confusion[genre, int(np.argmax(clf.probabilities(ids)))] += 1
     total = confusion.sum()
     return {"genres": clf.genres, "accuracy": float(np.trace(confusion) / total) if total else float("nan"), "confusion": confusion.tolist(), "pieces": int(total)}
+
+
+TRANSFORMS = {
+    "tempo x0.8": lambda s: _tempo_scaled(s, 0.8),
+    "tempo x1.25": lambda s: _tempo_scaled(s, 1.25),
+    "one velocity": lambda s: _one_velocity(s),
+    "transpose -3": lambda s: s.shift_pitch(-3),
+    "transpose +3": lambda s: s.shift_pitch(3),
+}
+
+
+def _tempo_scaled(score, factor: float):
+    out = score.copy()
+    for t in out.tempos:
+        t.qpm = t.qpm * factor
+    return out
+
+
+def _one_velocity(score, velocity: int = 64):
+    out = score.copy()
+    for track in out.tracks:
+        for n in track.notes:
+            n.velocity = velocity
+    return out
+
+
+def invariance(clf: Classifier, data_dir: Path, max_pieces: int | None = None) -> dict[str, float]:
+    """Share of test pieces whose predicted genre stays the same under each of TRANSFORMS
+    (tempo scaled by 0.8 and 1.25, every velocity set to 64, transposed by -3 and +3 semitones):
+    a classifier that judges the music, not how a file was made, scores 1 on each."""
+    pieces = _pieces(Path(data_dir), "test")[:max_pieces]
+    kept = {name: [] for name in TRANSFORMS}
+    for ids, _ in pieces:
+        score = clf.encoding.decode(ids)
+        before = int(np.argmax(clf.classify_score(score)))
+        for name, change in TRANSFORMS.items():
+            kept[name].append(int(np.argmax(clf.classify_score(change(score)))) == before)
+    return {name: float(np.mean(v)) if v else float("nan") for name, v in kept.items()}
