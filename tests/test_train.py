@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 import os
 import shutil
@@ -25,8 +26,6 @@ def _rows(run, split=None):
 def test_training_on_real_music_beats_the_unigram_model(tiny_run):
     valid = _rows(tiny_run, "valid")
     assert [int(r["iteration"]) for r in valid] == [40, 80, 120]
-    import json
-
     state = json.loads((tiny_run / "checkpoints" / "last" / "state.json").read_text())
     assert state["iteration"] == 120
     m = state["metrics"]
@@ -79,6 +78,15 @@ def _etude(*args):
     return [sys.executable, "-m", "etude", "-q", *args]
 
 
+def _losses(run):
+    """(iteration, split, loss) of every row of a run's metrics.csv."""
+    return [(r["iteration"], r["split"], r["loss"]) for r in _rows(run)]
+
+
+def _checkpoint_iteration(run) -> int:
+    return json.loads((run / "checkpoints" / "last" / "state.json").read_text())["iteration"]
+
+
 def test_interrupted_and_resumed_run_matches_uninterrupted(real_data, tmp_path):
     common = ["--preset", "tiny", "--train.iterations=400", "--train.eval_every=100", "--train.log_every=10"]
     full = tmp_path / "full"
@@ -93,15 +101,11 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(real_data, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err
-    import json
-
-    stopped = json.loads((cut / "checkpoints" / "last" / "state.json").read_text())["iteration"]
+    stopped = _checkpoint_iteration(cut)
     assert 0 < stopped < 400, "the run finished before the signal: raise train.iterations"
 
     subprocess.run(_etude("train", "--resume", str(cut)), check=True, capture_output=True)
-    a = [(r["iteration"], r["split"], r["loss"]) for r in _rows(full)]
-    b = [(r["iteration"], r["split"], r["loss"]) for r in _rows(cut)]
-    assert a == b
+    assert _losses(full) == _losses(cut)
 
 
 def test_sigterm_also_saves(real_data, tmp_path):
@@ -132,9 +136,7 @@ def test_kill_9_loses_at_most_one_eval_interval_and_no_history(real_data, tmp_pa
     proc.kill()
     proc.wait()
     logged = max(int(r["iteration"]) for r in _rows(cut))
-    import json
-
-    kept = json.loads((cut / "checkpoints" / "last" / "state.json").read_text())["iteration"]
+    kept = _checkpoint_iteration(cut)
     assert 0 < kept < 300 and logged - kept <= 50  # at most one eval interval behind what was logged
     for wait in (0.0, 0.5, 1.0):  # killed while resuming, at several moments before its first rows
         proc = subprocess.Popen(_etude("train", "--resume", str(cut)), stderr=subprocess.DEVNULL)
@@ -144,9 +146,7 @@ def test_kill_9_loses_at_most_one_eval_interval_and_no_history(real_data, tmp_pa
         iterations = [int(r["iteration"]) for r in _rows(cut, "train")]
         assert iterations[: kept // 10] == list(range(10, kept + 1, 10)), "history before the checkpoint was lost"
     subprocess.run(_etude("train", "--resume", str(cut)), check=True, capture_output=True)
-    a = [(r["iteration"], r["split"], r["loss"]) for r in _rows(full)]
-    b = [(r["iteration"], r["split"], r["loss"]) for r in _rows(cut)]
-    assert a == b
+    assert _losses(full) == _losses(cut)
 
 
 def test_resume_never_runs_code_from_a_run_folder(tiny_run, tmp_path):

@@ -224,11 +224,15 @@ def data_plan(model, config: RunConfig, encoding, train_split, valid_split, devi
 class TrainResult:
     run_dir: Path
     iteration: int
-    interrupted: bool
     metrics: dict[str, Any]  # last validation metrics, with the unigram baseline
     best: dict[str, Any]  # best validation loss and its iteration
-    planned: int = 0  # train.iterations
-    stopped_by: str = "done"  # done | patience | budget (train.max_minutes) | signal
+    planned: int  # train.iterations
+    stopped_by: str  # done | patience | budget (train.max_minutes) | signal
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by SIGINT or SIGTERM (with a checkpoint to resume from)."""
+        return self.stopped_by == "signal"
 
 
 def _autocast(precision: str, device: torch.device):
@@ -585,13 +589,13 @@ def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
     bar = _Bar(run, progress)
     say = bar.bar.write if progress else log.info
     t0, tokens_seen, done, saved = time.perf_counter(), 0, run.start, -1
-    reason = "end" if done < tc.iterations else "done"
+    reason = "running" if done < tc.iterations else "done"
     if out_of_patience(done, run.best, tc):
         log.info("%s stopped early at iteration %d (best at %d): nothing to train; train.patience=0 continues it", run.run_dir, done, run.best["iteration"])
         reason = "patience"
     finished = False  # every process reached the end (or the stop) together
     try:
-        while reason == "end":
+        while reason == "running":
             # 1. one optimiser step
             loss, count = _step(run, net, done, autocast, part)
             done += 1
@@ -627,7 +631,7 @@ def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
         ddp.close(together=finished)
     if ddp.main:
         _say_why_stopped(run, reason, done)
-    return TrainResult(run.run_dir, done, reason == "signal", run.metrics, run.best, tc.iterations, reason)
+    return TrainResult(run.run_dir, done, run.metrics, run.best, tc.iterations, reason)
 
 
 def _say_why_stopped(run: _Run, reason: str, done: int) -> None:

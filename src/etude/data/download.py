@@ -159,12 +159,13 @@ def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60.0) 
     return target
 
 
-def extract(source: Source, archive: Path, out: Path, seen: dict[str, str], manifest: dict[tuple[str, str], str]) -> tuple[int, list[str]]:
+def extract(source: Source, archive: Path, out: Path, manifest: dict[tuple[str, str], str]) -> tuple[int, list[str]]:
     """The files `source` kept, from its archive into out/<genre>/, each checked against the
-    manifest; byte duplicates of files in `seen` (sha256 -> name) are skipped. Returns the count
-    written and the problems (a missing, unexpected or changed file)."""
+    manifest; a byte duplicate of a file already taken is skipped (the corpus kept the first).
+    Returns the count written and the problems (a missing, unexpected or changed file)."""
     folder = ensure_dir(Path(out) / source.genre, "corpus folder")
     written, problems = 0, []
+    seen: set[str] = set()  # sha256 of the files taken
     expected = {name for genre, name in manifest if genre == source.genre}
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -177,7 +178,7 @@ def extract(source: Source, archive: Path, out: Path, seen: dict[str, str], mani
                 digest = hashlib.sha256(data).hexdigest()
                 if digest in seen:
                     continue  # the corpus kept the first of identical files
-                seen[digest] = f"{source.genre}/{name}"
+                seen.add(digest)
                 expected.discard(name)
                 want = manifest.get((source.genre, name))
                 if want is None or want != digest:
@@ -210,7 +211,7 @@ def download(names: list[str], out: Path, base_url: str | None = None, manifest:
         log.info("%s: %s at %s (terms: %s)", genre, source.repo, source.commit[:12], source.terms)
         fetch(source.url(base_url), archive, progress)
         # byte duplicates were dropped within each set (none across sets), the first one kept
-        counts[genre], found = extract(source, archive, out, {}, hashes)
+        counts[genre], found = extract(source, archive, out, hashes)
         problems += found
     report = Path(out) / "download-problems.txt"
     report.unlink(missing_ok=True)

@@ -113,6 +113,11 @@ def read_score(path: Path) -> Score:
     problem = file_problem(path)
     if problem:
         raise ValueError(f"{problem[0]}: {problem[1]}")
+    return _parse(path)
+
+
+def _parse(path: Path) -> Score:
+    """symusic's reading of a regular file's declared chunks (file_problem already checked)."""
     return Score.from_midi(check_chunks(Path(path).read_bytes()))
 
 
@@ -257,7 +262,7 @@ def load_pieces(path: Path, piece_id: str, genre: str, cfg: DataConfig) -> list[
     if problem:
         return Rejection(piece_id, *problem)
     try:
-        score = read_score(path)
+        score = _parse(path)
     except (ValueError, RuntimeError, OSError, IndexError, OverflowError) as exc:
         return Rejection(piece_id, UNREADABLE, str(exc)[:200])
     if score.note_num() == 0:

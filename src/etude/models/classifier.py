@@ -193,15 +193,6 @@ def test_report(clf: Classifier, data_dir: Path) -> dict:
     return {"genres": clf.genres, "accuracy": float(np.trace(confusion) / total) if total else float("nan"), "confusion": confusion.tolist(), "pieces": int(total)}
 
 
-TRANSFORMS = {
-    "tempo x0.8": lambda s: _tempo_scaled(s, 0.8),
-    "tempo x1.25": lambda s: _tempo_scaled(s, 1.25),
-    "one velocity": lambda s: _one_velocity(s),
-    "transpose -3": lambda s: s.shift_pitch(-3),
-    "transpose +3": lambda s: s.shift_pitch(3),
-}
-
-
 def _tempo_scaled(score, factor: float):
     out = score.copy()
     for t in out.tempos:
@@ -215,6 +206,15 @@ def _one_velocity(score, velocity: int = 64):
         for n in track.notes:
             n.velocity = velocity
     return out
+
+
+TRANSFORMS = {
+    "tempo x0.8": lambda s: _tempo_scaled(s, 0.8),
+    "tempo x1.25": lambda s: _tempo_scaled(s, 1.25),
+    "one velocity": _one_velocity,
+    "transpose -3": lambda s: s.shift_pitch(-3),
+    "transpose +3": lambda s: s.shift_pitch(3),
+}
 
 
 def invariance(clf: Classifier, data_dir: Path, max_pieces: int | None = None) -> dict[str, float]:
