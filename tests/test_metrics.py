@@ -131,6 +131,34 @@ def test_longest_copied_run():
     assert train.longest_run(note_codes(slow)) == 1
 
 
+def test_copied_run_in_bars():
+    """A 3/4 training piece of quarter notes; a query copying 7 of them (from its 2nd note), after
+    two notes of its own: the run starts at query note 2, 7 notes long, and spans 7 quarters =
+    7/3 bars in 3/4 (onset of the first to the end of the last); in 4/4 it would be 7/4 bars."""
+    from symusic import TimeSignature
+
+    from etude.memorisation import TrainingIndex, note_codes, run_bars
+
+    def score(pitches, meter=None):
+        s = Score(480)
+        t = Track(program=0)
+        for k, p in enumerate(pitches):
+            t.notes.append(Note(k * 480, 480, p, 80))
+        s.tracks.append(t)
+        if meter:
+            s.time_signatures.append(TimeSignature(0, *meter))
+        return s
+
+    index = TrainingIndex([note_codes(score(list(range(60, 72)), (3, 4)))])
+    query = score([40, 41, *range(61, 68), 30], (3, 4))
+    (start, length), = index.copied_runs([note_codes(query)])
+    assert (start, length) == (2, 7)
+    assert run_bars(query, start, length) == pytest.approx(7 / 3)
+    assert run_bars(score([40, 41, *range(61, 68)]), start, length) == pytest.approx(7 / 4)
+    assert index.copied_runs([note_codes(score([20, 21]))]) == [(0, 0)]
+    assert run_bars(query, 0, 0) == 0.0
+
+
 def test_longest_run_agrees_with_a_brute_force_search():
     """Random pieces over a small alphabet (many partial matches): the hashed index gives the
     brute-force answer, searched together or one by one, and never counts a run across two

@@ -2,7 +2,9 @@
 
 A piece is read as its sequence of notes in onset order, each note coded by its pitch and the
 time since the previous onset on a grid of `steps_per_beat`. The longest run of consecutive
-notes found verbatim in any training piece is the measure; long runs flag copies.
+notes found verbatim in any training piece is the measure, in notes and in bars (from the first
+copied note's onset to the end of the last copied note); a run of COPY_FLAG_BARS bars or more
+flags the piece as a copy.
 """
 
 from __future__ import annotations
@@ -10,18 +12,35 @@ from __future__ import annotations
 import numpy as np
 from symusic import Score
 
-COPY_FLAG = 32  # notes in a row found verbatim in the training set that mark a piece as a copy
+COPY_FLAG_BARS = 4.0  # a copied run this many bars long (or longer) marks a piece as a copy
+
+
+def _notes(score: Score) -> list[tuple[int, int, int]]:
+    """(onset, pitch, duration) in ticks of every pitched note, in onset then pitch order."""
+    return sorted((n.time, n.pitch, n.duration) for t in score.tracks if not t.is_drum for n in t.notes)
 
 
 def note_codes(score: Score, steps_per_beat: int = 4) -> np.ndarray:
     """int64 codes (pitch * 1024 + grid steps since the previous onset, capped at 1023)."""
-    tpq = score.ticks_per_quarter
-    notes = sorted((n.time, n.pitch) for t in score.tracks if not t.is_drum for n in t.notes)
+    notes = _notes(score)
     if not notes:
         return np.zeros(0, dtype=np.int64)
-    steps = np.round(np.array([t for t, _ in notes]) * steps_per_beat / tpq).astype(np.int64)
+    steps = np.round(np.array([t for t, _, _ in notes]) * steps_per_beat / score.ticks_per_quarter).astype(np.int64)
     delta = np.minimum(np.diff(steps, prepend=steps[0]), 1023)
-    return np.array([p for _, p in notes], dtype=np.int64) * 1024 + delta
+    return np.array([p for _, p, _ in notes], dtype=np.int64) * 1024 + delta
+
+
+def run_bars(score: Score, start: int, length: int) -> float:
+    """Bars spanned by notes start..start+length-1 of `score` (in note_codes' order): from the
+    first one's onset to the latest end among them, over the bar length of the score's first
+    time signature (4/4 when it has none). 0 for an empty run."""
+    notes = _notes(score)[start : start + length]
+    if not notes:
+        return 0.0
+    ts = score.time_signatures
+    quarters_per_bar = ts[0].numerator * 4 / ts[0].denominator if len(ts) else 4.0
+    end = max(t + d for t, _, d in notes)
+    return (end - notes[0][0]) / score.ticks_per_quarter / quarters_per_bar
 
 
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
@@ -66,10 +85,24 @@ class TrainingIndex:
         return h
 
     @staticmethod
-    def _found(table: np.ndarray, codes: np.ndarray, length: int) -> bool:
+    def _found_at(table: np.ndarray, codes: np.ndarray, length: int) -> int:
+        """Where the first window of `length` codes that a training piece holds starts (-1: none)."""
+        if not len(table) or length > len(codes):
+            return -1
         query = _window_hashes(codes.astype(np.int64), length)
         at = np.minimum(np.searchsorted(table, query), len(table) - 1)
-        return bool(len(table)) and bool((table[at] == query).any())
+        hits = np.flatnonzero(table[at] == query)
+        return int(hits[0]) if len(hits) else -1
+
+    def copied_runs(self, queries: list[np.ndarray]) -> list[tuple[int, int]]:
+        """(start, length) of each query's longest run found in a training piece ((0, 0): none)."""
+        lengths = self.longest_runs(queries)
+        runs = [(0, 0)] * len(queries)
+        for length in sorted(set(lengths) - {0}):  # one table at a time: memory stays bounded
+            table = self._table(length)
+            for i in (i for i, n in enumerate(lengths) if n == length):
+                runs[i] = (self._found_at(table, queries[i], length), length)
+        return runs
 
     def longest_runs(self, queries: list[np.ndarray]) -> list[int]:
         """For each query, the length of its longest run found in a training piece.
@@ -91,7 +124,7 @@ class TrainingIndex:
             for length, asking in sorted(wants.items()):
                 table = self._table(length)
                 for i in asking:
-                    if self._found(table, queries[i], length):
+                    if self._found_at(table, queries[i], length) >= 0:
                         lo[i] = length
                     else:
                         hi[i], bisecting[i] = length, True
