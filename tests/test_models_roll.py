@@ -138,6 +138,19 @@ def test_piece_batches_hold_every_frame_once():
     assert seen == 50
 
 
+def test_thin_pieces_keeps_whole_pieces_within_the_frame_budget():
+    from etude.roll_eval import thin_pieces
+
+    index = np.array([[0, 10, 0], [10, 30, 1], [40, 5, 0], [45, 20, 1], [65, 50, 0]])
+    assert thin_pieces(index, 0) is index and thin_pieces(index, 115) is index  # off, or all fit
+    kept = thin_pieces(index, 40)
+    assert 0 < kept[:, 1].sum() <= 40 and len(kept) >= 2
+    assert all(any((row == r).all() for r in index) for row in kept)  # whole rows of the index
+    assert list(kept[:, 0]) == sorted(kept[:, 0])  # in split order
+    assert (thin_pieces(index, 40) == kept).all()  # the same choice every time
+    assert len(thin_pieces(index, 1)) == 1  # at least one piece, even one longer than the budget
+
+
 def test_frame_accuracy_and_marginal_floor_by_hand():
     assert frame_accuracy(3, 1, 2) == pytest.approx(0.5)
     assert math.isnan(frame_accuracy(0, 0, 0))

@@ -175,6 +175,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
     ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)
+    eval_frames: int = 0  # piano rolls: validate on whole pieces of at most this many frames in all (0: the whole split)
 
     RULES: ClassVar[dict[str, Rule]] = {
         "iterations": at_least(1), "batch_size": at_least(1), "seq_len": at_least(1), "optimizer": one_of("adam", "sgd"),
@@ -183,6 +184,7 @@ class TrainConfig:
         "keep_every": at_least(0), "eval_batches": at_least(1), "log_every": at_least(1),
         "precision": one_of("auto", "fp32", "bf16"), "average": between(0, 1, high_open=True),
         "roll_transpose": between(0, 87), "max_minutes": at_least(0), "ais_temps": at_least(2), "ais_runs": at_least(1),
+        "eval_frames": at_least(0),
     }
 
 
@@ -210,7 +212,7 @@ class AIS:
     max_chains: int = 200_000  # frames x runs annealed at once (memory)
 
 
-PRESETS = ("tiny", "cpu", "paper")
+PRESETS = ("tiny", "cpu", "piano", "paper")
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

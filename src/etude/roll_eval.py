@@ -15,6 +15,21 @@ from etude.config import AIS
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # frames (B, T + 1, K), mask (B, T + 1), genre (B,)
 
 
+def thin_pieces(index: np.ndarray, max_frames: int) -> np.ndarray:
+    """The rows of a split's index (pieces) to score when at most `max_frames` frames are wanted:
+    a fixed random choice of whole pieces (seed 0, kept in split order) whose frames fit, at
+    least one; every piece when max_frames is 0 or all fit."""
+    if max_frames <= 0 or int(index[:, 1].sum()) <= max_frames:
+        return index
+    kept, total = [], 0
+    for k in np.random.default_rng(0).permutation(len(index)):
+        if kept and total + int(index[k, 1]) > max_frames:
+            continue
+        kept.append(int(k))
+        total += int(index[k, 1])
+    return index[np.sort(kept)]
+
+
 def piece_batches(rows: np.ndarray, index: np.ndarray, max_frames: int = 8192) -> Iterator[Batch]:
     """Whole pieces, shortest first, padded into batches of at most max_frames frames (a longer
     piece goes alone). Row 0 of each piece is the silent frame before it; the mask marks real frames."""

@@ -29,8 +29,9 @@ class Scale:
         return int(dict(o.split("=") for o in self.train)["train.iterations"])
 
 
-# Roll runs validate once, at the end, with a cheap AIS: the study compares them by spectra and statistics.
-_ROLL_VALID = ("train.ais_temps=50", "train.ais_runs=2")
+# Roll runs validate once, at the end, with a cheap AIS on at most 4096 frames: the study
+# compares them by spectra and statistics.
+_ROLL_VALID = ("train.ais_temps=50", "train.ais_runs=2", "train.eval_frames=4096")
 SCALES = {
     "tiny": Scale(
         "tiny", "tiny",

@@ -36,7 +36,7 @@ from etude.models.lstm import LSTMGenerator
 from etude.models.registry import build_model
 from etude.paths import ensure_dir
 from etude.runtime import bf16_supported, pick_device, seed_everything
-from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches
+from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches, thin_pieces
 
 log = logging.getLogger(__name__)
 METRICS = ["iteration", "split", "loss", "perplexity", "accuracy", "lr", "tokens_per_s", "elapsed_s"]
@@ -214,7 +214,7 @@ def data_plan(model, config: RunConfig, encoding, train_split, valid_split, devi
         windows = Windows(train_rows, train_index, config.model.window - 1, roll=True, lead=False, transpose=tc.roll_transpose)
     else:
         windows = Windows(train_rows, train_index, tc.seq_len, roll=True, transpose=tc.roll_transpose)
-    batches = list(piece_batches(valid_rows, valid_index))
+    batches = list(piece_batches(valid_rows, thin_pieces(valid_index, tc.eval_frames)))
     ais = AIS(tc.ais_temps, tc.ais_runs) if "rbm" in config.model.name else None
     marginal = marginal_log_probs(train_rows)
     return windows, lambda: evaluate_rolls(model, batches, device, ais, marginal)

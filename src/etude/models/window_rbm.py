@@ -62,8 +62,8 @@ class WindowRBM(nn.Module):
         B, T1, K = frames.shape
         W, T = self.window, T1 - 1
         n_win = T // W
-        out = torch.full((B, T), float("nan"))
-        log_z = self.log_partition(ais)[genre]  # (B,)
+        out = torch.full((B, T), float("nan"), device=frames.device)
+        log_z = self.log_partition(ais).to(frames.device)[genre]  # (B,); AIS runs on the CPU
         b, c = self._biases(genre)
         if n_win:
             v = frames[:, 1 : 1 + n_win * W].reshape(B, n_win, W * K).float()  # (B, n, W K)
@@ -71,7 +71,7 @@ class WindowRBM(nn.Module):
             out[:, : n_win * W] = (nll / W).repeat_interleave(W, dim=1)
         # a piece's windows end at its own length, not the batch's
         lengths = mask[:, 1:].sum(1)
-        covered = torch.arange(T)[None, :] < (lengths // W * W)[:, None]
+        covered = torch.arange(T, device=frames.device)[None, :] < (lengths // W * W)[:, None]
         out = torch.where(covered, out, torch.full_like(out, float("nan")))
         return torch.where(mask[:, 1:], out, torch.zeros_like(out))
 
