@@ -41,6 +41,16 @@ def test_report_files_and_numbers(report):
     assert 0 < saved["histogram_js_distance"]["lstm"]["note_length_histogram"] <= 1
     assert 0 <= saved["genre"]["test"]["accuracy"] <= 1 and len(saved["genre"]["test"]["confusion"]) == 2
     assert len(saved["memorisation"]["lstm"]["longest_runs"]) == 4
+    memo = saved["memorisation"]["lstm"]
+    assert len(memo["longest_bars"]) == 4 and memo["max_bars"] == max(memo["longest_bars"]) >= 0
+    assert memo["flagged_copies"] == sum(b >= memo["flag_at_bars"] for b in memo["longest_bars"])
+    # per genre: both genres of the tiny corpus, adherence and overlapped areas in [0, 1]
+    adherence = saved["genre"]["adherence"]["lstm"]
+    assert set(adherence["by_genre"]) == set(adherence["labels"]) and len(adherence["by_genre"]) == 2
+    share = sum(adherence["by_genre"][g] * adherence["labels"].count(g) for g in adherence["by_genre"]) / 4
+    assert share == pytest.approx(adherence["share_as_labelled"])
+    for genre, v in saved["set_comparison_by_genre"]["lstm"].items():
+        assert v["mean_overlap"] is None or 0 <= v["mean_overlap"] <= 1.0001
     # the baseline folder holds no checkpoint: listed as a problem, the rest still written
     assert any("baseline" in p for p in saved["problems"])
     for png in ("spectra.png", "statistics.png", "confusion.png", "spectrogram_lstm.png"):

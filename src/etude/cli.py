@@ -241,6 +241,12 @@ def _add_data(sub) -> None:
 
 
 # ----------------------------------------------------------------------------- train
+PIANO_ESTIMATE = (
+    "piano (2 x 256, the shipped piano model's settings, chosen on the piano corpus's validation\n"
+    "split under a generation-speed limit; 16000 iterations of 64 x 256 tokens = 262M tokens):\n"
+    "about 7.6 minutes on one H100 GPU (15389 iterations measured in 7.3), many hours on 2 CPU\n"
+    "cores, so give it --budget MINUTES and go on with --resume"
+)
 PAPER_ESTIMATE = (
     "paper preset (4 x 1024 units, keep_prob 0.7, 6000 iterations of 32 x 256 tokens = 49M "
     "tokens): about 16 hours on 2 CPU cores (~830 tokens/s measured) and an estimated 15-30 "
@@ -311,8 +317,8 @@ def _add_train(sub) -> None:
             "train.precision=auto uses bf16 autocast on CUDA devices that support it.\n"
             "Several GPUs or machines: torchrun ... -m etude train (see docs/distributed.md).\n"
             "--resume RUN_DIR continues exactly where it stopped.\n\n"
-            "Presets: tiny (seconds, for tests), cpu (default: 2 x 256, minutes on 2 cores), and\n"
-            + PAPER_ESTIMATE + "."
+            "Presets: tiny (seconds, for tests), cpu (default: 2 x 256, minutes on 2 cores),\n"
+            + PIANO_ESTIMATE + ", and\n" + PAPER_ESTIMATE + "."
         ),
     )
     p.add_argument("data", nargs="?", metavar="DATA_DIR", help="prepared data folder")
@@ -360,13 +366,14 @@ def _add_generate(sub) -> None:
         "generate",
         help="sample new pieces as MIDI, WAV and PNG",
         description=(
-            "Sample N pieces of one genre from a run folder or checkpoint (default: the small model "
-            "shipped with étude, trained on the built-in corpus). The pieces are sampled as one "
+            "Sample N pieces of one genre from a run folder or checkpoint (default: the piano model "
+            "shipped with étude, trained on six genres of piano music; `pretrained:builtin` is the "
+            "one trained on the built-in corpus). The pieces are sampled as one "
             "batch; before each step, tokens the encoding's grammar forbids are masked, so every "
             "output is valid MIDI. Writes GENRE-NN.mid, .wav (rendered with a SoundFont) and .png."
         ),
     )
-    p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT", help="default: the shipped model")
+    p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT", help="default: the shipped piano model (`pretrained`); `pretrained:builtin`: the built-in corpus's")
     p.add_argument("--genre", help="genre to generate, or `all` for N pieces of every genre (default: the model's first)")
     p.add_argument("--n", type=_at_least(1), default=1, help="pieces to sample (default 1)")
     p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
@@ -515,7 +522,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{args.out}/report.html: LSTM vs original: log-spectral distance {lstm['log_spectral_distance_db']:.2f} dB, "
         f"JS distance {lstm['js_distance']:.3f}; genre adherence {report['genre']['adherence']['lstm']['share_as_labelled']:.2f} "
         f"(classifier test accuracy {report['genre']['test']['accuracy']:.2f}); longest copied run "
-        f"{report['memorisation']['lstm']['max']} notes; {report['seconds']} s"
+        f"{report['memorisation']['lstm']['max']} notes ({report['memorisation']['lstm']['max_bars']:g} bars, "
+        f"{report['memorisation']['lstm']['flagged_copies']} pieces flagged); {report['seconds']} s"
     )
     return 0
 
@@ -533,7 +541,7 @@ def _add_evaluate(sub) -> None:
             "Writes report.html (self-contained), report.json and PNG figures into --out."
         ),
     )
-    p.add_argument("run", metavar="RUN", help="run folder or checkpoint (`pretrained`: the shipped model, with --data)")
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint (`pretrained`, `pretrained:builtin`: a shipped model, with --data)")
     p.add_argument("--data", metavar="DATA_DIR", help="prepared data to take the test split from (default: the run's own)")
     p.add_argument("--baseline", action="append", default=[], metavar="RUN2", help="another run to compare (repeatable)")
     p.add_argument("--classifier", metavar="CLF", help="a classifier folder from `etude classifier train`")

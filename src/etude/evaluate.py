@@ -25,7 +25,7 @@ from etude.errors import EtudeError, InputError
 from etude.data.encoding import EventEncoding
 from etude.generate import Length, Sampling, sample_scores
 from etude.config import AIS
-from etude.memorisation import COPY_FLAG, TrainingIndex, note_codes
+from etude.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
 from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def analyse(s: PieceSet, soundfont: Path | None) -> None:
 
 
 REPORT_AIS = AIS(temps=500, runs=20)  # likelihood of RBM-family baselines in the report
+REPORT_FRAMES = 4096  # piano-roll likelihood: whole test pieces of at most this many frames (roll_eval.thin_pieces)
 
 SPECTRAL = {"log_spectral_distance_db": M.log_spectral_distance, "js_distance": M.js_distance, "correlation": M.spectral_correlation}
 
@@ -112,6 +113,44 @@ def set_statistics(s: PieceSet) -> dict:
     return out
 
 
+def _comparison_by_genre(s: PieceSet, original: PieceSet) -> dict:
+    """Per genre, each feature's overlapped area (Yang & Lerch) between the set's pieces of that
+    genre and the original's, and their mean over the features ("mean_overlap"; None when no
+    feature could be compared, e.g. fewer than two original pieces of the genre)."""
+    out = {}
+    for genre in dict.fromkeys(s.labels):
+        mine = np.array([lab == genre for lab in s.labels])
+        theirs = np.array([lab == genre for lab in original.labels])
+        areas = {name: M.set_comparison(original.features[name][theirs], s.features[name][mine])["overlap"] for name in [*M.SCALARS, *M.HISTOGRAMS]}
+        known = [v for v in areas.values() if not np.isnan(v)]
+        out[genre] = {"mean_overlap": float(np.mean(known)) if known else None, "overlap": {k: None if np.isnan(v) else v for k, v in areas.items()}}
+    return out
+
+
+def _adherence(predicted: list[str], labels: list[str]) -> dict:
+    """Share of pieces the classifier puts in the genre they are of (or were asked for), overall and per genre."""
+    hits = [p == lab for p, lab in zip(predicted, labels)]
+    by_genre = {g: float(np.mean([h for h, lab in zip(hits, labels) if lab == g])) for g in dict.fromkeys(labels)}
+    return {"share_as_labelled": float(np.mean(hits)), "by_genre": by_genre, "predicted": predicted, "labels": labels}
+
+
+def _memorisation(ckpt: Checkpoint, sets: list[PieceSet]) -> dict:
+    """Per generated set, each piece's longest run of notes found verbatim in a training piece,
+    in notes and in bars; pieces with a run of COPY_FLAG_BARS bars or more are flagged."""
+    train_rows, train_index = open_split(Path(ckpt.config.data), "train")
+    index = TrainingIndex([note_codes(ckpt.encoding.decode(np.asarray(train_rows[a : a + b, 0]))) for a, b, _ in train_index])
+    out = {}
+    for s in sets:
+        runs = index.copied_runs([note_codes(sc) for sc in s.scores])
+        notes = [length for _, length in runs]
+        bars = [round(run_bars(sc, start, length), 2) for sc, (start, length) in zip(s.scores, runs)]
+        out[s.name] = {
+            "longest_runs": notes, "max": max(notes), "median": float(np.median(notes)), "longest_bars": bars,
+            "max_bars": max(bars), "flagged_copies": int(sum(b >= COPY_FLAG_BARS for b in bars)), "flag_at_bars": COPY_FLAG_BARS,
+        }
+    return out
+
+
 def split_likelihood(ckpt: Checkpoint) -> dict:
     from etude.train import Windows, evaluate as eval_loss
 
@@ -119,9 +158,10 @@ def split_likelihood(ckpt: Checkpoint) -> dict:
     if len(index) == 0:
         return {"problem": "no test pieces"}
     if not isinstance(ckpt.encoding, EventEncoding):
-        from etude.roll_eval import evaluate_rolls, piece_batches
+        from etude.roll_eval import evaluate_rolls, piece_batches, thin_pieces
 
-        m = evaluate_rolls(ckpt.model, piece_batches(rows, index), ais=REPORT_AIS if "rbm" in ckpt.config.model.name else None)
+        batches = piece_batches(rows, thin_pieces(index, REPORT_FRAMES))
+        m = evaluate_rolls(ckpt.model, batches, ais=REPORT_AIS if "rbm" in ckpt.config.model.name else None)
         return {"test_nll_nats_per_frame": m["loss"], "frame_accuracy": m["accuracy"], "frames": m["frames_scored"]}
     batches = Windows(rows, index, ckpt.config.train.seq_len, ckpt.encoding.pad_id).fixed_batches(32, 512)
     m = eval_loss(ckpt.model, batches, next(ckpt.model.parameters()).device)
@@ -191,6 +231,7 @@ def evaluate(
         s.name: {name: M.set_comparison(original.features[name], s.features[name]) for name in [*M.SCALARS, *M.HISTOGRAMS]}
         for s in sets
     }
+    report["set_comparison_by_genre"] = {s.name: _comparison_by_genre(s, original) for s in sets[1:]}
     report["histogram_js_distance"] = {s.name: _histogram_distances(s, original) for s in sets}
     report["likelihood"] = {"lstm": split_likelihood(ckpt)}
     for path, other in loaded_baselines:
@@ -201,18 +242,9 @@ def evaluate(
         clf_info = test_report(clf, Path(ckpt.config.data))
     else:
         clf, clf_info = train_classifier(Path(ckpt.config.data), out / "classifier", ClassifierConfig(iterations=classifier_iterations), progress=progress)
-    adherence = {}
-    for s in sets:
-        predicted = [clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores]
-        adherence[s.name] = {"share_as_labelled": float(np.mean([p == lab for p, lab in zip(predicted, s.labels)])), "predicted": predicted, "labels": s.labels}
+    adherence = {s.name: _adherence([clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores], s.labels) for s in sets}
     report["genre"] = {"classifier": str(classifier or out / "classifier"), "test": clf_info, "adherence": adherence}
-
-    train_rows, train_index = open_split(Path(ckpt.config.data), "train")
-    index = TrainingIndex([note_codes(ckpt.encoding.decode(np.asarray(train_rows[a : a + b, 0]))) for a, b, _ in train_index])
-    report["memorisation"] = {}
-    for s in sets[1:]:
-        runs = index.longest_runs([note_codes(sc) for sc in s.scores])
-        report["memorisation"][s.name] = {"longest_runs": runs, "max": max(runs), "median": float(np.median(runs)), "flagged_copies": int(sum(r >= COPY_FLAG for r in runs)), "flag_at": COPY_FLAG}
+    report["memorisation"] = _memorisation(ckpt, sets[1:])
     report["problems"] = problems
     report["seconds"] = round(time.perf_counter() - t0, 1)
     for p in problems:

@@ -109,7 +109,7 @@ def _audio(audio: np.ndarray, rate: int) -> str:
 
 def html_table(rows: list[list], header: list[str]) -> str:
     def cell(v):
-        return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+        return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
@@ -131,9 +131,17 @@ def write_report(report: dict, sets, out: Path) -> Path:
         if name != "original"
         for metric, v in metrics.items()
     ]
-    adherence = [[name, v["share_as_labelled"]] for name, v in report["genre"]["adherence"].items()]
-    memo = [[name, v["max"], v["median"], v["flagged_copies"]] for name, v in report["memorisation"].items()]
-    likelihood = [[name, v.get("test_nll_nats_per_token", float("nan")), v.get("test_perplexity", float("nan"))] for name, v in report["likelihood"].items()]
+    genres = list(report["genre"]["adherence"]["original"]["by_genre"]) if "original" in report["genre"]["adherence"] else []
+    adherence = [[name, v["share_as_labelled"], *[v["by_genre"].get(g, float("nan")) for g in genres]] for name, v in report["genre"]["adherence"].items()]
+    by_genre = [
+        [name, *[d.get(g, {}).get("mean_overlap") for g in genres]] for name, d in report["set_comparison_by_genre"].items()
+    ]
+    memo = [[name, v["max"], v["median"], v["max_bars"], v["flagged_copies"]] for name, v in report["memorisation"].items()]
+    likelihood = [
+        [name, *(("nats/token", v["test_nll_nats_per_token"], v["test_perplexity"]) if "test_nll_nats_per_token" in v
+                 else ("nats/frame", v["test_nll_nats_per_frame"], float("nan")) if "test_nll_nats_per_frame" in v else ("", float("nan"), float("nan")))]
+        for name, v in report["likelihood"].items()
+    ]
     histograms = [[name, *[v if v is not None else float("nan") for v in d.values()]] for name, d in report["histogram_js_distance"].items()]
     audio = "".join(
         f"<h3>{html.escape(s.name)}</h3>" + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(len(s.audio)))
@@ -156,15 +164,17 @@ audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seco
 {img_tag(figs[1 + len(sets)])}
 <h3>Against the original (Yang &amp; Lerch): KL divergence and overlapped area</h3>
 {html_table(comparison, ["set", "feature", "KL(intra-original | inter)", "overlapped area"])}
+<h3>Per genre: mean overlapped area over the features</h3>
+{html_table(by_genre, ["set", *genres])}
 <h2>Genre</h2>
 {img_tag(figs[-1])}
-{html_table(adherence, ["set", "share classified as its genre"])}
+{html_table(adherence, ["set", "share classified as its genre", *genres])}
 <h2>Memorisation</h2>
-{html_table(memo, ["set", "longest copied run (notes)", "median", f"pieces with runs of {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at']}+"])}
+{html_table(memo, ["set", "longest copied run (notes)", "median (notes)", "longest copied run (bars)", f"pieces copying {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at_bars']:g}+ bars"])}
 <h3>Histograms against the original: Jensen-Shannon distance of the set means</h3>
 {html_table(histograms, ["set", *M.HISTOGRAMS])}
 <h2>Likelihood (test split, each model on its own encoding)</h2>
-{html_table(likelihood, ["model", "NLL (nats/token)", "perplexity"])}
+{html_table(likelihood, ["model", "unit", "test NLL", "perplexity"])}
 <h2>Listen</h2>
 {audio}
 <h2>Problems</h2><ul>{problems}</ul>
