@@ -11,7 +11,7 @@ DEMO_PER_GENRE ?= 100
 # cpu preset's 2000 iterations it reached (`etude train --resume out/demo/run` continues).
 DEMO_MINUTES ?= 6
 
-.PHONY: demo test test-slow bench e2e pretrained clean
+.PHONY: demo test test-slow bench e2e pretrained pretrained-piano clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,21 @@ e2e: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) tests/e2e/check_report.py
 
-# Re-make the model shipped inside the package (src/etude/pretrained).
+# Re-make the built-in-corpus model shipped inside the package (src/etude/pretrained/builtin).
 pretrained: $(STAMP)
 	$(ETUDE) corpus builtin --per-genre 100
 	$(ETUDE) data prepare builtin --out out/pretrained/data
 	$(ETUDE) train out/pretrained/data --preset cpu --out out/pretrained/run --force
-	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/pretrained/run', 'src/etude/pretrained')"
+	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/pretrained/run', 'src/etude/pretrained/builtin')"
+
+# Re-make the default piano model (src/etude/pretrained/piano) from the piano corpus: about
+# 8 minutes on one H100, many hours on a CPU; run it again to resume.
+PIANO ?= ../shared/data/piano
+pretrained-piano: $(STAMP)
+	test -f out/piano/data/meta.json || $(ETUDE) data prepare $(PIANO) --out out/piano/data
+	if [ -f out/piano/run/config.json ]; then $(ETUDE) train --resume out/piano/run; \
+	else $(ETUDE) train out/piano/data --preset piano --out out/piano/run; fi
+	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/piano/run', 'src/etude/pretrained/piano')"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

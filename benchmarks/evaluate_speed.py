@@ -37,10 +37,10 @@ def main() -> None:
         train_classifier(data, Path(tmp) / "clf", progress=False)
         clf_s = time.perf_counter() - t
         t = time.perf_counter()
-        report = evaluate(pretrained_path(), Path(tmp) / "r1", classifier=Path(tmp) / "clf", n=a.n, data=data, progress=False)
+        report = evaluate(pretrained_path("builtin"), Path(tmp) / "r1", classifier=Path(tmp) / "clf", n=a.n, data=data, progress=False)
         eval_s = time.perf_counter() - t
         t = time.perf_counter()
-        evaluate(pretrained_path(), Path(tmp) / "r2", n=a.n, data=data, progress=False)
+        evaluate(pretrained_path("builtin"), Path(tmp) / "r2", n=a.n, data=data, progress=False)
         full_s = time.perf_counter() - t
     print(f"{a.n} generated + {a.n} test pieces of 30 s:")
     print(f"  evaluate with a trained classifier: {eval_s:6.1f} s = {eval_s / LIMIT_S:.2f} x limit {LIMIT_S:.0f} s")

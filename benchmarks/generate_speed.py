@@ -1,10 +1,12 @@
 """Generation speed as a real-time factor: seconds of music per second of wall time.
 
-cpu preset: the model shipped in the package, generating 30 s pieces at batch 1 and 16.
-paper preset (4 x 1024, random weights: speed does not depend on the weights): tokens/s at
-batch 1 and 16, turned into music seconds with the shipped model's seconds per token measured
-in the same run. Targets on 2 CPU cores (issue 3): paper >= 1x at batch 1, cpu >= 50x.
-Audio rendering is not included.
+The shipped piano model (2 x 384) makes one 30 s piece of each of its six genres at batch 1,
+the way `etude generate --genre G --n 1` and a robot's `perform --run pretrained` do; the
+shipped built-in-corpus model (cpu preset, 2 x 256) the same at batch 1 and 16; the paper
+preset (4 x 1024, random weights: speed does not depend on the weights) tokens/s at batch 1
+and 16, turned into music seconds with the piano model's seconds per token from this run.
+Targets on 2 CPU cores: piano >= 20x at batch 1 (issue 14), cpu preset >= 50x, paper >= 1x
+(issue 3). Audio rendering is not included.
 
     python benchmarks/generate_speed.py [--seconds 30]
 """
@@ -22,35 +24,50 @@ from etude.generate import Length, Sampling, pretrained_path, sample_tokens
 from etude.models.lstm import LSTMGenerator
 
 
-def timed(ckpt: Checkpoint, n: int, length: Length) -> tuple[float, list[list[int]]]:
+def timed(ckpt: Checkpoint, genre: str, n: int, length: Length) -> tuple[float, int, float]:
+    """Wall seconds, tokens and music seconds of n pieces sampled as one batch."""
     t = time.perf_counter()
-    seqs = sample_tokens(ckpt, ckpt.encoding.genres[0], n, length, Sampling(top_p=0.95), seed=1)
-    return time.perf_counter() - t, seqs
+    seqs = sample_tokens(ckpt, genre, n, length, Sampling(top_p=0.95), seed=1)
+    wall = time.perf_counter() - t
+    music = sum(ckpt.encoding.decode(np.array(s)).to("second").end() for s in seqs)
+    return wall, sum(len(s) for s in seqs), music
 
 
-def main() -> None:
+def row(name: str, batch: int, wall: float, tokens: int, music: float, target: str) -> None:
+    print(f"{name:<28} {batch:>5} {tokens / wall:9.0f} {music / wall:9.1f}x {target:>7}")
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--paper-tokens", type=int, default=200)
     a = ap.parse_args()
-    shipped = load_checkpoint(pretrained_path())
-    sec_per_token = []
-    print(f"{'model':<22} {'batch':>5} {'tokens/s':>9} {'music s/s':>10} {'target':>7}")
+    length = Length(a.seconds, "s")
+    print(f"{'model':<28} {'batch':>5} {'tokens/s':>9} {'music s/s':>10} {'target':>7}")
+    piano = load_checkpoint(pretrained_path("piano"))
+    totals = np.zeros(3)
+    worst = float("inf")
+    for genre in piano.encoding.genres:
+        wall, tokens, music = timed(piano, genre, 1, length)
+        totals += (wall, tokens, music)
+        worst = min(worst, music / wall)
+        row(f"piano (shipped) {genre}", 1, wall, tokens, music, "20x")
+    row("piano (shipped) all genres", 1, *totals, "20x")
+    builtin = load_checkpoint(pretrained_path("builtin"))
     for batch in (1, 16):
-        wall, seqs = timed(shipped, batch, Length(a.seconds, "s"))
-        tokens = sum(len(s) for s in seqs)
-        music = sum(shipped.encoding.decode(np.array(s)).to("second").end() for s in seqs)
-        sec_per_token.append(music / tokens)
-        print(f"{'cpu preset (shipped)':<22} {batch:>5} {tokens / wall:9.0f} {music / wall:9.1f}x {'50x':>7}")
-    spt = float(np.mean(sec_per_token))
+        row("cpu preset (builtin)", batch, *timed(builtin, builtin.encoding.genres[0], batch, length), "50x")
+    spt = totals[2] / totals[1]
     cfg = load_preset("paper")
-    paper = Checkpoint(shipped.path, LSTMGenerator(shipped.model.vocab_size, shipped.model.n_genres, cfg.model).eval(), cfg, shipped.encoding, {})
+    paper = Checkpoint(piano.path, LSTMGenerator(piano.model.vocab_size, piano.model.n_genres, cfg.model).eval(), cfg, piano.encoding, {})
     for batch in (1, 16):
-        wall, seqs = timed(paper, batch, Length(a.paper_tokens, "t"))
-        tokens = sum(len(s) for s in seqs)
-        print(f"{'paper (4 x 1024)':<22} {batch:>5} {tokens / wall:9.0f} {tokens * spt / wall:9.1f}x {'1x' if batch == 1 else '':>7}")
-    print(f"(paper music seconds = tokens x {spt:.3f} s/token, the shipped model's rate)")
+        wall, tokens, _ = timed(paper, piano.encoding.genres[0], batch, Length(a.paper_tokens, "t"))
+        row("paper (4 x 1024)", batch, wall, tokens, tokens * spt, "1x" if batch == 1 else "")
+    print(f"(paper music seconds = tokens x {spt:.4f} s/token, the piano model's rate)")
+    overall = totals[2] / totals[0]
+    print(f"piano model at batch 1: {overall:.1f}x real time over the six genres (target 20x: ratio {overall / 20:.2f}); "
+          f"slowest genre {worst:.1f}x")
+    return 0 if overall >= 20 else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -84,17 +84,31 @@ def test_errors(tiny_run, tmp_path):
         generate(tiny_run, genre="bach", out=tmp_path / "x", primer="nope.mid:3")
 
 
-def test_shipped_model_generates_every_builtin_genre(tmp_path):
-    from etude.data.builtin import STYLES
-    from etude.generate import pretrained_path
+PIANO_GENRES = ["classical", "folk", "jazz", "pop", "ragtime", "videogame"]
 
-    ckpt = load_checkpoint(pretrained_path())
-    assert ckpt.encoding.genres == sorted(s.name for s in STYLES)
-    assert sum(f.stat().st_size for f in pretrained_path().iterdir()) <= 10 * 2**20
-    results = generate(None, genre="all", n=1, length="8s", out=tmp_path, audio=False, image=False)
+
+@pytest.mark.parametrize("name", ["piano", "builtin"])
+def test_each_shipped_model_generates_every_genre(name, tmp_path):
+    """The default (`pretrained`, the piano model) and `pretrained:builtin`: every genre gives a
+    piece with notes that lasts about the asked length; each model folder stays small."""
+    from etude.data.builtin import STYLES
+    from etude.generate import model_path, pretrained_path
+
+    assert model_path(None) == model_path("pretrained") == pretrained_path("piano")
+    ckpt = load_checkpoint(model_path(f"pretrained:{name}"))
+    assert ckpt.encoding.genres == (PIANO_GENRES if name == "piano" else sorted(s.name for s in STYLES))
+    assert sum(f.stat().st_size for f in pretrained_path(name).iterdir()) <= 30 * 2**20
+    results = generate(f"pretrained:{name}", genre="all", n=1, length="8s", out=tmp_path, audio=False, image=False)
     assert [r.midi.name for r in results] == [f"{g}-00.mid" for g in ckpt.encoding.genres]
     for r in results:
         assert Score(str(r.midi)).note_num() > 0 and r.seconds >= 6
+
+
+def test_an_unknown_shipped_model_lists_the_shipped_ones():
+    from etude.generate import model_path
+
+    with pytest.raises(ConfigError, match="pretrained:piano, pretrained:builtin"):
+        model_path("pretrained:nope")
 
 
 def test_genre_names_from_a_downloaded_checkpoint_never_leave_out(tmp_path):

@@ -74,14 +74,27 @@ class Sampling:
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
 
 
-def pretrained_path() -> Path:
-    """The small model shipped inside the package (trained on the built-in corpus)."""
-    return Path(str(resources.files("etude") / "pretrained"))
+SHIPPED = {
+    "piano": "the default: 2 x 256 LSTM trained on the six-genre piano corpus (MODEL_CARD.md)",
+    "builtin": "2 x 256 LSTM trained on the built-in corpus (chorales, Palestrina, folk, fiddle, Irish tunes)",
+}
+
+
+def pretrained_path(name: str = "piano") -> Path:
+    """The folder of a model shipped inside the package (one of SHIPPED)."""
+    if name not in SHIPPED:
+        raise ConfigError(f"no shipped model {name!r}; shipped: " + ", ".join(f"pretrained:{n}" for n in SHIPPED))
+    return Path(str(resources.files("etude") / "pretrained" / name))
 
 
 def model_path(model: str | Path | None) -> Path:
-    """A run or checkpoint path; None or "pretrained" name the shipped model."""
-    return pretrained_path() if model is None or str(model) == "pretrained" else Path(model)
+    """A run or checkpoint path; None or `pretrained` name the shipped piano model, `pretrained:NAME`
+    another shipped model (see SHIPPED)."""
+    if model is None or str(model) == "pretrained":
+        return pretrained_path()
+    if str(model).startswith("pretrained:") and not Path(model).exists():
+        return pretrained_path(str(model).partition(":")[2])
+    return Path(model)
 
 
 def check_genre(ckpt: Checkpoint, genre: str | None) -> str:

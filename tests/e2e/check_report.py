@@ -26,7 +26,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     export_builtin(default_dir(), per_genre=20)
     prepare(default_dir(), OUT / "data")
-    evaluate(pretrained_path(), OUT / "report", n=4, length="10s", data=OUT / "data", classifier_iterations=60, progress=False)
+    evaluate(pretrained_path("builtin"), OUT / "report", n=4, length="10s", data=OUT / "data", classifier_iterations=60, progress=False)
     page = (OUT / "report" / "report.html").resolve().as_uri()
     profile = OUT / "chromium-profile"
     common = ["chromium", *FLAGS, f"--user-data-dir={profile}"]
