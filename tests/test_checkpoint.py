@@ -36,13 +36,58 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_run, tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_a_write_killed_midway_leaves_the_last_checkpoint_loadable(tiny_run, tmp_path):
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after the point where it is raised runs."""
+
+
+def _kill_on_call(n: int):
+    """A function that raises _Killed on its n-th call (1-based) and passes through before."""
+    calls = []
+
+    def wrap(real):
+        def fn(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise _Killed
+            return real(*args, **kwargs)
+
+        return fn
+
+    return wrap
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("save_file", 1),  # while the weights are written into the temporary folder
+        ("os.replace", 1),  # the folder is complete, just before it is renamed into place
+        ("os.replace", 2),  # the folder is in place, just before `last` is switched to it
+    ],
+)
+def test_a_write_killed_midway_leaves_the_last_checkpoint_loadable(tiny_run, tmp_path, monkeypatch, where):
+    """The production writer (train.save_run_checkpoint: write_checkpoint, then point) killed at
+    each stage: `last` still loads, as the old checkpoint or the new one, never half of one; the
+    next write after the kill succeeds."""
+    import etude.checkpoint as C
+    from etude.train import save_run_checkpoint
+
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, symlinks=True)
-    # what a kill during the next write leaves behind: a half-written temporary folder and link
-    half = run / "checkpoints" / ".tmp-ckpt-000160"
-    half.mkdir()
-    (half / "model.safetensors").write_bytes(b"\0" * 10)
-    (run / "checkpoints" / ".tmp-last").symlink_to(half.name)
-    ckpt = load_checkpoint(run / "checkpoints" / "last")
-    assert ckpt.state["iteration"] == 120
+    old = load_checkpoint(run / "checkpoints" / "last")
+    opt = torch.optim.Adam(old.model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    def save(it: int) -> None:
+        state = {**old.state, "iteration": it}
+        rng = [torch.get_rng_state()]
+        save_run_checkpoint(run / "checkpoints", it, old.model, opt, sched, old.config, old.encoding, state, False, rng)
+
+    name, n = where
+    target = (C.os, "replace") if name == "os.replace" else (C, name)
+    monkeypatch.setattr(*target, _kill_on_call(n)(getattr(*target)))
+    with pytest.raises(_Killed):
+        save(160)
+    monkeypatch.undo()
+    assert load_checkpoint(run / "checkpoints" / "last").state["iteration"] == old.state["iteration"]
+    save(200)
+    assert load_checkpoint(run / "checkpoints" / "last").state["iteration"] == 200

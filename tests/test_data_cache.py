@@ -6,6 +6,7 @@ import pytest
 
 from etude.config import DataConfig, EncodingConfig
 from etude.data import info, open_encoding, open_split, prepare, read_meta
+from etude.data.cache import read_pieces
 from etude.errors import InputError
 
 SMALL = DataConfig(min_seconds=1.0, test_frac=0.34, valid_frac=0.5)
@@ -30,7 +31,10 @@ def test_prepare_writes_memmapped_splits(tmp_path, good_corpus):
     split = json.loads((tmp_path / "d" / "split.json").read_text())
     assert len(split) == 7 and set(split.values()) == {"train", "valid", "test"}
     # pedal_and_drums.mid: two pitched tracks merged, its drum track dropped; said in data info
-    assert meta["reduction"]["genres"] == {"march": {"files": 3, "merged": 0, "drums_dropped": 0}, "waltz": {"files": 4, "merged": 1, "drums_dropped": 1}}
+    assert meta["reduction"]["genres"] == {
+        "march": {"files": 3, "merged": 0, "drums_dropped": 0},
+        "waltz": {"files": 4, "merged": 1, "drums_dropped": 1},
+    }
     text = info(tmp_path / "d")
     assert "piano part: every pitched track merged" in text and "drum tracks (MIDI channel 10) dropped" in text
 
@@ -55,8 +59,8 @@ def test_split_file_is_reused_on_rebuild(tmp_path, good_corpus):
     (out / "split.json").write_text(json.dumps(split))
     prepare(good_corpus, out, SMALL, EncodingConfig(beat_res=4), workers=1)
     assert json.loads((out / "split.json").read_text())[moved] == "test"
-    assert moved in (out / "pieces.csv").read_text().split(f"{moved},")[0] + moved  # listed
-    assert f"{moved},{moved.split('/')[0]},test" in (out / "pieces.csv").read_text()
+    rows = {r["id"]: r for r in read_pieces(out / "pieces.csv")}
+    assert rows[moved]["split"] == "test" and rows[moved]["genre"] == moved.split("/")[0]
 
 
 def test_bad_files_are_counted_and_listed(tmp_path, good_corpus, corrupt_dir):
@@ -86,7 +90,9 @@ def test_only_bad_files_is_an_error_and_keeps_old_cache(tmp_path, good_corpus, c
 
 
 def test_transposition_augments_train_only(tmp_path, good_corpus):
-    meta = prepare(good_corpus, tmp_path / "d", DataConfig(min_seconds=1.0, test_frac=0.34, valid_frac=0.5, transpose=2), workers=1)
+    meta = prepare(
+        good_corpus, tmp_path / "d", DataConfig(min_seconds=1.0, test_frac=0.34, valid_frac=0.5, transpose=2), workers=1
+    )
     train = meta["counts"]["train"]
     assert sum(c.get("augmented", 0) for c in train.values()) == 4 * sum(c["pieces"] for c in train.values())
     for split in ("valid", "test"):
@@ -188,4 +194,3 @@ def test_kill_9_during_prepare_then_a_rerun_recovers_the_right_counts(tmp_path, 
     assert cut["counts"] == whole["counts"] and cut["rejection_counts"] == whole["rejection_counts"]
     assert list((tmp_path / "cut").glob(".building-*")) == []  # the killed run's scratch is gone
     assert (tmp_path / "cut" / "split.json").read_text() == (tmp_path / "whole" / "split.json").read_text()
-

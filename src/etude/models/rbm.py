@@ -1,5 +1,6 @@
-"""A binary restricted Boltzmann machine: CD-k / persistent-CD training, Gibbs sampling, and its
-log partition function, exact (small models) or estimated by annealed importance sampling.
+"""A binary restricted Boltzmann machine's parameters, free energy, block Gibbs chains (the
+negative samples of CD-k training in window_rbm and rnn_rbm), and its log partition function,
+exact (small models) or estimated by annealed importance sampling.
 
 Energy E(v, h) = -b.v - c.h - v.W.h over binary visible v (V,) and hidden h (H,). The free energy
 F(v) = -b.v - sum_j softplus(c_j + (v W)_j) gives log p(v) = -F(v) - log Z.
@@ -28,32 +29,6 @@ class RBM(nn.Module):
         """F(v) for v (B, V) -> (B,)."""
         return -v @ self.b - F.softplus(v @ self.W + self.c).sum(-1)
 
-    def p_h(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(v @ self.W + self.c)  # (B, H)
-
-    def p_v(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(h @ self.W.T + self.b)  # (B, V)
-
-    def gibbs(self, v: torch.Tensor, k: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        """k steps v -> h -> v of block Gibbs sampling."""
-        for _ in range(k):
-            h = torch.bernoulli(self.p_h(v), generator=generator)
-            v = torch.bernoulli(self.p_v(h), generator=generator)
-        return v
-
-    def cd_loss(self, v: torch.Tensor, k: int = 1, chains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A loss whose gradient is the CD-k estimate of -d log p(v) / d theta.
-
-        Negative samples come from k Gibbs steps started at the data, or at `chains` (persistent
-        CD). Returns the loss and the negative samples (the next persistent chains)."""
-        with torch.no_grad():
-            negative = self.gibbs(v if chains is None else chains, k)
-        return self.free_energy(v).mean() - self.free_energy(negative).mean(), negative
-
-    def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
-        """Mean squared difference between v and its mean-field reconstruction p(v | p(h | v))."""
-        return ((v - self.p_v(self.p_h(v))) ** 2).mean()
-
     @torch.no_grad()
     def log_partition_exact(self) -> float:
         """log Z by enumerating the 2^H hidden states (H <= 20)."""
@@ -66,14 +41,20 @@ class RBM(nn.Module):
 
     @torch.no_grad()
     def log_partition_ais(
-        self, base_bias: torch.Tensor | None = None, n_temps: int = 1000, n_runs: int = 100, generator: torch.Generator | None = None
+        self,
+        base_bias: torch.Tensor | None = None,
+        n_temps: int = 1000,
+        n_runs: int = 100,
+        generator: torch.Generator | None = None,
     ) -> tuple[float, float]:
         """AIS estimate of log Z and the standard deviation of the n_runs log importance weights.
 
         `base_bias`: the base model's visible biases b_A (default zeros; the data's log-odds make a
         better base)."""
         b_a = torch.zeros_like(self.b) if base_bias is None else base_bias
-        log_z = ais_log_partition(self.W, self.b[None], self.c[None], b_a[None], n_temps, n_runs, generator)  # (1, runs)
+        log_z = ais_log_partition(
+            self.W, self.b[None], self.c[None], b_a[None], n_temps, n_runs, generator
+        )  # (1, runs)
         return float(mean_log_z(log_z)[0]), float(log_z.std())
 
 
@@ -83,13 +64,21 @@ def free_energy(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tens
 
 
 def gibbs_chain(
-    v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, k: int, generator: torch.Generator | None = None, temperature: float = 1.0
+    v: torch.Tensor,
+    W: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """k sweeps v -> h -> v of block Gibbs sampling; the visible logits divided by `temperature`."""
     for _ in range(k):
         act = v @ W + c
         h = (torch.rand(act.shape, generator=generator, device=v.device) < torch.sigmoid(act)).to(v.dtype)
-        v = (torch.rand(v.shape, generator=generator, device=v.device) < torch.sigmoid((h @ W.T + b) / temperature)).to(v.dtype)
+        v = (torch.rand(v.shape, generator=generator, device=v.device) < torch.sigmoid((h @ W.T + b) / temperature)).to(
+            v.dtype
+        )
     return v
 
 
