@@ -11,7 +11,7 @@ DEMO_PER_GENRE ?= 100
 # cpu preset's 2000 iterations it reached (`etude train --resume out/demo/run` continues).
 DEMO_MINUTES ?= 6
 
-.PHONY: demo test test-slow bench e2e pretrained pretrained-piano clean
+.PHONY: demo lint test test-slow bench e2e pretrained pretrained-piano clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,11 @@ pretrained-piano: $(STAMP)
 	else $(ETUDE) train out/piano/data --preset piano --out out/piano/run; fi
 	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/piano/run', 'src/etude/pretrained/piano')"
 
-test: $(STAMP)
+# Lint (ruff: line length 120, import order, pyflakes) before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

@@ -26,7 +26,8 @@ from pathlib import Path
 from etude.evaluate import evaluate
 t = time.perf_counter()
 report = evaluate(Path(sys.argv[1]), Path(sys.argv[2]), n=int(sys.argv[3]), progress=False)
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10,
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_mb,
                   "copied": report["memorisation"]["lstm"]["max"], "train_pieces": report["pieces_per_set"]}))
 """
 
@@ -49,7 +50,12 @@ def main() -> int:
         cfg = load_preset("tiny")
         cfg.data = str((work / "data").resolve())
         train(cfg, work / "run", overrides=["train.iterations=60", "train.eval_every=60"], force=True, progress=False)
-        out = subprocess.run([sys.executable, "-c", CHILD, str(work / "run"), str(work / "report"), str(a.n)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(work / "run"), str(work / "report"), str(a.n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         got = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"piano corpus {a.corpus}: prepared in {prepare_s:.0f} s; etude evaluate --n {a.n}:")
     print(f"  peak memory {got['peak_mb']:6d} MB = {got['peak_mb'] / LIMIT_MB:.2f} x limit {LIMIT_MB} MB")

@@ -37,17 +37,25 @@ def main() -> None:
         train_classifier(data, Path(tmp) / "clf", progress=False)
         clf_s = time.perf_counter() - t
         t = time.perf_counter()
-        report = evaluate(pretrained_path("builtin"), Path(tmp) / "r1", classifier=Path(tmp) / "clf", n=a.n, data=data, progress=False)
+        report = evaluate(
+            pretrained_path("builtin"), Path(tmp) / "r1", classifier=Path(tmp) / "clf", n=a.n, data=data, progress=False
+        )
         eval_s = time.perf_counter() - t
         t = time.perf_counter()
         evaluate(pretrained_path("builtin"), Path(tmp) / "r2", n=a.n, data=data, progress=False)
         full_s = time.perf_counter() - t
     print(f"{a.n} generated + {a.n} test pieces of 30 s:")
     print(f"  evaluate with a trained classifier: {eval_s:6.1f} s = {eval_s / LIMIT_S:.2f} x limit {LIMIT_S:.0f} s")
-    print(f"  evaluate training its classifier:   {full_s:6.1f} s = {full_s / LIMIT_S:.2f} x limit (classifier alone {clf_s:.1f} s)")
+    print(
+        f"  evaluate training its classifier:   {full_s:6.1f} s = {full_s / LIMIT_S:.2f} x limit (classifier "
+        f"alone {clf_s:.1f} s)"
+    )
     lstm = report["spectral"]["lstm"]
-    print(f"  LSTM vs original: LSD {lstm['log_spectral_distance_db']:.2f} dB, JS {lstm['js_distance']:.3f}, "
-          f"adherence {report['genre']['adherence']['lstm']['share_as_labelled']:.2f} (test accuracy {report['genre']['test']['accuracy']:.2f})")
+    print(
+        f"  LSTM vs original: LSD {lstm['log_spectral_distance_db']:.2f} dB, JS {lstm['js_distance']:.3f}, "
+        f"adherence {report['genre']['adherence']['lstm']['share_as_labelled']:.2f} (test accuracy "
+        f"{report['genre']['test']['accuracy']:.2f})"
+    )
 
 
 if __name__ == "__main__":

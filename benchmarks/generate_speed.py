@@ -58,14 +58,22 @@ def main() -> int:
         row("cpu preset (builtin)", batch, *timed(builtin, builtin.encoding.genres[0], batch, length), "50x")
     spt = totals[2] / totals[1]
     cfg = load_preset("paper")
-    paper = Checkpoint(piano.path, LSTMGenerator(piano.model.vocab_size, piano.model.n_genres, cfg.model).eval(), cfg, piano.encoding, {})
+    paper = Checkpoint(
+        piano.path,
+        LSTMGenerator(piano.model.vocab_size, piano.model.n_genres, cfg.model).eval(),
+        cfg,
+        piano.encoding,
+        {},
+    )
     for batch in (1, 16):
         wall, tokens, _ = timed(paper, piano.encoding.genres[0], batch, Length(a.paper_tokens, "t"))
         row("paper (4 x 1024)", batch, wall, tokens, tokens * spt, "1x" if batch == 1 else "")
     print(f"(paper music seconds = tokens x {spt:.4f} s/token, the piano model's rate)")
     overall = totals[2] / totals[0]
-    print(f"piano model at batch 1: {overall:.1f}x real time over the six genres (target 20x: ratio {overall / 20:.2f}); "
-          f"slowest genre {worst:.1f}x")
+    print(
+        f"piano model at batch 1: {overall:.1f}x real time over the six genres (target 20x: ratio {overall / 20:.2f}); "
+        f"slowest genre {worst:.1f}x"
+    )
     return 0 if overall >= 20 else 1
 
 

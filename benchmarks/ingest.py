@@ -21,12 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic_corpus import write_corpus  # noqa: E402
-
 from etude.config import DataConfig, EncodingConfig  # noqa: E402
 from etude.data import discover, make_encoding, prepare  # noqa: E402
 from etude.data.builtin import default_dir, export_builtin  # noqa: E402
 from etude.data.midi import load_pieces, read_score  # noqa: E402
+from synthetic_corpus import write_corpus  # noqa: E402
 
 
 def per_file(fn, paths, repeats: int = 1) -> float:
@@ -122,7 +121,13 @@ def prepare_in_subprocess(corpus: Path, out: Path, workers: int) -> tuple[float,
     """Wall seconds and peak resident MB of one `etude data prepare` run in its own process."""
     import json
 
-    done = subprocess.run([sys.executable, "-c", _PREPARE, str(corpus), str(out), str(workers)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PREPARE, str(corpus), str(out), str(workers)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     result = json.loads(done.stderr.strip().splitlines()[-1])
     return result["wall"], result["peak_kb"] / 1024
 

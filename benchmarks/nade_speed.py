@@ -43,7 +43,9 @@ def seconds_per_step(logits_fn, head: NADEHead, u: torch.Tensor, v: torch.Tensor
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=1000, help="frames per step (a JSB batch of 16 x 128 has about 1000 real ones)")
+    ap.add_argument(
+        "--frames", type=int, default=1000, help="frames per step (a JSB batch of 16 x 128 has about 1000 real ones)"
+    )
     ap.add_argument("--hidden", type=int, default=150, help="NADE hidden units")
     ap.add_argument("--notes", type=float, default=4.0, help="mean notes per frame")
     ap.add_argument("--reps", type=int, default=10)
@@ -57,7 +59,10 @@ def main() -> None:
 
     ours = seconds_per_step(head.logits, head, u, v, args.reps)
     peer = seconds_per_step(lambda a, b: textbook_logits(head, a, b), head, u, v, args.reps)
-    print(f"NADE forward + backward, {args.frames} frames x {KEYS} keys, {args.hidden} hidden, {torch.get_num_threads()} threads")
+    print(
+        f"NADE forward + backward, {args.frames} frames x {KEYS} keys, {args.hidden} hidden, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"  textbook (a hidden vector per key): {peer * 1e3:8.1f} ms")
     print(f"  etude (one per note segment):       {ours * 1e3:8.1f} ms")
     ratio = peer / ours

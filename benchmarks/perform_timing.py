@@ -19,9 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic_corpus import random_piece  # noqa: E402
-
 from etude.perform import RecordingSink, play, score_events  # noqa: E402
+from synthetic_corpus import random_piece  # noqa: E402
 
 
 def naive_play(events, sink) -> None:
@@ -50,7 +49,9 @@ def main() -> None:
     # five random two-voice pieces at once, squeezed into the asked length: dense chords
     scores = [random_piece(np.random.default_rng(k)) for k in range(5)]
     scale = max(score_events(s)[-1].t for s in scores) / a.seconds
-    events = sorted((e for s in scores for e in score_events(s, tempo_scale=scale)), key=lambda e: (e.t, e.type != "note_off"))
+    events = sorted(
+        (e for s in scores for e in score_events(s, tempo_scale=scale)), key=lambda e: (e.t, e.type != "note_off")
+    )
     print(f"{len(events)} events over {events[-1].t:.1f} s ({len(events) / events[-1].t:.0f} events/s)")
     print(f"{'player':<34} {'median':>8} {'p99':>8} {'max':>8} {'last':>9}   (ms, |actual - scheduled|)")
     sink = RecordingSink()

@@ -1,6 +1,6 @@
 """Write a synthetic MIDI corpus: N random two-voice piano pieces of 20-90 s in G genres.
 
-    python benchmarks/synthetic_corpus.py OUT_DIR --files 10000 --genres 4
+python benchmarks/synthetic_corpus.py OUT_DIR --files 10000 --genres 4
 """
 
 from __future__ import annotations

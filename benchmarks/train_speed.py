@@ -75,7 +75,10 @@ def main() -> None:
         rate, flops = train_rate(preset, steps, a.seq_len, device)
         print(f"{preset:<7} {rate:10.0f} {flops / 1e9:9.1f} {flops / peak:8.2f}")
         if preset == "paper":
-            print(f"paper: {flops / peak:.2f} of peak (target >= 0.60); 6000 iterations of 32 x 256 tokens would take {6000 * 32 * 256 / rate / 3600:.1f} h here")
+            print(
+                f"paper: {flops / peak:.2f} of peak (target >= 0.60); 6000 iterations of 32 x 256 tokens would "
+                f"take {6000 * 32 * 256 / rate / 3600:.1f} h here"
+            )
 
 
 if __name__ == "__main__":

@@ -6,16 +6,29 @@ from symusic import Score
 from etude.checkpoint import load_checkpoint
 from etude.cli import main
 from etude.config import AIS, MODELS
-from etude.roll_eval import evaluate_rolls, piece_batches
 from etude.data.cache import open_split
+from etude.roll_eval import evaluate_rolls, piece_batches
 
-TINY = ["--train.iterations=12", "--train.eval_every=6", "--model.hidden=16", "--model.layers=1", "--model.head_hidden=12", "--train.batch_size=4", "--train.seq_len=16", "--train.ais_temps=20", "--train.ais_runs=2"]
+TINY = [
+    "--train.iterations=12",
+    "--train.eval_every=6",
+    "--model.hidden=16",
+    "--model.layers=1",
+    "--model.head_hidden=12",
+    "--train.batch_size=4",
+    "--train.seq_len=16",
+    "--train.ais_temps=20",
+    "--train.ais_runs=2",
+]
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_each_model_trains_resumes_and_generates_midi(model, small_jsb_dir, tmp_path):
     run = tmp_path / "run"
-    assert main(["-q", "train", str(small_jsb_dir), "--encoding", "pianoroll", "--model", model, "--out", str(run), *TINY]) == 0
+    assert (
+        main(["-q", "train", str(small_jsb_dir), "--encoding", "pianoroll", "--model", model, "--out", str(run), *TINY])
+        == 0
+    )
     ckpt = load_checkpoint(run / "checkpoints" / "last")
     assert ckpt.config.model.name == model and ckpt.state["iteration"] == 12
     assert main(["-q", "train", "--resume", str(run), "--train.iterations=14"]) == 0
@@ -23,7 +36,9 @@ def test_each_model_trains_resumes_and_generates_midi(model, small_jsb_dir, tmp_
     out = tmp_path / "gen"
     assert main(["-q", "generate", str(run), "--n", "2", "--length", "8s", "--out", str(out)]) == 0
     mids = sorted(out.glob("*.mid"))
-    assert len(mids) == 2 and all((m.with_suffix(".wav")).stat().st_size > 0 and m.with_suffix(".png").exists() for m in mids)
+    assert len(mids) == 2 and all(
+        (m.with_suffix(".wav")).stat().st_size > 0 and m.with_suffix(".png").exists() for m in mids
+    )
     score = Score(str(mids[0]))
     assert 0 < score.to("second").end() <= 8.0 + 1e-6  # 16 quarter-note frames at 120 qpm
     rows, index = open_split(small_jsb_dir, "test")
@@ -54,7 +69,26 @@ def test_lstm_beats_the_marginal_floor_on_jsb(small_jsb_dir, tmp_path):
 
 def test_benchmark_command_writes_table_and_json(small_jsb, tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["-q", "benchmark", "polyphonic", "--data", str(small_jsb), "--model", "lstm,rnn-rbm", "--out", str(out), "--ais-temps", "20", "--ais-runs", "4", "--ais-repeats", "2", *TINY])
+    code = main(
+        [
+            "-q",
+            "benchmark",
+            "polyphonic",
+            "--data",
+            str(small_jsb),
+            "--model",
+            "lstm,rnn-rbm",
+            "--out",
+            str(out),
+            "--ais-temps",
+            "20",
+            "--ais-runs",
+            "4",
+            "--ais-repeats",
+            "2",
+            *TINY,
+        ]
+    )
     assert code == 0
     report = json.loads((out / "results.json").read_text())
     assert set(report["models"]) == {"lstm", "rnn-rbm"}
@@ -71,4 +105,9 @@ def test_benchmark_command_writes_table_and_json(small_jsb, tmp_path, capsys):
 
 def test_benchmark_rejects_unknown_model_and_missing_file(tmp_path, small_jsb):
     assert main(["benchmark", "polyphonic", "--data", str(small_jsb), "--model", "gru", "--out", str(tmp_path)]) == 2
-    assert main(["benchmark", "polyphonic", "--data", str(tmp_path / "none.mat"), "--model", "lstm", "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            ["benchmark", "polyphonic", "--data", str(tmp_path / "none.mat"), "--model", "lstm", "--out", str(tmp_path)]
+        )
+        == 2
+    )

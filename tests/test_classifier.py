@@ -14,12 +14,16 @@ def test_notes_only_hears_no_tempo_time_signature_velocity_or_genre(real_data):
     kinds = {t.split("_")[0] for t, h in zip(enc.vocab, heard) if h}
     assert kinds == {"Bar", "Position", "Pitch", "Duration"}
     everything = heard_tokens(enc, "all")
-    assert not any(everything[enc.genre_id(g)] for g in enc.genres) and everything.sum() == len(enc.vocab) - len(enc.genres)
+    assert not any(everything[enc.genre_id(g)] for g in enc.genres) and everything.sum() == len(enc.vocab) - len(
+        enc.genres
+    )
 
 
 @pytest.fixture(scope="module")
 def notes_classifier(real_data, tmp_path_factory):
-    return train_classifier(real_data, tmp_path_factory.mktemp("clf"), ClassifierConfig(iterations=60, transpose=5), progress=False)
+    return train_classifier(
+        real_data, tmp_path_factory.mktemp("clf"), ClassifierConfig(iterations=60, transpose=5), progress=False
+    )
 
 
 def test_tempo_and_dynamics_cannot_move_a_notes_only_classifier(notes_classifier, real_data):

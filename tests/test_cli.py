@@ -15,7 +15,16 @@ def test_version(capsys):
 
 @pytest.mark.parametrize(
     "command",
-    [["corpus", "builtin"], ["data", "prepare"], ["data", "info"], ["data", "roll2midi"], ["perform"], ["evaluate"], ["classifier", "train"], ["classify"]],
+    [
+        ["corpus", "builtin"],
+        ["data", "prepare"],
+        ["data", "info"],
+        ["data", "roll2midi"],
+        ["perform"],
+        ["evaluate"],
+        ["classifier", "train"],
+        ["classify"],
+    ],
 )
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
@@ -35,7 +44,22 @@ def test_missing_path_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_only_bad_files_is_one_line_exit_2(tmp_path, corrupt_dir, capsys):
-    code = main(["-q", "data", "prepare", str(corrupt_dir), "--genre", "x", "--out", str(tmp_path / "o"), "--workers", "1", "--long-pieces", "reject"])
+    code = main(
+        [
+            "-q",
+            "data",
+            "prepare",
+            str(corrupt_dir),
+            "--genre",
+            "x",
+            "--out",
+            str(tmp_path / "o"),
+            "--workers",
+            "1",
+            "--long-pieces",
+            "reject",
+        ]
+    )
     assert code == 2
     assert "no usable piece" in _error_line(capsys)
 
@@ -56,7 +80,10 @@ def test_unknown_encoding_exits_2(tmp_path, good_corpus, capsys):
 
 def test_prepare_and_info(tmp_path, good_corpus, capsys):
     out = tmp_path / "d"
-    assert main(["-q", "data", "prepare", str(good_corpus), "--out", str(out), "--min-seconds", "1", "--workers", "1"]) == 0
+    assert (
+        main(["-q", "data", "prepare", str(good_corpus), "--out", str(out), "--min-seconds", "1", "--workers", "1"])
+        == 0
+    )
     assert "march" in capsys.readouterr().out
     assert main(["data", "info", str(out)]) == 0
     text = capsys.readouterr().out
@@ -64,7 +91,10 @@ def test_prepare_and_info(tmp_path, good_corpus, capsys):
 
 
 def test_roll2midi(jsb_mat, tmp_path, capsys):
-    assert main(["data", "roll2midi", str(jsb_mat), "--split", "valid", "--index", "2", "--out", str(tmp_path / "x.mid")]) == 0
+    assert (
+        main(["data", "roll2midi", str(jsb_mat), "--split", "valid", "--index", "2", "--out", str(tmp_path / "x.mid")])
+        == 0
+    )
     assert (tmp_path / "x.mid").stat().st_size > 0
 
 
@@ -131,7 +161,24 @@ def test_vocabulary_mismatch_on_resume(tiny_run, tmp_path, good_corpus, capsys):
 
 def test_generate_prints_paths(tiny_run, tmp_path, capsys):
     out = tmp_path / "g"
-    assert main(["generate", str(tiny_run), "--genre", "fiddle", "--n", "2", "--length", "64t", "--out", str(out), "--no-audio"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(tiny_run),
+                "--genre",
+                "fiddle",
+                "--n",
+                "2",
+                "--length",
+                "64t",
+                "--out",
+                str(out),
+                "--no-audio",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and str(out / "fiddle-00.mid") in lines[0]
     assert (out / "fiddle-01.png").exists() and not (out / "fiddle-01.wav").exists()

@@ -65,7 +65,7 @@ def test_split_reuses_previous_assignments(tmp_path):
 @pytest.mark.parametrize("genre", ["../../x", "a/b", ".hidden", "", "x" * 65, "tab\there"])
 def test_unsafe_genre_names_are_refused_at_prepare_time(tmp_path, good_corpus, genre):
     manifest = tmp_path / "m.csv"
-    manifest.write_text(f"path,genre\n{good_corpus / 'march' / 'march0.mid'},\"{genre}\"\n")
+    manifest.write_text(f'path,genre\n{good_corpus / "march" / "march0.mid"},"{genre}"\n')
     with pytest.raises(InputError, match="genre name"):
         discover(manifest)
     with pytest.raises(InputError, match="genre name"):

@@ -24,7 +24,9 @@ def _jittered_piece(seed: int) -> Score:
     t = Track(program=0)
     times = np.sort(rng.integers(0, 480 * 16, 40))
     for time in np.unique(times):
-        t.notes.append(Note(int(time), int(rng.integers(30, 1400)), int(rng.integers(30, 100)), int(rng.integers(20, 127))))
+        t.notes.append(
+            Note(int(time), int(rng.integers(30, 1400)), int(rng.integers(30, 100)), int(rng.integers(20, 127)))
+        )
     s.tracks.append(t)
     return reduce_to_piano(s)
 

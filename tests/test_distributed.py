@@ -10,7 +10,9 @@ import pytest
 
 def _failure(out: subprocess.CompletedProcess) -> str:
     """What each process printed about its failure (torchrun's own summary comes last and hides it)."""
-    lines = [ln for ln in out.stderr.splitlines() if any(k in ln for k in ("Error", "error", "terminate", "what()", "Abort"))]
+    lines = [
+        ln for ln in out.stderr.splitlines() if any(k in ln for k in ("Error", "error", "terminate", "what()", "Abort"))
+    ]
     return "\n".join(lines[:40]) or out.stderr[-2000:]
 
 
@@ -20,15 +22,43 @@ def _losses(run):
 
 
 def test_two_processes_match_one(real_data, tmp_path):
-    common = ["--preset", "tiny", "--model.keep_prob=1.0", "--train.iterations=30", "--train.eval_every=10", "--train.log_every=2"]
+    common = [
+        "--preset",
+        "tiny",
+        "--model.keep_prob=1.0",
+        "--train.iterations=30",
+        "--train.eval_every=10",
+        "--train.log_every=2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"
-    subprocess.run([sys.executable, "-m", "etude", "-q", "train", str(real_data), "--out", str(single), *common], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "etude", "-q", "train", str(real_data), "--out", str(single), *common],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     ddp = tmp_path / "ddp"
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "etude", "train", str(real_data), "--out", str(ddp), *common],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "etude",
+            "train",
+            str(real_data),
+            "--out",
+            str(ddp),
+            *common,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, _failure(out)
     assert "2 process(es): global batch 8 windows x 32 tokens (4 per process)" in out.stderr
@@ -41,8 +71,19 @@ def test_two_processes_match_one(real_data, tmp_path):
     # resume works the same under torchrun: extend both runs by 10 iterations and compare again
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "etude"]
     extend = ["train", "--resume", "RUN", "--train.iterations=40"]
-    subprocess.run([sys.executable, "-m", "etude", "-q", *[str(single) if a == "RUN" else a for a in extend]], check=True, env=env, capture_output=True)
-    out = subprocess.run([*launch, *[str(ddp) if a == "RUN" else a for a in extend]], env=env, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "etude", "-q", *[str(single) if a == "RUN" else a for a in extend]],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [*launch, *[str(ddp) if a == "RUN" else a for a in extend]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, _failure(out)
     a, b = _losses(single), _losses(ddp)
     assert a[-1][:2] == b[-1][:2] == (40, "valid")

@@ -95,7 +95,9 @@ def test_a_dropped_download_resumes_and_every_file_is_verified(folk_set, tmp_pat
         assert sorted(p.name for p in (out / "folk").iterdir()) == sorted(f.name for f in real)
         for f in real:
             assert (out / "folk" / f.name).read_bytes() == f.read_bytes()
-        again = download(["folk"], out, base_url=server.url, manifest=manifest, progress=False)  # archive kept: no request
+        again = download(
+            ["folk"], out, base_url=server.url, manifest=manifest, progress=False
+        )  # archive kept: no request
         assert again == {"folk": 5} and len(server.requests) == 2
     finally:
         server.close()

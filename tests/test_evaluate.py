@@ -23,7 +23,15 @@ class _Media(HTMLParser):
 @pytest.fixture(scope="module")
 def report(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    result = evaluate(tiny_run, out, baselines=[tmp_path_factory.mktemp("nobaseline")], n=4, length="8s", classifier_iterations=40, progress=False)
+    result = evaluate(
+        tiny_run,
+        out,
+        baselines=[tmp_path_factory.mktemp("nobaseline")],
+        n=4,
+        length="8s",
+        classifier_iterations=40,
+        progress=False,
+    )
     return out, result
 
 
@@ -72,6 +80,8 @@ def test_html_embeds_every_image_and_audio(report):
 def test_classifier_cli(real_data, tmp_path, capsys, good_corpus):
     assert main(["classifier", "train", str(real_data), "--out", str(tmp_path / "clf"), "--iterations", "30"]) == 0
     assert "test accuracy" in capsys.readouterr().out
-    code = main(["classify", str(tmp_path / "clf"), str(good_corpus / "march" / "march0.mid"), str(tmp_path / "missing.mid")])
+    code = main(
+        ["classify", str(tmp_path / "clf"), str(good_corpus / "march" / "march0.mid"), str(tmp_path / "missing.mid")]
+    )
     captured = capsys.readouterr()
     assert code == 2 and "march0.mid: " in captured.out and "missing.mid" in captured.err

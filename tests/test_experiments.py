@@ -59,7 +59,21 @@ def test_runs_share_the_base_configuration():
 
 
 def _study(data, out, *extra):
-    cmd = [sys.executable, "-m", "etude", "-q", "experiment", "study", "--data", str(data), "--scale", "tiny", "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "etude",
+        "-q",
+        "experiment",
+        "study",
+        "--data",
+        str(data),
+        "--scale",
+        "tiny",
+        "--out",
+        str(out),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -73,7 +87,9 @@ def test_tiny_study_runs_resumes_and_judges_every_claim(real_data, tmp_path):
     assert all(c["held"] in (True, False) for c in report["claims"]), report["claims"]
     assert len(report["runs"]) == 22 and all(r["trained_now"] for r in report["runs"].values())
     r = report["results"]
-    assert set(r["dropout"]) == {"0.5", "0.7", "0.9"} and all(v["final_valid_nll"]["n"] == 2 for v in r["dropout"].values())
+    assert set(r["dropout"]) == {"0.5", "0.7", "0.9"} and all(
+        v["final_valid_nll"]["n"] == 2 for v in r["dropout"].values()
+    )
     assert list(r["iterations"]) == ["20", "40"] and r["iterations"]["40"]["spectral_distance_db"]["n"] == 2
     assert all(v["test_nll"]["n"] == 2 and v["train_seconds"]["mean"] > 0 for v in r["hidden"].values())
     assert {"lstm", "rbm", "rnn-rbm", "original"} <= set(r["models"])

@@ -64,7 +64,9 @@ def test_primer_is_continued(tiny_run, tmp_path, real_data):
     start, length, _ = index[0]
     primer = enc.decode(rows[start : start + length, 0])
     primer.dump_midi(str(tmp_path / "primer.mid"))
-    out = generate(tiny_run, genre="bach", n=1, length="6s", out=tmp_path / "g", primer=f"{tmp_path / 'primer.mid'}:4", audio=False)
+    out = generate(
+        tiny_run, genre="bach", n=1, length="6s", out=tmp_path / "g", primer=f"{tmp_path / 'primer.mid'}:4", audio=False
+    )
     got = Score(str(out[0].midi)).to("second").tracks[0].notes
     want = [n for n in primer.to("second").tracks[0].notes if n.time < 4 - 1e-6]
     assert [(round(n.time, 2), n.pitch) for n in got[: len(want)]] == [(round(n.time, 2), n.pitch) for n in want]
@@ -143,7 +145,9 @@ def test_the_token_cap_is_sized_from_the_training_music(tiny_run, real_data):
     from etude.generate import CAP_FACTOR, Length
 
     state = json.loads((tiny_run / "checkpoints" / "last" / "state.json").read_text())
-    density = [int(r["rows"]) / float(r["seconds"]) for r in read_pieces(real_data / "pieces.csv") if r["split"] == "train"]
+    density = [
+        int(r["rows"]) / float(r["seconds"]) for r in read_pieces(real_data / "pieces.csv") if r["split"] == "train"
+    ]
     assert state["tokens_per_second"] == pytest.approx(np.quantile(density, 0.99))
     assert Length.parse("30s").max_tokens(50.0) == 30 * CAP_FACTOR * 50 + 256
     assert Length.parse("512t").max_tokens(50.0) == 512

@@ -82,7 +82,12 @@ def build_corpus(root: Path, good_corpus: Path) -> dict[str, str]:
     os.symlink("nowhere.mid", fuzz / "broken.mid")
     os.symlink("..", fuzz / "parent_loop")  # a folder link back up: walked once, not for ever
     shutil.copy(good_corpus / "waltz" / "waltz0.mid", os.fsdecode(os.fsencode(str(fuzz)) + b"/caf\xe9.mid"))
-    return {"a_pipe.mid": "not a regular file", "dev_zero.mid": "not a regular file", "loop.mid": "not a regular file", "broken.mid": "not a regular file"}
+    return {
+        "a_pipe.mid": "not a regular file",
+        "dev_zero.mid": "not a regular file",
+        "loop.mid": "not a regular file",
+        "broken.mid": "not a regular file",
+    }
 
 
 RUNNER = """
@@ -91,7 +96,8 @@ from pathlib import Path
 from etude.config import DataConfig
 from etude.data import prepare
 from etude.data.isolation import Limits
-meta = prepare(Path(sys.argv[1]), Path(sys.argv[2]), DataConfig(min_seconds=1.0), workers=2, limits=Limits(seconds=20, memory_mb=1024))
+limits = Limits(seconds=20, memory_mb=1024)
+meta = prepare(Path(sys.argv[1]), Path(sys.argv[2]), DataConfig(min_seconds=1.0), workers=2, limits=limits)
 peak = {w: resource.getrusage(getattr(resource, w)).ru_maxrss >> 10 for w in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
 print(json.dumps({"files": meta["files"], "rejections": meta["rejections"], "peak_mb": peak}))
 """
@@ -101,7 +107,9 @@ print(json.dumps({"files": meta["files"], "rejections": meta["rejections"], "pea
 def fuzzed(tmp_path_factory, good_corpus=Path(__file__).parent / "data" / "good"):
     root = tmp_path_factory.mktemp("fuzz")
     specials = build_corpus(root / "corpus", good_corpus)
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(root / "corpus"), str(root / "data")], capture_output=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(root / "corpus"), str(root / "data")], capture_output=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     return root, specials, json.loads(proc.stdout.decode().splitlines()[-1]), proc.stderr.decode(errors="replace")
 
@@ -112,7 +120,11 @@ def test_every_file_is_a_piece_or_a_rejection_with_a_reason(fuzzed):
 
     stored = {r["id"].split("#")[0] for r in read_pieces(root / "data" / "pieces.csv")}
     rejected = {r["path"]: r["reason"] for r in report["rejections"]}
-    listed = {p.relative_to(root / "corpus").as_posix() for p in (root / "corpus").rglob("*.mid*") if "parent_loop" not in p.parts}
+    listed = {
+        p.relative_to(root / "corpus").as_posix()
+        for p in (root / "corpus").rglob("*.mid*")
+        if "parent_loop" not in p.parts
+    }
     assert not stored & set(rejected)
     assert stored | set(rejected) == listed  # nothing twice through the link to ".."
     assert all(reason for reason in rejected.values())
@@ -136,7 +148,11 @@ def test_a_name_that_is_not_utf8_is_kept_losslessly(fuzzed):
 
     ids = [r["id"] for r in read_pieces(root / "data" / "pieces.csv")]
     name = os.fsdecode(b"fuzz/caf\xe9.mid")
-    assert name in ids or f"{name}#0" in ids or any(r["path"] == name for r in json.loads((root / "data" / "meta.json").read_text())["rejections"])
+    assert (
+        name in ids
+        or f"{name}#0" in ids
+        or any(r["path"] == name for r in json.loads((root / "data" / "meta.json").read_text())["rejections"])
+    )
     assert os.fsencode(name) == b"fuzz/caf\xe9.mid"
 
 

@@ -25,7 +25,17 @@ def _work(item):
 
 
 def test_each_failure_costs_one_item_and_order_holds():
-    items = [("ok", 1), ("abort", 0), ("ok", 2), ("hang", 0), ("alloc", 2048), ("ok", 3), ("raise", 0), ("alloc", 8), ("ok", 4)]
+    items = [
+        ("ok", 1),
+        ("abort", 0),
+        ("ok", 2),
+        ("hang", 0),
+        ("alloc", 2048),
+        ("ok", 3),
+        ("raise", 0),
+        ("alloc", 8),
+        ("ok", 4),
+    ]
     t0 = time.monotonic()
     out = list(isolated_map(_work, items, workers=2, limits=Limits(seconds=3, memory_mb=512)))
     assert time.monotonic() - t0 < 30

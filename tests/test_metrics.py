@@ -151,7 +151,7 @@ def test_copied_run_in_bars():
 
     index = TrainingIndex([note_codes(score(list(range(60, 72)), (3, 4)))])
     query = score([40, 41, *range(61, 68), 30], (3, 4))
-    (start, length), = index.copied_runs([note_codes(query)])
+    ((start, length),) = index.copied_runs([note_codes(query)])
     assert (start, length) == (2, 7)
     assert run_bars(query, start, length) == pytest.approx(7 / 3)
     assert run_bars(score([40, 41, *range(61, 68)]), start, length) == pytest.approx(7 / 4)

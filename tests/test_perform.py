@@ -10,7 +10,16 @@ from symusic import Score
 
 from etude.cli import main
 from etude.data.encoding import roll_to_score
-from etude.perform import Event, GeneratedPieces, RecordingSink, SinkClosed, count_in, file_events, perform, play, score_events
+from etude.perform import (
+    GeneratedPieces,
+    RecordingSink,
+    SinkClosed,
+    count_in,
+    file_events,
+    perform,
+    play,
+    score_events,
+)
 
 
 def _piece(frames: int = 16, fpb: int = 4) -> Score:
@@ -118,8 +127,19 @@ def test_pieces_played_back_to_back_carry_performance_time(good_corpus):
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
 def test_non_finite_or_non_positive_tempo_scale_is_refused(tmp_path, good_corpus, value):
     proc = subprocess.run(
-        [sys.executable, "-m", "etude", "perform", str(good_corpus / "march" / "march0.mid"), "--jsonl", str(tmp_path / "e.jsonl"), f"--tempo-scale={value}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "etude",
+            "perform",
+            str(good_corpus / "march" / "march0.mid"),
+            "--jsonl",
+            str(tmp_path / "e.jsonl"),
+            f"--tempo-scale={value}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2 and "--tempo-scale must be a finite number above 0" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "e.jsonl").exists()
@@ -128,9 +148,8 @@ def test_non_finite_or_non_positive_tempo_scale_is_refused(tmp_path, good_corpus
 def test_generation_ahead_never_runs_dry(tmp_path):
     """The shipped cpu-preset model generates faster than real time: 3 pieces of 4 s, played at
     double speed, follow each other with no wait."""
-    from etude.perform import _generated
-
     from etude.generate import Sampling
+    from etude.perform import _generated
 
     pieces = _generated("pretrained:builtin", "irish", "4s", 3, 0, Sampling(top_p=0.95), 2.0, 0)
     sink = RecordingSink()
@@ -149,7 +168,19 @@ def test_generator_errors_reach_the_player():
 
 def test_cli_sigterm_releases_notes(tmp_path, good_corpus):
     out = tmp_path / "e.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "etude", "perform", str(good_corpus / "march" / "march1.mid"), "--jsonl", str(out), "--loop"], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "etude",
+            "perform",
+            str(good_corpus / "march" / "march1.mid"),
+            "--jsonl",
+            str(out),
+            "--loop",
+        ],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and out.stat().st_size > 200):
         time.sleep(0.05)

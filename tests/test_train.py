@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from etude.checkpoint import point
 from etude.config import load_preset
 from etude.errors import CheckpointError, ConfigError
-from etude.checkpoint import point
 from etude.train import Windows, average_into, lr_factor, train
 
 
@@ -93,7 +93,9 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(real_data, tmp_path):
     subprocess.run(_etude("train", str(real_data), "--out", str(full), *common), check=True, capture_output=True)
 
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(_etude("train", str(real_data), "--out", str(cut), *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _etude("train", str(real_data), "--out", str(cut), *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not ((cut / "metrics.csv").exists() and len(_rows(cut)) >= 3):
         time.sleep(0.05)
@@ -110,7 +112,10 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(real_data, tmp_path):
 
 def test_sigterm_also_saves(real_data, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_etude("train", str(real_data), "--out", str(run), "--preset", "tiny", "--train.iterations=100000"), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _etude("train", str(real_data), "--out", str(run), "--preset", "tiny", "--train.iterations=100000"),
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     # the handlers are installed before the run folder is made: its existence is the go signal
     while time.time() < deadline and not run.exists():
@@ -172,8 +177,13 @@ def test_bf16_trains_where_the_cpu_can_and_falls_back_where_it_cannot(real_data,
     cfg = load_preset("tiny")
     cfg.data = str(real_data)
     with caplog.at_level("INFO", logger="etude.train"):
-        result = train(cfg, tmp_path / "bf16", overrides=["train.precision=bf16", "train.iterations=20"], progress=False)
-    assert math.isfinite(result.metrics["loss"]) and result.metrics["perplexity"] < result.metrics["unigram_perplexity"] * 2
+        result = train(
+            cfg, tmp_path / "bf16", overrides=["train.precision=bf16", "train.iterations=20"], progress=False
+        )
+    assert (
+        math.isfinite(result.metrics["loss"])
+        and result.metrics["perplexity"] < result.metrics["unigram_perplexity"] * 2
+    )
     said = caplog.text
     if bf16_supported("cpu"):
         assert "bf16 autocast on cpu" in said
@@ -197,7 +207,12 @@ def test_compiled_model_trains_like_eager(real_data, tmp_path):
 def test_keep_every_keeps_checkpoints_along_the_way(real_data, tmp_path):
     cfg = load_preset("tiny")
     cfg.data = str(real_data)
-    train(cfg, tmp_path / "run", overrides=["train.iterations=30", "train.eval_every=25", "train.keep_every=12"], progress=False)
+    train(
+        cfg,
+        tmp_path / "run",
+        overrides=["train.iterations=30", "train.eval_every=25", "train.keep_every=12"],
+        progress=False,
+    )
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("ckpt-*"))
     # kept at 12 and 24 (validated there too), the last at 30; 25 was neither kept nor best-and-last
     assert {"ckpt-000012", "ckpt-000024", "ckpt-000030"} <= set(names)
@@ -227,13 +242,17 @@ def test_weight_average_is_saved_and_resumes_exactly(real_data, tmp_path):
 
     def saved(run):
         last = run / "checkpoints" / "last"
-        return load_file(str(last / "model.safetensors")), torch.load(last / "optimizer.pt", weights_only=True)["training_weights"]
+        return load_file(str(last / "model.safetensors")), torch.load(last / "optimizer.pt", weights_only=True)[
+            "training_weights"
+        ]
 
     (avg_a, raw_a), (avg_b, raw_b) = saved(whole), saved(cut)
     for k in avg_a:
         torch.testing.assert_close(avg_b[k], avg_a[k])
         torch.testing.assert_close(raw_b[k], raw_a[k])
-    assert any(not torch.equal(avg_a[k], raw_a[k].cpu()) for k in avg_a), "the checkpoint holds the average, not the raw weights"
+    assert any(not torch.equal(avg_a[k], raw_a[k].cpu()) for k in avg_a), (
+        "the checkpoint holds the average, not the raw weights"
+    )
     assert [r["loss"] for r in _rows(whole, "valid")] == [r["loss"] for r in _rows(cut, "valid")]
 
 
@@ -242,7 +261,12 @@ def test_patience_stops_a_run_that_no_longer_improves(real_data, tmp_path):
     cfg.data = str(real_data)
     run = tmp_path / "run"
     # lr 0: validation never beats the first one (at 10), so patience 2 x 10 runs out at 30
-    result = train(cfg, run, overrides=["train.iterations=100", "train.eval_every=10", "train.patience=2", "train.lr=0"], progress=False)
+    result = train(
+        cfg,
+        run,
+        overrides=["train.iterations=100", "train.eval_every=10", "train.patience=2", "train.lr=0"],
+        progress=False,
+    )
     assert result.iteration == 30 and result.best["iteration"] == 10
     assert [int(r["iteration"]) for r in _rows(run, "valid")] == [10, 20, 30]
     assert train(run_dir=run, resume=True, progress=False).iteration == 30  # a stopped run stays stopped

@@ -29,7 +29,9 @@ def default_soundfont() -> Path:
     return Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
 
 
-def render(score: Score, soundfont: Path | None = None, sample_rate: int = 44100, renderer: str = "sampler") -> np.ndarray:
+def render(
+    score: Score, soundfont: Path | None = None, sample_rate: int = 44100, renderer: str = "sampler"
+) -> np.ndarray:
     """Stereo float32 audio (2, samples) of every note as acoustic grand piano, peak-normalised
     to PEAK; silence stays silent."""
     sf = Path(soundfont) if soundfont else default_soundfont()
@@ -40,7 +42,9 @@ def render(score: Score, soundfont: Path | None = None, sample_rate: int = 44100
         audio = render_notes(load_soundfont(str(sf)), notes, sample_rate)
     elif renderer == "symusic":
         try:
-            audio = np.asarray(Synthesizer(str(sf), sample_rate=sample_rate).render(score, stereo=True), dtype=np.float32)
+            audio = np.asarray(
+                Synthesizer(str(sf), sample_rate=sample_rate).render(score, stereo=True), dtype=np.float32
+            )
         except (RuntimeError, ValueError) as exc:
             raise InputError(f"cannot render with {sf}: {exc}") from None
     else:
@@ -56,5 +60,7 @@ def write_wav(audio: np.ndarray, path: Path, sample_rate: int = 44100) -> Path:
     return Path(path)
 
 
-def render_wav(score: Score, path: Path, soundfont: Path | None = None, sample_rate: int = 44100, renderer: str = "sampler") -> Path:
+def render_wav(
+    score: Score, path: Path, soundfont: Path | None = None, sample_rate: int = 44100, renderer: str = "sampler"
+) -> Path:
     return write_wav(render(score, soundfont, sample_rate, renderer), path, sample_rate)

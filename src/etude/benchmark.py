@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from etude.checkpoint import load_checkpoint
-from etude.config import MODELS, load_preset
+from etude.config import AIS, MODELS, load_preset
 from etude.data.cache import open_split
 from etude.data.polyphonic import prepare_rolls
-from etude.config import AIS
 from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches
 from etude.train import train
 
@@ -30,12 +29,25 @@ log = logging.getLogger(__name__)
 
 # Test NLL (nats per frame) from the literature, as collected in shared/data/polyphonic/README.md.
 PUBLISHED = {
-    "jsb": [("RNN (tanh), Boulanger-Lewandowski 2012", 8.71), ("LSTM, Chung et al. 2014", 8.67), ("LSTM, Bai et al. 2018", 8.45),
-            ("TCN, Bai et al. 2018", 8.10), ("RNN-RBM, Boulanger-Lewandowski 2012", 6.27), ("RNN-NADE, Boulanger-Lewandowski 2012", 5.56),
-            ("RNN-NADE (HF), Boulanger-Lewandowski 2012", 5.19), ("SRNN (bound), Fraccaro et al. 2016", 4.74)],
-    "nottingham": [("RNN (tanh), Boulanger-Lewandowski 2012", 4.46), ("LSTM, Chung et al. 2014", 3.20), ("LSTM, Bai et al. 2018", 3.29),
-                   ("TCN, Bai et al. 2018", 3.07), ("RNN-RBM, Boulanger-Lewandowski 2012", 2.39), ("RNN-NADE, Boulanger-Lewandowski 2012", 2.31),
-                   ("SRNN (bound), Fraccaro et al. 2016", 2.94)],
+    "jsb": [
+        ("RNN (tanh), Boulanger-Lewandowski 2012", 8.71),
+        ("LSTM, Chung et al. 2014", 8.67),
+        ("LSTM, Bai et al. 2018", 8.45),
+        ("TCN, Bai et al. 2018", 8.10),
+        ("RNN-RBM, Boulanger-Lewandowski 2012", 6.27),
+        ("RNN-NADE, Boulanger-Lewandowski 2012", 5.56),
+        ("RNN-NADE (HF), Boulanger-Lewandowski 2012", 5.19),
+        ("SRNN (bound), Fraccaro et al. 2016", 4.74),
+    ],
+    "nottingham": [
+        ("RNN (tanh), Boulanger-Lewandowski 2012", 4.46),
+        ("LSTM, Chung et al. 2014", 3.20),
+        ("LSTM, Bai et al. 2018", 3.29),
+        ("TCN, Bai et al. 2018", 3.07),
+        ("RNN-RBM, Boulanger-Lewandowski 2012", 2.39),
+        ("RNN-NADE, Boulanger-Lewandowski 2012", 2.31),
+        ("SRNN (bound), Fraccaro et al. 2016", 2.94),
+    ],
 }
 # The project's targets on test NLL (issue 4).
 TARGETS = {"jsb": {"lstm": 8.5, "rnn-rbm": 6.6, "lstm-nade": 5.5}, "nottingham": {"lstm": 3.3, "lstm-nade": 2.4}}
@@ -64,8 +76,15 @@ class ModelResult:
 
 
 def benchmark_model(
-    data_dir: Path, model: str, out: Path, budget_minutes: float = 0.0, ais: AIS = AIS(), ais_repeats: int = 3,
-    seed: int = 0, overrides: list[str] | None = None, progress: bool = True,
+    data_dir: Path,
+    model: str,
+    out: Path,
+    budget_minutes: float = 0.0,
+    ais: AIS = AIS(),
+    ais_repeats: int = 3,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+    progress: bool = True,
 ) -> ModelResult:
     """Train (or resume) one model on a prepared benchmark folder, then score its best checkpoint on test."""
     run_dir = Path(out) / model
@@ -93,17 +112,32 @@ def benchmark_model(
         repeats.append(m["loss"])
         log.info("%s test NLL %.3f%s", model, m["loss"], f" (AIS repeat {r + 1})" if rbm_family else "")
     return ModelResult(
-        model=model, test_nll=statistics.fmean(repeats), test_nll_spread=statistics.stdev(repeats) if len(repeats) > 1 else 0.0,
-        test_nll_repeats=repeats, test_accuracy=m["accuracy"], valid_nll=ckpt.state.get("best", {}).get("loss", math.nan),
-        iteration=int(ckpt.state.get("iteration", -1)), iterations_run=result.iteration, train_minutes=round(train_minutes, 2),
-        eval_minutes=round((time.perf_counter() - t1) / 60, 2), frames=m["frames_scored"],
-        ais={"temps": ais.temps, "runs": ais.runs, "repeats": ais_repeats} if rbm_family else None, run_dir=str(run_dir),
+        model=model,
+        test_nll=statistics.fmean(repeats),
+        test_nll_spread=statistics.stdev(repeats) if len(repeats) > 1 else 0.0,
+        test_nll_repeats=repeats,
+        test_accuracy=m["accuracy"],
+        valid_nll=ckpt.state.get("best", {}).get("loss", math.nan),
+        iteration=int(ckpt.state.get("iteration", -1)),
+        iterations_run=result.iteration,
+        train_minutes=round(train_minutes, 2),
+        eval_minutes=round((time.perf_counter() - t1) / 60, 2),
+        frames=m["frames_scored"],
+        ais={"temps": ais.temps, "runs": ais.runs, "repeats": ais_repeats} if rbm_family else None,
+        run_dir=str(run_dir),
     )
 
 
 def polyphonic(
-    data: Path, models: list[str], out: Path, budget_minutes: float = 0.0, ais: AIS = AIS(), ais_repeats: int = 3,
-    seed: int = 0, overrides: list[str] | None = None, progress: bool = True,
+    data: Path,
+    models: list[str],
+    out: Path,
+    budget_minutes: float = 0.0,
+    ais: AIS = AIS(),
+    ais_repeats: int = 3,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+    progress: bool = True,
 ) -> dict:
     """Benchmark each model on the set at `data`; writes OUT/results.json (results of earlier calls
     for other models are kept) and returns it."""
@@ -117,7 +151,11 @@ def polyphonic(
     prepare_rolls(Path(data), data_dir)
     train_rows, _ = open_split(data_dir, "train")
     test_rows, _ = open_split(data_dir, "test")
-    header = {"data": str(Path(data).resolve()), "dataset": dataset_key(Path(data)), "marginal_floor_test_nll": evaluate_floor(train_rows, test_rows)}
+    header = {
+        "data": str(Path(data).resolve()),
+        "dataset": dataset_key(Path(data)),
+        "marginal_floor_test_nll": evaluate_floor(train_rows, test_rows),
+    }
     report = _record(out / "results.json", header)
     for model in models:
         r = benchmark_model(data_dir, model, out, budget_minutes, ais, ais_repeats, seed, overrides, progress)
@@ -153,18 +191,25 @@ def table(report: dict) -> str:
     key = report.get("dataset", "")
     targets = TARGETS.get(key, {})
     lines = [
-        f"Test NLL on {key} (nats per frame; lower is better). Per-key marginal floor: {report['marginal_floor_test_nll']:.2f}",
+        f"Test NLL on {key} (nats per frame; lower is better). Per-key marginal floor: "
+        f"{report['marginal_floor_test_nll']:.2f}",
         "",
-        "| model | test NLL | AIS spread (sd) | frame acc. | valid NLL | best it. / run | train min | eval min | target |",
+        "| model | test NLL | AIS spread (sd) | frame acc. | valid NLL | best it. / run | train min | eval min "
+        "| target |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in report.get("models", {}).items():
-        spread = f"{r['test_nll_spread']:.3f} ({r['ais']['repeats']} x {r['ais']['runs']} runs, {r['ais']['temps']} temps)" if r["ais"] else "exact"
+        spread = (
+            f"{r['test_nll_spread']:.3f} ({r['ais']['repeats']} x {r['ais']['runs']} runs, {r['ais']['temps']} temps)"
+            if r["ais"]
+            else "exact"
+        )
         target = targets.get(name)
         verdict = "" if target is None else f"<= {target}: {'met' if r['test_nll'] <= target else 'missed'}"
         lines.append(
             f"| {name} | {r['test_nll']:.2f} | {spread} | {r['test_accuracy']:.3f} | {r['valid_nll']:.2f} | "
-            f"{r['iteration']} / {r['iterations_run']} | {r['train_minutes']:.1f} | {r['eval_minutes']:.1f} | {verdict} |"
+            f"{r['iteration']} / {r['iterations_run']} | {r['train_minutes']:.1f} | {r['eval_minutes']:.1f} | "
+            f"{verdict} |"
         )
     if key in PUBLISHED:
         lines += ["", "Published (test NLL):", ""] + [f"- {who}: {v:.2f}" for who, v in PUBLISHED[key]]

@@ -39,6 +39,7 @@ def _corpus_path(text: str) -> Path:
 
 def _at_least(low: int):
     """An argparse type: a whole number >= low."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -53,13 +54,16 @@ def _at_least(low: int):
 
 def _finite(low: float, inclusive: bool = False):
     """An argparse type: a finite number above low (or equal to it when `inclusive`)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if inclusive else 'above'} {low:g}, not {text}")
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {'>=' if inclusive else 'above'} {low:g}, not {text}"
+            )
         return value
 
     return parse
@@ -105,7 +109,13 @@ def _add_corpus(sub) -> None:
             "(default ~/.cache/etude) unless --out is given; `builtin` names it as a corpus."
         ),
     )
-    b.add_argument("--per-genre", type=_at_least(1), default=200, metavar="N", help="pieces per style (default 200, as in the study)")
+    b.add_argument(
+        "--per-genre",
+        type=_at_least(1),
+        default=200,
+        metavar="N",
+        help="pieces per style (default 200, as in the study)",
+    )
     b.add_argument("--out", metavar="DIR", help="output folder (default $ETUDE_HOME/corpus/builtin)")
     b.add_argument("--styles", nargs="+", metavar="STYLE", help="only these styles (default all)")
     b.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
@@ -124,8 +134,12 @@ def _add_corpus(sub) -> None:
         ),
     )
     d.add_argument("names", nargs="+", metavar="NAME", help="classical, pop, jazz, ragtime, videogame, folk, or all")
-    d.add_argument("--out", metavar="DIR", help="corpus folder, one sub-folder per genre (default $ETUDE_HOME/corpus/piano)")
-    d.add_argument("--base-url", metavar="URL", help="a mirror serving OWNER/REPO/tar.gz/COMMIT (default: GitHub's archive host)")
+    d.add_argument(
+        "--out", metavar="DIR", help="corpus folder, one sub-folder per genre (default $ETUDE_HOME/corpus/piano)"
+    )
+    d.add_argument(
+        "--base-url", metavar="URL", help="a mirror serving OWNER/REPO/tar.gz/COMMIT (default: GitHub's archive host)"
+    )
     d.set_defaults(func=cmd_corpus_download)
 
 
@@ -167,7 +181,17 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         prepare_rolls(Path(args.corpus), Path(args.out), force=args.force)  # keeps the set's own split
     else:
         limits = Limits(seconds=args.file_timeout, memory_mb=args.file_memory)
-        prepare(_corpus_path(args.corpus), Path(args.out), data, encoding, args.genre, args.workers, args.force, args.append, limits)
+        prepare(
+            _corpus_path(args.corpus),
+            Path(args.out),
+            data,
+            encoding,
+            args.genre,
+            args.workers,
+            args.force,
+            args.append,
+            limits,
+        )
     print(info(Path(args.out)))
     return 0
 
@@ -188,7 +212,9 @@ def cmd_data_roll2midi(args: argparse.Namespace) -> int:
 
 
 def _add_data(sub) -> None:
-    p = sub.add_parser("data", help="prepare and inspect training data", description="Prepare and inspect training data.")
+    p = sub.add_parser(
+        "data", help="prepare and inspect training data", description="Prepare and inspect training data."
+    )
     ps = p.add_subparsers(dest="action", required=True)
     d = DataConfig()
     e = EncodingConfig()
@@ -202,28 +228,113 @@ def _add_data(sub) -> None:
             "arrays read by np.memmap. Running it again with the same settings does nothing."
         ),
     )
-    prep.add_argument("corpus", metavar="CORPUS", help="folder with one sub-folder per genre, a flat folder with --genre, a CSV manifest (path,genre), `builtin`, or a polyphonic benchmark set (.mat or .pickle: piano rolls, its own split)")
+    prep.add_argument(
+        "corpus",
+        metavar="CORPUS",
+        help=(
+            "folder with one sub-folder per genre, a flat folder with --genre, a CSV manifest (path,genre), "
+            "`builtin`, or a polyphonic benchmark set (.mat or .pickle: piano rolls, its own split)"
+        ),
+    )
     prep.add_argument("--out", required=True, metavar="DIR", help="output folder")
     prep.add_argument("--genre", metavar="NAME", help="genre of MIDI files not in a genre sub-folder")
-    prep.add_argument("--encoding", choices=ENCODINGS, default=e.name, help=f"event tokens via MidiTok, or an 88-key piano roll (default {e.name})")
-    prep.add_argument("--beat-res", type=int, default=e.beat_res, metavar="N", help=f"event grid positions per beat (default {e.beat_res})")
-    prep.add_argument("--velocities", type=int, default=e.velocities, metavar="N", help=f"event velocity bins (default {e.velocities})")
-    prep.add_argument("--frames-per-beat", type=int, default=e.frames_per_beat, metavar="N", help=f"piano-roll frames per quarter note (default {e.frames_per_beat})")
-    prep.add_argument("--min-seconds", type=float, default=d.min_seconds, metavar="S", help=f"reject shorter pieces (default {d.min_seconds:g})")
-    prep.add_argument("--max-seconds", type=float, default=d.max_seconds, metavar="S", help=f"longer pieces are cut into clips or rejected (default {d.max_seconds:g})")
-    prep.add_argument("--long-pieces", choices=("clip", "reject"), default=d.long_pieces, help="what to do with pieces longer than --max-seconds (default clip)")
-    prep.add_argument("--test-frac", type=float, default=d.test_frac, metavar="F", help=f"share of each genre for testing (default {d.test_frac:g})")
-    prep.add_argument("--valid-frac", type=float, default=d.valid_frac, metavar="F", help=f"share of each genre's training part for validation (default {d.valid_frac:g})")
-    prep.add_argument("--transpose", type=int, default=d.transpose, metavar="K", help="add training copies shifted by ±1..K semitones (default 0: none)")
+    prep.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        default=e.name,
+        help=f"event tokens via MidiTok, or an 88-key piano roll (default {e.name})",
+    )
+    prep.add_argument(
+        "--beat-res",
+        type=int,
+        default=e.beat_res,
+        metavar="N",
+        help=f"event grid positions per beat (default {e.beat_res})",
+    )
+    prep.add_argument(
+        "--velocities",
+        type=int,
+        default=e.velocities,
+        metavar="N",
+        help=f"event velocity bins (default {e.velocities})",
+    )
+    prep.add_argument(
+        "--frames-per-beat",
+        type=int,
+        default=e.frames_per_beat,
+        metavar="N",
+        help=f"piano-roll frames per quarter note (default {e.frames_per_beat})",
+    )
+    prep.add_argument(
+        "--min-seconds",
+        type=float,
+        default=d.min_seconds,
+        metavar="S",
+        help=f"reject shorter pieces (default {d.min_seconds:g})",
+    )
+    prep.add_argument(
+        "--max-seconds",
+        type=float,
+        default=d.max_seconds,
+        metavar="S",
+        help=f"longer pieces are cut into clips or rejected (default {d.max_seconds:g})",
+    )
+    prep.add_argument(
+        "--long-pieces",
+        choices=("clip", "reject"),
+        default=d.long_pieces,
+        help="what to do with pieces longer than --max-seconds (default clip)",
+    )
+    prep.add_argument(
+        "--test-frac",
+        type=float,
+        default=d.test_frac,
+        metavar="F",
+        help=f"share of each genre for testing (default {d.test_frac:g})",
+    )
+    prep.add_argument(
+        "--valid-frac",
+        type=float,
+        default=d.valid_frac,
+        metavar="F",
+        help=f"share of each genre's training part for validation (default {d.valid_frac:g})",
+    )
+    prep.add_argument(
+        "--transpose",
+        type=int,
+        default=d.transpose,
+        metavar="K",
+        help="add training copies shifted by ±1..K semitones (default 0: none)",
+    )
     prep.add_argument("--seed", type=_at_least(0), default=d.seed, help=f"seed of the split (default {d.seed})")
     prep.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
-    prep.add_argument("--file-timeout", type=_finite(0), default=60.0, metavar="S", help="reject a file whose reading takes longer (default 60 s)")
-    prep.add_argument("--file-memory", type=_at_least(64), default=4096, metavar="MB", help="reject a file whose reading needs more memory (default 4096 MB)")
+    prep.add_argument(
+        "--file-timeout",
+        type=_finite(0),
+        default=60.0,
+        metavar="S",
+        help="reject a file whose reading takes longer (default 60 s)",
+    )
+    prep.add_argument(
+        "--file-memory",
+        type=_at_least(64),
+        default=4096,
+        metavar="MB",
+        help="reject a file whose reading needs more memory (default 4096 MB)",
+    )
     prep.add_argument("--force", action="store_true", help="rebuild even when settings and files are unchanged")
-    prep.add_argument("--append", action="store_true", help="read only files not yet in DIR and append their pieces (same settings and genres)")
+    prep.add_argument(
+        "--append",
+        action="store_true",
+        help="read only files not yet in DIR and append their pieces (same settings and genres)",
+    )
     prep.set_defaults(func=cmd_data_prepare)
 
-    inf = ps.add_parser("info", help="summarise a prepared data folder", description="Pieces and tokens per genre and split, durations, rejections by reason.")
+    inf = ps.add_parser(
+        "info",
+        help="summarise a prepared data folder",
+        description="Pieces and tokens per genre and split, durations, rejections by reason.",
+    )
     inf.add_argument("dir", metavar="DIR")
     inf.set_defaults(func=cmd_data_info)
 
@@ -276,7 +387,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         encoding = read_meta(Path(args.data))["settings"]["encoding"]["name"]
         if args.encoding and args.encoding != encoding:
-            raise InputError(f"{args.data} holds {encoding} data, not {args.encoding}; prepare it with `etude data prepare ... --encoding {args.encoding}`")
+            raise InputError(
+                f"{args.data} holds {encoding} data, not {args.encoding}; prepare it with `etude data prepare "
+                f"... --encoding {args.encoding}`"
+            )
         config = load_preset(args.preset, args.model, pianoroll=encoding == "pianoroll")
         config.data = str(Path(args.data).resolve())
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
@@ -284,9 +398,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         from etude.train import describe_metrics
 
         unit = "token" if "unigram_loss" in result.metrics else "frame"
-        why = {"budget": " (time budget reached)", "patience": " (no longer improving)", "signal": " (stopped)"}.get(result.stopped_by, "")
+        why = {"budget": " (time budget reached)", "patience": " (no longer improving)", "signal": " (stopped)"}.get(
+            result.stopped_by, ""
+        )
         print(
-            f"{result.run_dir}: iteration {result.iteration} of {result.planned}{why}, {describe_metrics(result.metrics)}; "
+            f"{result.run_dir}: iteration {result.iteration} of {result.planned}{why}, "
+            f"{describe_metrics(result.metrics)}; "
             f"best {result.best['loss']:.4f} nats/{unit} at iteration {result.best['iteration']}"
         )
     return 130 if result.interrupted else 0
@@ -318,19 +435,34 @@ def _add_train(sub) -> None:
             "Several GPUs or machines: torchrun ... -m etude train (see docs/distributed.md).\n"
             "--resume RUN_DIR continues exactly where it stopped.\n\n"
             "Presets: tiny (seconds, for tests), cpu (default: 2 x 256, minutes on 2 cores),\n"
-            + PIANO_ESTIMATE + ", and\n" + PAPER_ESTIMATE + "."
+            + PIANO_ESTIMATE
+            + ", and\n"
+            + PAPER_ESTIMATE
+            + "."
         ),
     )
     p.add_argument("data", nargs="?", metavar="DATA_DIR", help="prepared data folder")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder to create")
-    p.add_argument("--preset", choices=PRESETS, default="cpu", help="settings to start from (default cpu; on piano rolls each model has its own section)")
-    p.add_argument("--model", choices=MODELS, default="lstm", help="model to train (default lstm; the others need piano-roll data)")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="cpu",
+        help="settings to start from (default cpu; on piano rolls each model has its own section)",
+    )
+    p.add_argument(
+        "--model", choices=MODELS, default="lstm", help="model to train (default lstm; the others need piano-roll data)"
+    )
     p.add_argument("--encoding", choices=ENCODINGS, help="check that DATA_DIR holds this encoding")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
     p.add_argument("--seed", type=_at_least(0), help="seeds Python, NumPy and torch (default 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile=true)")
-    p.add_argument("--budget", type=_finite(0), metavar="MINUTES", help="stop after this much training time, with a checkpoint (train.max_minutes)")
+    p.add_argument(
+        "--budget",
+        type=_finite(0),
+        metavar="MINUTES",
+        help="stop after this much training time, with a checkpoint (train.max_minutes)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
     p.set_defaults(func=cmd_train, overrides=[])
 
@@ -373,17 +505,36 @@ def _add_generate(sub) -> None:
             "output is valid MIDI. Writes GENRE-NN.mid, .wav (rendered with a SoundFont) and .png."
         ),
     )
-    p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT", help="default: the shipped piano model (`pretrained`); `pretrained:builtin`: the built-in corpus's")
-    p.add_argument("--genre", help="genre to generate, or `all` for N pieces of every genre (default: the model's first)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="RUN_DIR|CHECKPOINT",
+        help="default: the shipped piano model (`pretrained`); `pretrained:builtin`: the built-in corpus's",
+    )
+    p.add_argument(
+        "--genre", help="genre to generate, or `all` for N pieces of every genre (default: the model's first)"
+    )
     p.add_argument("--n", type=_at_least(1), default=1, help="pieces to sample (default 1)")
     p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
     p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
     _add_sampling(p)
     p.add_argument("--primer", metavar="FILE.mid[:SECONDS]", help="continue this piece (its first SECONDS)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="default cpu")
-    p.add_argument("--soundfont", metavar="SF2", help="SoundFont for the audio (default: pretty_midi's General MIDI TimGM6mb.sf2, acoustic grand piano)")
+    p.add_argument(
+        "--soundfont",
+        metavar="SF2",
+        help="SoundFont for the audio (default: pretty_midi's General MIDI TimGM6mb.sf2, acoustic grand piano)",
+    )
     p.add_argument("--sample-rate", type=_at_least(8000), default=44100, help="audio sample rate in Hz (default 44100)")
-    p.add_argument("--renderer", choices=("sampler", "symusic"), default="sampler", help="sampler (default): étude's SoundFont player, true pitch; symusic: faster, but mis-tunes the default SoundFont")
+    p.add_argument(
+        "--renderer",
+        choices=("sampler", "symusic"),
+        default="sampler",
+        help=(
+            "sampler (default): étude's SoundFont player, true pitch; symusic: faster, but mis-tunes the "
+            "default SoundFont"
+        ),
+    )
     p.add_argument("--no-audio", action="store_true", help="skip the WAV files")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_generate)
@@ -396,8 +547,14 @@ def cmd_benchmark_polyphonic(args: argparse.Namespace) -> int:
     models = list(MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
     out = Path(args.out) if args.out else Path("benchmarks-out") / Path(args.data).stem.lower()
     report = polyphonic(
-        Path(args.data), models, out, budget_minutes=args.budget, ais=AIS(args.ais_temps, args.ais_runs),
-        ais_repeats=args.ais_repeats, seed=args.seed, overrides=args.overrides,
+        Path(args.data),
+        models,
+        out,
+        budget_minutes=args.budget,
+        ais=AIS(args.ais_temps, args.ais_runs),
+        ais_repeats=args.ais_repeats,
+        seed=args.seed,
+        overrides=args.overrides,
     )
     text = table(report)
     (out / "results.md").write_text(text + "\n")
@@ -407,7 +564,11 @@ def cmd_benchmark_polyphonic(args: argparse.Namespace) -> int:
 
 
 def _add_benchmark(sub) -> None:
-    p = sub.add_parser("benchmark", help="the polyphonic-music benchmark (JSB, Nottingham, MuseData, Piano-midi.de)", description="Benchmarks against published results.")
+    p = sub.add_parser(
+        "benchmark",
+        help="the polyphonic-music benchmark (JSB, Nottingham, MuseData, Piano-midi.de)",
+        description="Benchmarks against published results.",
+    )
     ps = p.add_subparsers(dest="action", required=True)
     b = ps.add_parser(
         "polyphonic",
@@ -425,13 +586,28 @@ def _add_benchmark(sub) -> None:
             "benchmark resumes it. Writes OUT/results.json and OUT/results.md."
         ),
     )
-    b.add_argument("--data", required=True, metavar="FILE", help="benchmark set, .mat or .pickle (e.g. shared/data/polyphonic/JSB_Chorales.mat)")
+    b.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="benchmark set, .mat or .pickle (e.g. shared/data/polyphonic/JSB_Chorales.mat)",
+    )
     b.add_argument("--model", default="all", help=f"one of {', '.join(MODELS)}, a comma list, or all (default)")
     b.add_argument("--out", metavar="DIR", help="output folder (default ./benchmarks-out/SET)")
-    b.add_argument("--budget", type=_finite(0, inclusive=True), default=0.0, metavar="MINUTES", help="cap each model's training time (default: no cap; the preset's iterations)")
-    b.add_argument("--ais-temps", type=_at_least(2), default=AIS.temps, help=f"AIS inverse temperatures (default {AIS.temps})")
+    b.add_argument(
+        "--budget",
+        type=_finite(0, inclusive=True),
+        default=0.0,
+        metavar="MINUTES",
+        help="cap each model's training time (default: no cap; the preset's iterations)",
+    )
+    b.add_argument(
+        "--ais-temps", type=_at_least(2), default=AIS.temps, help=f"AIS inverse temperatures (default {AIS.temps})"
+    )
     b.add_argument("--ais-runs", type=_at_least(1), default=AIS.runs, help=f"AIS runs per frame (default {AIS.runs})")
-    b.add_argument("--ais-repeats", type=_at_least(1), default=3, help="independent AIS estimates, for the spread (default 3)")
+    b.add_argument(
+        "--ais-repeats", type=_at_least(1), default=3, help="independent AIS estimates, for the spread (default 3)"
+    )
     b.add_argument("--seed", type=_at_least(0), default=0, help="training seed (default 0)")
     b.set_defaults(func=cmd_benchmark_polyphonic, overrides=[])
 
@@ -451,8 +627,16 @@ def cmd_experiment_study(args: argparse.Namespace) -> int:
     from etude.experiments import study
 
     report = study(
-        Path(args.data), Path(args.out), args.scale, args.seeds, args.workers, _path(args.roll_data),
-        args.keep_probs, args.hidden, args.layers, _path(args.soundfont),
+        Path(args.data),
+        Path(args.out),
+        args.scale,
+        args.seeds,
+        args.workers,
+        _path(args.roll_data),
+        args.keep_probs,
+        args.hidden,
+        args.layers,
+        _path(args.soundfont),
     )
     for c in report["claims"]:
         verdict = {True: "held", False: "did NOT hold", None: "not measured"}[c["held"]]
@@ -460,14 +644,18 @@ def cmd_experiment_study(args: argparse.Namespace) -> int:
         print(f"{verdict:>13}{spread}: {c['claim']} [{c['measure']}: {c['numbers']}]")
     print(f"\n{Path(args.out) / 'study.html'}  {Path(args.out) / 'study.json'}  ({report['wall_seconds']:.0f} s)")
     if report["problems"]:
-        raise EtudeError(f"{len(report['problems'])} run(s) failed (listed in study.html); run the command again to retry them")
+        raise EtudeError(
+            f"{len(report['problems'])} run(s) failed (listed in study.html); run the command again to retry them"
+        )
     return 0
 
 
 def _add_experiment(sub) -> None:
     from etude.scales import SCALES
 
-    p = sub.add_parser("experiment", help="re-run the hyper-parameter study", description="Experiments behind the method.")
+    p = sub.add_parser(
+        "experiment", help="re-run the hyper-parameter study", description="Experiments behind the method."
+    )
     ps = p.add_subparsers(dest="action", required=True)
     s = ps.add_parser(
         "study",
@@ -488,15 +676,36 @@ def _add_experiment(sub) -> None:
             "  paper  hidden 128-1024, layers 1-4 at 1024 units, 6000 iterations: for a GPU"
         ),
     )
-    s.add_argument("--data", required=True, metavar="DIR", help="prepared event-token folder (etude data prepare CORPUS)")
+    s.add_argument(
+        "--data", required=True, metavar="DIR", help="prepared event-token folder (etude data prepare CORPUS)"
+    )
     s.add_argument("--scale", choices=list(SCALES), default="cpu", help="sizes (default cpu)")
     s.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
     s.add_argument("--seeds", type=_at_least(1), default=3, help="seeds per configuration (default 3)")
-    s.add_argument("--workers", type=_at_least(1), default=1, help="runs trained in parallel (default 1; each gets cores/workers threads)")
-    s.add_argument("--keep-probs", type=_numbers(float), metavar="P,P,...", help="keep probabilities to compare (default 0.5,0.7,0.9)")
-    s.add_argument("--hidden", type=_numbers(int), metavar="N,N,...", help="hidden units to compare (default: the scale's)")
+    s.add_argument(
+        "--workers",
+        type=_at_least(1),
+        default=1,
+        help="runs trained in parallel (default 1; each gets cores/workers threads)",
+    )
+    s.add_argument(
+        "--keep-probs",
+        type=_numbers(float),
+        metavar="P,P,...",
+        help="keep probabilities to compare (default 0.5,0.7,0.9)",
+    )
+    s.add_argument(
+        "--hidden", type=_numbers(int), metavar="N,N,...", help="hidden units to compare (default: the scale's)"
+    )
     s.add_argument("--layers", type=_numbers(int), metavar="N,N,...", help="depths to compare (default 1,2,3,4)")
-    s.add_argument("--roll-data", metavar="DIR", help="the corpus as piano rolls for the RBM runs (default: prepared from the corpus DATA was made from, into OUT/data-pianoroll)")
+    s.add_argument(
+        "--roll-data",
+        metavar="DIR",
+        help=(
+            "the corpus as piano rolls for the RBM runs (default: prepared from the corpus DATA was made "
+            "from, into OUT/data-pianoroll)"
+        ),
+    )
     s.add_argument("--soundfont", metavar="SF2", help="SoundFont for rendering (default: the bundled General MIDI one)")
     s.set_defaults(func=cmd_experiment_study)
 
@@ -520,7 +729,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     lstm = report["spectral"]["lstm"]
     print(
         f"{args.out}/report.html: LSTM vs original: log-spectral distance {lstm['log_spectral_distance_db']:.2f} dB, "
-        f"JS distance {lstm['js_distance']:.3f}; genre adherence {report['genre']['adherence']['lstm']['share_as_labelled']:.2f} "
+        f"JS distance {lstm['js_distance']:.3f}; genre adherence "
+        f"{report['genre']['adherence']['lstm']['share_as_labelled']:.2f} "
         f"(classifier test accuracy {report['genre']['test']['accuracy']:.2f}); longest copied run "
         f"{report['memorisation']['lstm']['max']} notes ({report['memorisation']['lstm']['max_bars']:g} bars, "
         f"{report['memorisation']['lstm']['flagged_copies']} pieces flagged); {report['seconds']} s"
@@ -541,9 +751,17 @@ def _add_evaluate(sub) -> None:
             "Writes report.html (self-contained), report.json and PNG figures into --out."
         ),
     )
-    p.add_argument("run", metavar="RUN", help="run folder or checkpoint (`pretrained`, `pretrained:builtin`: a shipped model, with --data)")
-    p.add_argument("--data", metavar="DATA_DIR", help="prepared data to take the test split from (default: the run's own)")
-    p.add_argument("--baseline", action="append", default=[], metavar="RUN2", help="another run to compare (repeatable)")
+    p.add_argument(
+        "run",
+        metavar="RUN",
+        help="run folder or checkpoint (`pretrained`, `pretrained:builtin`: a shipped model, with --data)",
+    )
+    p.add_argument(
+        "--data", metavar="DATA_DIR", help="prepared data to take the test split from (default: the run's own)"
+    )
+    p.add_argument(
+        "--baseline", action="append", default=[], metavar="RUN2", help="another run to compare (repeatable)"
+    )
     p.add_argument("--classifier", metavar="CLF", help="a classifier folder from `etude classifier train`")
     p.add_argument("--n", type=_at_least(1), default=20, help="pieces per set (default 20)")
     p.add_argument("--length", default="30s", help="length of generated pieces (default 30s)")
@@ -552,18 +770,50 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--out", required=True, metavar="REPORT_DIR")
     p.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("classifier", help="train a genre classifier", description="Train a genre classifier on event tokens.")
+    c = sub.add_parser(
+        "classifier", help="train a genre classifier", description="Train a genre classifier on event tokens."
+    )
     cs = c.add_subparsers(dest="action", required=True)
-    t = cs.add_parser("train", help="train on a prepared data folder", description="Train an LSTM genre classifier on DATA's training split; prints test accuracy, the confusion matrix, and the share of test pieces whose predicted genre survives a tempo change, flattened dynamics and a transposition.")
+    t = cs.add_parser(
+        "train",
+        help="train on a prepared data folder",
+        description=(
+            "Train an LSTM genre classifier on DATA's training split; prints test accuracy, the confusion "
+            "matrix, and the share of test pieces whose predicted genre survives a tempo change, flattened "
+            "dynamics and a transposition."
+        ),
+    )
     t.add_argument("data", metavar="DATA")
     t.add_argument("--out", required=True, metavar="CLF")
     t.add_argument("--iterations", type=_at_least(1), default=300)
-    t.add_argument("--hears", choices=("notes", "all"), default="notes", help="notes (default): bars, positions, pitches and durations only, blind to tempo, time signature and dynamics; all: every token but the genre's")
-    t.add_argument("--transpose", type=_at_least(0), default=5, metavar="K", help="train on windows shifted by a random -K..K semitones (default 5)")
-    t.add_argument("--no-invariance", action="store_true", help="skip the invariance check (tempo x0.8/x1.25, one velocity, transposed -3/+3)")
+    t.add_argument(
+        "--hears",
+        choices=("notes", "all"),
+        default="notes",
+        help=(
+            "notes (default): bars, positions, pitches and durations only, blind to tempo, time signature "
+            "and dynamics; all: every token but the genre's"
+        ),
+    )
+    t.add_argument(
+        "--transpose",
+        type=_at_least(0),
+        default=5,
+        metavar="K",
+        help="train on windows shifted by a random -K..K semitones (default 5)",
+    )
+    t.add_argument(
+        "--no-invariance",
+        action="store_true",
+        help="skip the invariance check (tempo x0.8/x1.25, one velocity, transposed -3/+3)",
+    )
     t.set_defaults(func=cmd_classifier_train)
 
-    k = sub.add_parser("classify", help="genre probabilities of MIDI files", description="Classify MIDI files with a trained classifier.")
+    k = sub.add_parser(
+        "classify",
+        help="genre probabilities of MIDI files",
+        description="Classify MIDI files with a trained classifier.",
+    )
     k.add_argument("classifier", metavar="CLF")
     k.add_argument("files", nargs="+", metavar="FILE.mid")
     k.set_defaults(func=cmd_classify)
@@ -645,20 +895,40 @@ def _add_perform(sub) -> None:
         ),
     )
     p.add_argument("file", nargs="?", metavar="FILE.mid")
-    p.add_argument("--run", metavar="RUN_DIR", help="generate pieces from this run (or `pretrained`), ahead of playback")
+    p.add_argument(
+        "--run", metavar="RUN_DIR", help="generate pieces from this run (or `pretrained`), ahead of playback"
+    )
     out = p.add_argument_group("output (one of)")
     out.add_argument("--port", metavar="NAME", help="a MIDI output port (see --list-ports)")
-    out.add_argument("--virtual", metavar="NAME", help="create a virtual MIDI port with this name (where the platform allows)")
-    out.add_argument("--jsonl", metavar="PATH|-", help='one JSON object per event ({"t", "type", "pitch", "velocity", "channel"}), flushed when due; - for stdout')
+    out.add_argument(
+        "--virtual", metavar="NAME", help="create a virtual MIDI port with this name (where the platform allows)"
+    )
+    out.add_argument(
+        "--jsonl",
+        metavar="PATH|-",
+        help=(
+            'one JSON object per event ({"t", "type", "pitch", "velocity", "channel"}), flushed when due; - for stdout'
+        ),
+    )
     p.add_argument("--list-ports", action="store_true", help="list MIDI output ports and exit")
-    p.add_argument("--tempo-scale", type=float, default=1.0, metavar="X", help="play X times faster (2: double speed; default 1)")
+    p.add_argument(
+        "--tempo-scale", type=float, default=1.0, metavar="X", help="play X times faster (2: double speed; default 1)"
+    )
     p.add_argument("--transpose", type=int, default=0, metavar="K", help="semitones up (negative: down)")
     p.add_argument("--loop", action="store_true", help="repeat the file, or generate until stopped")
-    p.add_argument("--count-in", type=_at_least(0), default=0, metavar="BEATS", help="metronome clicks before the music (drum channel)")
+    p.add_argument(
+        "--count-in",
+        type=_at_least(0),
+        default=0,
+        metavar="BEATS",
+        help="metronome clicks before the music (drum channel)",
+    )
     gen = p.add_argument_group("generation (with --run)")
     gen.add_argument("--genre", help="genre to generate (default: the model's first)")
     gen.add_argument("--length", default="30s", help="length of each generated piece (default 30s)")
-    gen.add_argument("--pieces", type=_at_least(1), default=1, help="pieces to generate and play (default 1; --loop: endless)")
+    gen.add_argument(
+        "--pieces", type=_at_least(1), default=1, help="pieces to generate and play (default 1; --loop: endless)"
+    )
     _add_sampling(gen)
     p.set_defaults(func=cmd_perform)
 

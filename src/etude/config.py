@@ -33,6 +33,7 @@ def at_least(low: float) -> Rule:
 
 def between(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Rule:
     """low..high, each end open or closed, written as interval notation in messages."""
+
     def ok(v: Any) -> bool:
         return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
 
@@ -86,9 +87,13 @@ class DataConfig:
     transpose: int = 0  # augment training pieces by every shift in ±1..transpose semitones
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "min_seconds": at_least(0), "max_seconds": Rule(lambda v: v > 0, "> 0 (inf: no limit)"),
-        "long_pieces": one_of("clip", "reject"), "test_frac": between(0, 1, high_open=True),
-        "valid_frac": between(0, 1, high_open=True), "seed": at_least(0), "transpose": between(0, 12),
+        "min_seconds": at_least(0),
+        "max_seconds": Rule(lambda v: v > 0, "> 0 (inf: no limit)"),
+        "long_pieces": one_of("clip", "reject"),
+        "test_frac": between(0, 1, high_open=True),
+        "valid_frac": between(0, 1, high_open=True),
+        "seed": at_least(0),
+        "transpose": between(0, 12),
     }
     INFINITE_OK: ClassVar[tuple[str, ...]] = ("max_seconds",)
 
@@ -105,7 +110,9 @@ class EncodingConfig:
     frames_per_beat: int = 4  # piano-roll frames per quarter note
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "name": one_of(*ENCODINGS), "beat_res": between(1, 64), "velocities": between(1, 127),
+        "name": one_of(*ENCODINGS),
+        "beat_res": between(1, 64),
+        "velocities": between(1, 127),
         "frames_per_beat": between(1, 96),
     }
 
@@ -134,9 +141,16 @@ class ModelConfig:
     persistent: bool = False  # rbm: persistent CD (chains carried across batches)
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "name": one_of(*MODELS), "embed": at_least(1), "genre_embed": at_least(0), "hidden": at_least(1),
-        "layers": at_least(1), "keep_prob": between(0, 1, low_open=True), "input_keep": between(0, 1, low_open=True),
-        "head_hidden": at_least(1), "window": at_least(1), "cd_k": at_least(1),
+        "name": one_of(*MODELS),
+        "embed": at_least(1),
+        "genre_embed": at_least(0),
+        "hidden": at_least(1),
+        "layers": at_least(1),
+        "keep_prob": between(0, 1, low_open=True),
+        "input_keep": between(0, 1, low_open=True),
+        "head_hidden": at_least(1),
+        "window": at_least(1),
+        "cd_k": at_least(1),
     }
 
     def describe(self) -> str:
@@ -144,8 +158,12 @@ class ModelConfig:
         if self.name == "rbm":
             cd = "persistent CD" if self.persistent else "CD"
             return f"rbm: {self.window} frame(s) x 88 keys visible, {self.head_hidden} hidden units, {cd}-{self.cd_k}"
-        lstm = f"{self.layers} layers x {self.hidden} units, keep_prob {self.keep_prob:.2f} (dropout {1 - self.keep_prob:.2f})"
-        head = {"lstm-nade": f"; NADE output, {self.head_hidden} hidden units", "rnn-rbm": f"; RBM output, {self.head_hidden} hidden units, CD-{self.cd_k}"}
+        dropout = f"keep_prob {self.keep_prob:.2f} (dropout {1 - self.keep_prob:.2f})"
+        lstm = f"{self.layers} layers x {self.hidden} units, {dropout}"
+        head = {
+            "lstm-nade": f"; NADE output, {self.head_hidden} hidden units",
+            "rnn-rbm": f"; RBM output, {self.head_hidden} hidden units, CD-{self.cd_k}",
+        }
         return f"{self.name}: {lstm}{head.get(self.name, '')}"
 
 
@@ -170,20 +188,38 @@ class TrainConfig:
     log_every: int = 25  # CSV/TensorBoard training-loss rows
     precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32 | fp32 | bf16
     compile: bool = False  # torch.compile the model for training (minutes of compiling first)
-    average: float = 0.0  # decay of a moving average of the weights (e.g. 0.99), validated and saved in place of the raw weights (0: off)
+    # decay of a moving average of the weights (e.g. 0.99), validated and saved in place of the raw weights (0: off)
+    average: float = 0.0
     roll_transpose: int = 0  # piano rolls: shift each training window by a random -K..K keys (augmentation; 0: off)
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
     ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)
-    eval_frames: int = 0  # piano rolls: validate on whole pieces of at most this many frames in all (0: the whole split)
+    eval_frames: int = (
+        0  # piano rolls: validate on whole pieces of at most this many frames in all (0: the whole split)
+    )
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "iterations": at_least(1), "batch_size": at_least(1), "seq_len": at_least(1), "optimizer": one_of("adam", "sgd"),
-        "lr": at_least(0), "momentum": between(0, 1, high_open=True), "weight_decay": at_least(0), "warmup": at_least(0),
-        "min_lr_frac": between(0, 1), "grad_clip": at_least(0), "eval_every": at_least(1), "patience": at_least(0),
-        "keep_every": at_least(0), "eval_batches": at_least(1), "log_every": at_least(1),
-        "precision": one_of("auto", "fp32", "bf16"), "average": between(0, 1, high_open=True),
-        "roll_transpose": between(0, 87), "max_minutes": at_least(0), "ais_temps": at_least(2), "ais_runs": at_least(1),
+        "iterations": at_least(1),
+        "batch_size": at_least(1),
+        "seq_len": at_least(1),
+        "optimizer": one_of("adam", "sgd"),
+        "lr": at_least(0),
+        "momentum": between(0, 1, high_open=True),
+        "weight_decay": at_least(0),
+        "warmup": at_least(0),
+        "min_lr_frac": between(0, 1),
+        "grad_clip": at_least(0),
+        "eval_every": at_least(1),
+        "patience": at_least(0),
+        "keep_every": at_least(0),
+        "eval_batches": at_least(1),
+        "log_every": at_least(1),
+        "precision": one_of("auto", "fp32", "bf16"),
+        "average": between(0, 1, high_open=True),
+        "roll_transpose": between(0, 87),
+        "max_minutes": at_least(0),
+        "ais_temps": at_least(2),
+        "ais_runs": at_least(1),
         "eval_frames": at_least(0),
     }
 
@@ -257,9 +293,7 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(names)}"
-        )
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(names)}")
     kwargs = {}
     for key, value in data.items():
         kind = hints[key]

@@ -20,11 +20,11 @@ from symusic import Score
 from etude import metrics as M
 from etude.audio import render
 from etude.checkpoint import Checkpoint, load_checkpoint
-from etude.data.cache import open_split
-from etude.errors import EtudeError, InputError
-from etude.data.encoding import EventEncoding
-from etude.generate import Length, Sampling, sample_scores
 from etude.config import AIS
+from etude.data.cache import open_split
+from etude.data.encoding import EventEncoding
+from etude.errors import EtudeError, InputError
+from etude.generate import Length, Sampling, sample_scores
 from etude.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
 from etude.paths import ensure_dir
 
@@ -63,7 +63,14 @@ def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length
     scores, labels = [], []
     for g in dict.fromkeys(want):
         count = want.count(g)
-        scores += sample_scores(ckpt, g, count, Length.parse(length), Sampling(top_p=0.95 if isinstance(ckpt.encoding, EventEncoding) else 1.0), seed=seed)
+        scores += sample_scores(
+            ckpt,
+            g,
+            count,
+            Length.parse(length),
+            Sampling(top_p=0.95 if isinstance(ckpt.encoding, EventEncoding) else 1.0),
+            seed=seed,
+        )
         labels += [g] * count
     return PieceSet(name, scores, labels)
 
@@ -83,7 +90,11 @@ def analyse(s: PieceSet, soundfont: Path | None) -> None:
 REPORT_AIS = AIS(temps=500, runs=20)  # likelihood of RBM-family baselines in the report
 REPORT_FRAMES = 4096  # piano-roll likelihood: whole test pieces of at most this many frames (roll_eval.thin_pieces)
 
-SPECTRAL = {"log_spectral_distance_db": M.log_spectral_distance, "js_distance": M.js_distance, "correlation": M.spectral_correlation}
+SPECTRAL = {
+    "log_spectral_distance_db": M.log_spectral_distance,
+    "js_distance": M.js_distance,
+    "correlation": M.spectral_correlation,
+}
 
 
 def _spectral(s: PieceSet, reference: np.ndarray) -> dict:
@@ -99,7 +110,9 @@ def _histogram_distances(s: PieceSet, original: PieceSet) -> dict:
     out = {}
     for name in M.HISTOGRAMS:
         mine, theirs = np.nanmean(s.features[name], axis=0), np.nanmean(original.features[name], axis=0)
-        out[name] = M.js_distance(np.nan_to_num(mine), np.nan_to_num(theirs)) if np.nansum(mine) and np.nansum(theirs) else None
+        out[name] = (
+            M.js_distance(np.nan_to_num(mine), np.nan_to_num(theirs)) if np.nansum(mine) and np.nansum(theirs) else None
+        )
     return out
 
 
@@ -121,9 +134,15 @@ def _comparison_by_genre(s: PieceSet, original: PieceSet) -> dict:
     for genre in dict.fromkeys(s.labels):
         mine = np.array([lab == genre for lab in s.labels])
         theirs = np.array([lab == genre for lab in original.labels])
-        areas = {name: M.set_comparison(original.features[name][theirs], s.features[name][mine])["overlap"] for name in [*M.SCALARS, *M.HISTOGRAMS]}
+        areas = {
+            name: M.set_comparison(original.features[name][theirs], s.features[name][mine])["overlap"]
+            for name in [*M.SCALARS, *M.HISTOGRAMS]
+        }
         known = [v for v in areas.values() if not np.isnan(v)]
-        out[genre] = {"mean_overlap": float(np.mean(known)) if known else None, "overlap": {k: None if np.isnan(v) else v for k, v in areas.items()}}
+        out[genre] = {
+            "mean_overlap": float(np.mean(known)) if known else None,
+            "overlap": {k: None if np.isnan(v) else v for k, v in areas.items()},
+        }
     return out
 
 
@@ -138,21 +157,29 @@ def _memorisation(ckpt: Checkpoint, sets: list[PieceSet]) -> dict:
     """Per generated set, each piece's longest run of notes found verbatim in a training piece,
     in notes and in bars; pieces with a run of COPY_FLAG_BARS bars or more are flagged."""
     train_rows, train_index = open_split(Path(ckpt.config.data), "train")
-    index = TrainingIndex([note_codes(ckpt.encoding.decode(np.asarray(train_rows[a : a + b, 0]))) for a, b, _ in train_index])
+    index = TrainingIndex(
+        [note_codes(ckpt.encoding.decode(np.asarray(train_rows[a : a + b, 0]))) for a, b, _ in train_index]
+    )
     out = {}
     for s in sets:
         runs = index.copied_runs([note_codes(sc) for sc in s.scores])
         notes = [length for _, length in runs]
         bars = [round(run_bars(sc, start, length), 2) for sc, (start, length) in zip(s.scores, runs)]
         out[s.name] = {
-            "longest_runs": notes, "max": max(notes), "median": float(np.median(notes)), "longest_bars": bars,
-            "max_bars": max(bars), "flagged_copies": int(sum(b >= COPY_FLAG_BARS for b in bars)), "flag_at_bars": COPY_FLAG_BARS,
+            "longest_runs": notes,
+            "max": max(notes),
+            "median": float(np.median(notes)),
+            "longest_bars": bars,
+            "max_bars": max(bars),
+            "flagged_copies": int(sum(b >= COPY_FLAG_BARS for b in bars)),
+            "flag_at_bars": COPY_FLAG_BARS,
         }
     return out
 
 
 def split_likelihood(ckpt: Checkpoint) -> dict:
-    from etude.train import Windows, evaluate as eval_loss
+    from etude.train import Windows
+    from etude.train import evaluate as eval_loss
 
     rows, index = open_split(Path(ckpt.config.data), "test")
     if len(index) == 0:
@@ -202,17 +229,31 @@ def evaluate(
             raise InputError(f"{data} has another vocabulary than {run}; prepare it with the model's settings")
         ckpt.config.data = str(Path(data).resolve())
     if not ckpt.config.data or not (Path(ckpt.config.data) / "meta.json").exists():
-        raise InputError(f"{run}: its data folder {ckpt.config.data!r} is gone; pass --data with the prepared test split")
+        raise InputError(
+            f"{run}: its data folder {ckpt.config.data!r} is gone; pass --data with the prepared test split"
+        )
     out = Path(out)
     ensure_dir(out, "report folder")
     genres = ckpt.encoding.genres
-    sets = [original_set(Path(ckpt.config.data), ckpt.encoding, n), generated_set("lstm", ckpt, genres, n, length, seed)]
+    sets = [
+        original_set(Path(ckpt.config.data), ckpt.encoding, n),
+        generated_set("lstm", ckpt, genres, n, length, seed),
+    ]
     loaded_baselines = []
     for path in baselines or []:
         try:
             other = load_checkpoint(path)
             loaded_baselines.append((path, other))
-            sets.append(generated_set(Path(path).name, other, [g for g in genres if g in other.encoding.genres] or other.encoding.genres, n, length, seed))
+            sets.append(
+                generated_set(
+                    Path(path).name,
+                    other,
+                    [g for g in genres if g in other.encoding.genres] or other.encoding.genres,
+                    n,
+                    length,
+                    seed,
+                )
+            )
         except EtudeError as exc:
             problems.append(f"baseline {path}: {exc}")
     for s in list(sets):
@@ -224,25 +265,44 @@ def evaluate(
     original = sets[0]
     reference = np.mean(original.spectra, axis=0)
 
-    report: dict = {"run": str(run), "pieces_per_set": {s.name: len(s.scores) for s in sets}, "sample_rate": SAMPLE_RATE, "length": length}
+    report: dict = {
+        "run": str(run),
+        "pieces_per_set": {s.name: len(s.scores) for s in sets},
+        "sample_rate": SAMPLE_RATE,
+        "length": length,
+    }
     report["spectral"] = {s.name: _spectral(s, reference) for s in sets}
     report["statistics"] = {s.name: set_statistics(s) for s in sets}
     report["set_comparison"] = {
-        s.name: {name: M.set_comparison(original.features[name], s.features[name]) for name in [*M.SCALARS, *M.HISTOGRAMS]}
+        s.name: {
+            name: M.set_comparison(original.features[name], s.features[name]) for name in [*M.SCALARS, *M.HISTOGRAMS]
+        }
         for s in sets
     }
     report["set_comparison_by_genre"] = {s.name: _comparison_by_genre(s, original) for s in sets[1:]}
     report["histogram_js_distance"] = {s.name: _histogram_distances(s, original) for s in sets}
     report["likelihood"] = {"lstm": split_likelihood(ckpt)}
     for path, other in loaded_baselines:
-        report["likelihood"][Path(path).name] = split_likelihood(other) if other.config.data and (Path(other.config.data) / "meta.json").exists() else {"problem": "its data folder is gone"}
+        report["likelihood"][Path(path).name] = (
+            split_likelihood(other)
+            if other.config.data and (Path(other.config.data) / "meta.json").exists()
+            else {"problem": "its data folder is gone"}
+        )
 
     if classifier is not None:
         clf = Classifier.load(classifier)
         clf_info = test_report(clf, Path(ckpt.config.data))
     else:
-        clf, clf_info = train_classifier(Path(ckpt.config.data), out / "classifier", ClassifierConfig(iterations=classifier_iterations), progress=progress)
-    adherence = {s.name: _adherence([clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores], s.labels) for s in sets}
+        clf, clf_info = train_classifier(
+            Path(ckpt.config.data),
+            out / "classifier",
+            ClassifierConfig(iterations=classifier_iterations),
+            progress=progress,
+        )
+    adherence = {
+        s.name: _adherence([clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores], s.labels)
+        for s in sets
+    }
     report["genre"] = {"classifier": str(classifier or out / "classifier"), "test": clf_info, "adherence": adherence}
     report["memorisation"] = _memorisation(ckpt, sets[1:])
     report["problems"] = problems

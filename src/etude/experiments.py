@@ -91,10 +91,15 @@ def prepare_roll_twin(data: Path, out: Path) -> Path:
 
     meta = read_meta(data)
     if meta["settings"]["encoding"]["name"] == "pianoroll":
-        raise InputError(f"{data} holds piano rolls; the study's LSTM runs need event tokens (etude data prepare CORPUS)")
+        raise InputError(
+            f"{data} holds piano rolls; the study's LSTM runs need event tokens (etude data prepare CORPUS)"
+        )
     corpus = Path(meta.get("corpus", ""))
     if not corpus.exists():
-        raise InputError(f"the corpus {data} was prepared from ({corpus}) is gone; the RBM runs need it as piano rolls: pass --roll-data DIR made with `etude data prepare CORPUS --encoding pianoroll`")
+        raise InputError(
+            f"the corpus {data} was prepared from ({corpus}) is gone; the RBM runs need it as piano rolls: pass "
+            "--roll-data DIR made with `etude data prepare CORPUS --encoding pianoroll`"
+        )
     prepare(corpus, out, DataConfig(**meta["settings"]["data"]), EncodingConfig(name="pianoroll"), workers=1)
     return out
 
@@ -132,7 +137,9 @@ def loss_curves(metrics_csv: Path) -> dict[str, list[list[float]]]:
     return out
 
 
-def score_checkpoint(folder: Path, scale: Scale, seed: int, reference: np.ndarray, soundfont: Path | None, sample: Path | None) -> dict:
+def score_checkpoint(
+    folder: Path, scale: Scale, seed: int, reference: np.ndarray, soundfont: Path | None, sample: Path | None
+) -> dict:
     """Spectral distance, statistics (and test NLL for event tokens) of one checkpoint's pieces."""
     from etude.checkpoint import load_checkpoint
     from etude.data.encoding import EventEncoding
@@ -175,8 +182,16 @@ def execute(spec: RunSpec, scale: Scale, data: Path, roll_data: Path, out: Path,
     along = {f.name for f in ckpts.glob("ckpt-*") if kept_by(f.name, scale.keep_every)} if spec.base else set()
     folders = [ckpts / name for name in sorted(along | {last.name})]
     result = {
-        "name": spec.name, "variant": spec.variant, "model": spec.model, "seed": spec.seed,
-        "checkpoints": [score_checkpoint(f, scale, spec.seed, reference, soundfont, run_dir / "sample.mid" if f.name == last.name else None) for f in folders],
+        "name": spec.name,
+        "variant": spec.variant,
+        "model": spec.model,
+        "seed": spec.seed,
+        "checkpoints": [
+            score_checkpoint(
+                f, scale, spec.seed, reference, soundfont, run_dir / "sample.mid" if f.name == last.name else None
+            )
+            for f in folders
+        ],
         "train_seconds": train_seconds(run_dir / "metrics.csv"),
         "curves": loss_curves(run_dir / "metrics.csv"),
     }
@@ -248,8 +263,18 @@ def aggregate(evals: list[dict], scale: Scale) -> dict:
         }
     return {
         "base": base,
-        "dropout": {str(kp): {**summary(lstm_variant(h, n, kp)), "train_curve": curves(lstm_variant(h, n, kp), "train"), "valid_curve": curves(lstm_variant(h, n, kp), "valid")} for kp in scale.keep_probs},
-        "iterations": {str(it): {"spectral_distance_db": mean_sd(v["spectral"]), "test_nll": mean_sd(v["nll"])} for it, v in sorted(iterations.items())},
+        "dropout": {
+            str(kp): {
+                **summary(lstm_variant(h, n, kp)),
+                "train_curve": curves(lstm_variant(h, n, kp), "train"),
+                "valid_curve": curves(lstm_variant(h, n, kp), "valid"),
+            }
+            for kp in scale.keep_probs
+        },
+        "iterations": {
+            str(it): {"spectral_distance_db": mean_sd(v["spectral"]), "test_nll": mean_sd(v["nll"])}
+            for it, v in sorted(iterations.items())
+        },
         "hidden": {str(u): summary(lstm_variant(u, n, k)) for u in scale.hidden},
         "layers": {str(d): summary(lstm_variant(h, d, k)) for d in scale.layers},
         "models": models,
@@ -257,7 +282,7 @@ def aggregate(evals: list[dict], scale: Scale) -> dict:
 
 
 def format_mean_sd(ms: dict | None) -> str:
-    """"1.234 ± 0.05" (the mean alone for one value; "n/a" for none)."""
+    """ "1.234 ± 0.05" (the mean alone for one value; "n/a" for none)."""
     if not ms or ms.get("mean") is None:
         return "n/a"
     return f"{ms['mean']:.4g} ± {ms['sd']:.2g}" if ms["n"] > 1 else f"{ms['mean']:.4g}"
@@ -301,18 +326,43 @@ def claims(results: dict, scale: Scale) -> list[dict]:
     final, half = (its[-1], next((i for i in its if int(i) * 2 == int(its[-1])), its[0])) if its else (None, None)
     keep = str(0.7) if 0.7 in scale.keep_probs else None
     out = [
-        ("keep probability 0.7 works best", "final validation NLL (nats/token)", judge("lowest", {k: v["final_valid_nll"] for k, v in results["dropout"].items()}, keep)),
-        (f"training longer helps ({final} beat {half} iterations; the paper: 6000 beat 3000)", "spectral distance to the original (dB)",
-         judge("lowest", {i: results["iterations"][i]["spectral_distance_db"] for i in (half, final) if i}, final)),
-        (f"more hidden units are better, up to {max(scale.hidden)}", "test NLL (nats/token)", judge("falls_with_setting", {k: v["test_nll"] for k, v in results["hidden"].items()})),
-        (f"{max(scale.layers)} layers work best", "test NLL (nats/token)", judge("lowest", {k: v["test_nll"] for k, v in results["layers"].items()}, str(max(scale.layers)))),
-        ("the LSTM is closer to the original spectrum than the RBM", "spectral distance to the original (dB)",
-         judge("lowest", {k: results["models"][k]["spectral_distance_db"] for k in ("lstm", "rbm")}, "lstm")),
+        (
+            "keep probability 0.7 works best",
+            "final validation NLL (nats/token)",
+            judge("lowest", {k: v["final_valid_nll"] for k, v in results["dropout"].items()}, keep),
+        ),
+        (
+            f"training longer helps ({final} beat {half} iterations; the paper: 6000 beat 3000)",
+            "spectral distance to the original (dB)",
+            judge("lowest", {i: results["iterations"][i]["spectral_distance_db"] for i in (half, final) if i}, final),
+        ),
+        (
+            f"more hidden units are better, up to {max(scale.hidden)}",
+            "test NLL (nats/token)",
+            judge("falls_with_setting", {k: v["test_nll"] for k, v in results["hidden"].items()}),
+        ),
+        (
+            f"{max(scale.layers)} layers work best",
+            "test NLL (nats/token)",
+            judge("lowest", {k: v["test_nll"] for k, v in results["layers"].items()}, str(max(scale.layers))),
+        ),
+        (
+            "the LSTM is closer to the original spectrum than the RBM",
+            "spectral distance to the original (dB)",
+            judge("lowest", {k: results["models"][k]["spectral_distance_db"] for k in ("lstm", "rbm")}, "lstm"),
+        ),
     ]
     models = results["models"]
     if "original" in models:
-        out.append(("the LSTM's musical statistics are closer to the original's than the RBM's", "statistics whose mean is nearer the original's",
-                    statistics_verdict(models["original"]["statistics"], models["lstm"]["statistics"], models["rbm"]["statistics"])))
+        out.append(
+            (
+                "the LSTM's musical statistics are closer to the original's than the RBM's",
+                "statistics whose mean is nearer the original's",
+                statistics_verdict(
+                    models["original"]["statistics"], models["lstm"]["statistics"], models["rbm"]["statistics"]
+                ),
+            )
+        )
     return [{"claim": c, "measure": m, **v} for c, m, v in out]
 
 
@@ -328,7 +378,12 @@ def statistics_verdict(original: dict, lstm: dict, rbm: dict) -> dict:
     nearer, n = closer_statistics(original, lstm, rbm)
     if not n:
         return {"held": None, "numbers": "", "within_spread": None, "note": "not measured"}
-    return {"held": 2 * len(nearer) > n, "numbers": f"LSTM nearer on {len(nearer)} of {n}: {', '.join(nearer) or 'none'}", "within_spread": None, "note": ""}
+    return {
+        "held": 2 * len(nearer) > n,
+        "numbers": f"LSTM nearer on {len(nearer)} of {n}: {', '.join(nearer) or 'none'}",
+        "within_spread": None,
+        "note": "",
+    }
 
 
 # ----------------------------------------------------------------------------- the command
@@ -412,7 +467,12 @@ def study(
     if seeds < 1 or workers < 1:
         raise InputError("--seeds and --workers must be at least 1")
     sc = SCALES[scale]
-    sc = replace(sc, keep_probs=tuple(keep_probs or sc.keep_probs), hidden=tuple(hidden or sc.hidden), layers=tuple(layers or sc.layers))
+    sc = replace(
+        sc,
+        keep_probs=tuple(keep_probs or sc.keep_probs),
+        hidden=tuple(hidden or sc.hidden),
+        layers=tuple(layers or sc.layers),
+    )
     data, out = Path(data).resolve(), Path(out).resolve()
     read_meta(data)  # a clear error when DATA is not a prepared folder
     t0 = time.perf_counter()
@@ -421,9 +481,18 @@ def study(
 
     p = plan(sc, seeds, workers, data, roll_data, out)
     runs = ", ".join(dict.fromkeys(s.variant for s in p.specs))
-    announce(f"study at scale {sc.name}: {len(p.specs)} runs ({len(p.specs) // seeds} configurations x {seeds} seeds): {runs}")
-    announce(f"LSTM runs: {' '.join(sc.train)}; base {lstm_variant(sc.base_hidden, sc.base_layers, sc.base_keep)}, checkpoints kept every {sc.keep_every}; {sc.pieces} pieces of {sc.length} per checkpoint")
-    announce(f"estimated training time: {p.estimate_s / 60:.1f} min with {workers} worker(s) (timed on this machine; generation and scoring come on top)")
+    announce(
+        f"study at scale {sc.name}: {len(p.specs)} runs ({len(p.specs) // seeds} configurations x {seeds} "
+        f"seeds): {runs}"
+    )
+    announce(
+        f"LSTM runs: {' '.join(sc.train)}; base {lstm_variant(sc.base_hidden, sc.base_layers, sc.base_keep)}, "
+        f"checkpoints kept every {sc.keep_every}; {sc.pieces} pieces of {sc.length} per checkpoint"
+    )
+    announce(
+        f"estimated training time: {p.estimate_s / 60:.1f} min with {workers} worker(s) (timed on this machine; "
+        "generation and scoring come on top)"
+    )
 
     original_path = out / "original.json"
     if not original_path.exists():
@@ -431,7 +500,15 @@ def study(
         analyse(orig, soundfont)
         if orig.scores:
             orig.scores[0].dump_midi(str(out / "original_sample.mid"))
-        original_path.write_text(json.dumps({"mean_spectrum": np.mean(orig.spectra, axis=0).tolist(), "statistics": set_statistics(orig), "pieces": len(orig.scores)}))
+        original_path.write_text(
+            json.dumps(
+                {
+                    "mean_spectrum": np.mean(orig.spectra, axis=0).tolist(),
+                    "statistics": set_statistics(orig),
+                    "pieces": len(orig.scores),
+                }
+            )
+        )
 
     evals, problems = [], []
     bar = tqdm(total=len(p.specs), desc="study", unit="run", disable=None if progress else True)
@@ -466,7 +543,9 @@ def study(
         "workers": workers,
         "data": str(data),
         "roll_data": str(roll_data),
-        "runs": {e["name"]: {"trained_now": not e.get("skipped", False), "train_seconds": e["train_seconds"]} for e in evals},
+        "runs": {
+            e["name"]: {"trained_now": not e.get("skipped", False), "train_seconds": e["train_seconds"]} for e in evals
+        },
         "results": results,
         "claims": claims(results, sc),
         "problems": problems,

@@ -170,7 +170,12 @@ def sample_tokens(
     logits = logits[:, -1]  # (n, V)
     cap = length.max_tokens(ckpt.state.get("tokens_per_second"))
     for step in range(cap):
-        masks = np.stack([grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start_seconds >= length.value) for c in cursors])
+        masks = np.stack(
+            [
+                grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start_seconds >= length.value)
+                for c in cursors
+            ]
+        )
         scores = filter_logits(logits.float().cpu(), sampling)
         allowed = torch.from_numpy(masks)
         scores = scores.masked_fill(~allowed, float("-inf"))
@@ -200,14 +205,24 @@ def sample_tokens(
 
 @torch.no_grad()
 def sample_scores(
-    ckpt: Checkpoint, genre: str, n: int, length: Length, sampling: Sampling = Sampling(), primer: str | None = None, seed: int = 0, device: str = "cpu"
+    ckpt: Checkpoint,
+    genre: str,
+    n: int,
+    length: Length,
+    sampling: Sampling = Sampling(),
+    primer: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> list[Score]:
     """n new pieces of `genre` from any generator: event tokens through the grammar
     (sample_tokens), piano rolls frame by frame (or window by window) at the sampling temperature."""
     genre = check_genre(ckpt, genre)
     if isinstance(ckpt.encoding, EventEncoding):
         prefix = primer_tokens(ckpt, primer, genre)[0] if primer else None
-        return [ckpt.encoding.decode(np.array(ids)) for ids in sample_tokens(ckpt, genre, n, length, sampling, prefix, seed, device)]
+        return [
+            ckpt.encoding.decode(np.array(ids))
+            for ids in sample_tokens(ckpt, genre, n, length, sampling, prefix, seed, device)
+        ]
     if primer:
         raise ConfigError("--primer works with event-token models; this one generates piano rolls")
     sampling.check()
@@ -258,7 +273,23 @@ def generate(
         return [
             r
             for g in ckpt.encoding.genres
-            for r in generate(ckpt.path, g, n, length, out, sampling, primer, seed, device, audio, image, soundfont, sample_rate, renderer, force)
+            for r in generate(
+                ckpt.path,
+                g,
+                n,
+                length,
+                out,
+                sampling,
+                primer,
+                seed,
+                device,
+                audio,
+                image,
+                soundfont,
+                sample_rate,
+                renderer,
+                force,
+            )
         ]
     genre = check_genre(ckpt, genre)
     if n < 1:
@@ -269,7 +300,9 @@ def generate(
     targets = [s.with_suffix(ext) for s in stems for ext in (".mid", ".wav", ".png")]
     clash = [str(t) for t in targets if t.exists()]
     if clash and not force:
-        raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out")
+        raise InputError(
+            f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out"
+        )
     scores = sample_scores(ckpt, genre, n, span, sampling, primer, seed, device)
     ensure_dir(out)
     results = []

@@ -72,7 +72,9 @@ class Grammar:
         # after a time step (REMI: with a Bar).
         self.graph = {t: set(n) for t, n in enc.tokenizer.tokens_types_graph.items()}
         self.graph["Genre"] = {"Bar"} if self.kind == "remi" else set(self.graph["TimeShift"])
-        self.next_types = {t: self._of(*(n - {"PAD", "BOS", "EOS", "PitchDrum", "DrumOn", "DrumOff"})) for t, n in self.graph.items()}
+        self.next_types = {
+            t: self._of(*(n - {"PAD", "BOS", "EOS", "PitchDrum", "DrumOn", "DrumOff"})) for t, n in self.graph.items()
+        }
         self.end_after = {"TimeShift", "NoteOff", "Velocity"} if self.kind == "midilike" else {"Duration", "TimeShift"}
         self.shortest = {
             kind: min((i for i, t in enumerate(self.type_of) if t == kind), key=lambda i: _beats(self.value_of[i]))

@@ -59,7 +59,9 @@ class Notes:
         onset, duration = np.asarray(onset, float), np.asarray(duration, float)
         order = np.lexsort((np.asarray(pitch), onset))
         k = 60.0 / qpm
-        return cls(onset[order], duration[order], np.asarray(pitch, np.int64)[order], onset[order] * k, duration[order] * k)
+        return cls(
+            onset[order], duration[order], np.asarray(pitch, np.int64)[order], onset[order] * k, duration[order] * k
+        )
 
 
 # ----------------------------------------------------------------------------- pitch

@@ -48,8 +48,20 @@ class Event:
 
     def as_dict(self) -> dict:
         if self.type == "control_change":
-            return {"t": round(self.t, 6), "type": self.type, "control": self.pitch, "value": self.velocity, "channel": self.channel}
-        return {"t": round(self.t, 6), "type": self.type, "pitch": self.pitch, "velocity": self.velocity, "channel": self.channel}
+            return {
+                "t": round(self.t, 6),
+                "type": self.type,
+                "control": self.pitch,
+                "value": self.velocity,
+                "channel": self.channel,
+            }
+        return {
+            "t": round(self.t, 6),
+            "type": self.type,
+            "pitch": self.pitch,
+            "velocity": self.velocity,
+            "channel": self.channel,
+        }
 
 
 class SinkClosed(Exception):
@@ -142,7 +154,9 @@ def _mido():
         import mido
         import rtmidi  # noqa: F401  (the backend mido uses)
     except ImportError:
-        raise InputError("MIDI ports need the optional extra: pip install 'etude[robot]' (mido, python-rtmidi); or use --jsonl") from None
+        raise InputError(
+            "MIDI ports need the optional extra: pip install 'etude[robot]' (mido, python-rtmidi); or use --jsonl"
+        ) from None
     return mido
 
 
@@ -169,7 +183,9 @@ class PortSink:
             with _quiet_stderr():
                 self.port = mido.open_output(name, virtual=virtual)
         except (SystemError, OSError, RuntimeError, ValueError) as exc:
-            raise InputError(f"cannot open MIDI port {name!r} (in use, or not supported here): {str(exc).strip()[:120]}") from None
+            raise InputError(
+                f"cannot open MIDI port {name!r} (in use, or not supported here): {str(exc).strip()[:120]}"
+            ) from None
 
     def send(self, event: Event) -> None:
         try:
@@ -301,7 +317,14 @@ class GeneratedPieces:
     Holds at most `ahead` finished pieces; `count` pieces in all (None: until stopped).
     """
 
-    def __init__(self, make_piece: Callable[[int], Score], count: int | None, ahead: int = 2, tempo_scale: float = 1.0, transpose: int = 0):
+    def __init__(
+        self,
+        make_piece: Callable[[int], Score],
+        count: int | None,
+        ahead: int = 2,
+        tempo_scale: float = 1.0,
+        transpose: int = 0,
+    ):
         self.queue: queue.Queue = queue.Queue(maxsize=ahead)
         self.count, self.tempo_scale, self.transpose = count, tempo_scale, transpose
         self.stop = threading.Event()

@@ -16,7 +16,9 @@ def piano_roll_png(score: Score, path: Path, title: str = "") -> Path:
     notes = score.to("second").tracks[0].notes if score.tracks else []
     fig, ax = plt.subplots(figsize=(10, 3.5), dpi=100)
     for n in notes:
-        ax.add_patch(plt.Rectangle((n.time, n.pitch - 0.4), max(n.duration, 0.02), 0.8, color=plt.cm.viridis(n.velocity / 127)))
+        ax.add_patch(
+            plt.Rectangle((n.time, n.pitch - 0.4), max(n.duration, 0.02), 0.8, color=plt.cm.viridis(n.velocity / 127))
+        )
     end = max((n.time + n.duration for n in notes), default=1.0)
     pitches = [n.pitch for n in notes] or [60]
     ax.set_xlim(0, end)

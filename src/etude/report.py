@@ -17,6 +17,7 @@ from scipy.io import wavfile  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
 from etude import metrics as M  # noqa: E402
+from etude.memorisation import COPY_FLAG_BARS  # noqa: E402
 
 AUDIO_SECONDS = 15  # excerpt length embedded in the page
 AUDIO_RATE = 22050
@@ -104,7 +105,8 @@ def _audio(audio: np.ndarray, rate: int) -> str:
     mono = resample_poly(mono, AUDIO_RATE, rate) if rate != AUDIO_RATE else mono
     buf = io.BytesIO()
     wavfile.write(buf, AUDIO_RATE, np.clip(mono * 32767, -32768, 32767).astype(np.int16))
-    return f'<audio controls preload="metadata" src="data:audio/wav;base64,{base64.b64encode(buf.getvalue()).decode()}"></audio>'
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<audio controls preload="metadata" src="data:audio/wav;base64,{data}"></audio>'
 
 
 def html_table(rows: list[list], header: list[str]) -> str:
@@ -120,46 +122,75 @@ def write_report(report: dict, sets, out: Path) -> Path:
     """PNG figures into `out` and report.html that embeds them, with audio excerpts."""
     rate = report["sample_rate"]
     figs = [spectra_png(sets, rate, out / "spectra.png")]
-    figs += [spectrogram_png(s.audio[0], rate, f"{s.name}: spectrogram of piece 1 ({s.labels[0]})", out / f"spectrogram_{s.name}.png") for s in sets]
+    figs += [
+        spectrogram_png(
+            s.audio[0], rate, f"{s.name}: spectrogram of piece 1 ({s.labels[0]})", out / f"spectrogram_{s.name}.png"
+        )
+        for s in sets
+    ]
     figs.append(statistics_png(sets, out / "statistics.png"))
     figs.append(confusion_png(report["genre"]["test"], out / "confusion.png"))
 
-    spectral = [[name, v["log_spectral_distance_db"], v["js_distance"], v["correlation"]] for name, v in report["spectral"].items()]
+    spectral = [
+        [name, v["log_spectral_distance_db"], v["js_distance"], v["correlation"]]
+        for name, v in report["spectral"].items()
+    ]
     comparison = [
         [name, metric, v["kl"], v["overlap"]]
         for name, metrics in report["set_comparison"].items()
         if name != "original"
         for metric, v in metrics.items()
     ]
-    genres = list(report["genre"]["adherence"]["original"]["by_genre"]) if "original" in report["genre"]["adherence"] else []
-    adherence = [[name, v["share_as_labelled"], *[v["by_genre"].get(g, float("nan")) for g in genres]] for name, v in report["genre"]["adherence"].items()]
-    by_genre = [
-        [name, *[d.get(g, {}).get("mean_overlap") for g in genres]] for name, d in report["set_comparison_by_genre"].items()
+    genres = (
+        list(report["genre"]["adherence"]["original"]["by_genre"]) if "original" in report["genre"]["adherence"] else []
+    )
+    adherence = [
+        [name, v["share_as_labelled"], *[v["by_genre"].get(g, float("nan")) for g in genres]]
+        for name, v in report["genre"]["adherence"].items()
     ]
-    memo = [[name, v["max"], v["median"], v["max_bars"], v["flagged_copies"]] for name, v in report["memorisation"].items()]
+    by_genre = [
+        [name, *[d.get(g, {}).get("mean_overlap") for g in genres]]
+        for name, d in report["set_comparison_by_genre"].items()
+    ]
+    memo = [
+        [name, v["max"], v["median"], v["max_bars"], v["flagged_copies"]] for name, v in report["memorisation"].items()
+    ]
+    flagged = f"pieces copying {COPY_FLAG_BARS:g}+ bars"
     likelihood = [
-        [name, *(("nats/token", v["test_nll_nats_per_token"], v["test_perplexity"]) if "test_nll_nats_per_token" in v
-                 else ("nats/frame", v["test_nll_nats_per_frame"], float("nan")) if "test_nll_nats_per_frame" in v else ("", float("nan"), float("nan")))]
+        [
+            name,
+            *(
+                ("nats/token", v["test_nll_nats_per_token"], v["test_perplexity"])
+                if "test_nll_nats_per_token" in v
+                else ("nats/frame", v["test_nll_nats_per_frame"], float("nan"))
+                if "test_nll_nats_per_frame" in v
+                else ("", float("nan"), float("nan"))
+            ),
+        ]
         for name, v in report["likelihood"].items()
     ]
-    histograms = [[name, *[v if v is not None else float("nan") for v in d.values()]] for name, d in report["histogram_js_distance"].items()]
+    histograms = [
+        [name, *[v if v is not None else float("nan") for v in d.values()]]
+        for name, d in report["histogram_js_distance"].items()
+    ]
     audio = "".join(
-        f"<h3>{html.escape(s.name)}</h3>" + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(len(s.audio)))
+        f"<h3>{html.escape(s.name)}</h3>"
+        + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(len(s.audio)))
         for s in sets
     )
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>étude evaluation: {html.escape(report['run'])}</title>
+<html><head><meta charset="utf-8"><title>étude evaluation: {html.escape(report["run"])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 img{{max-width:100%}}</style></head><body>
-<h1>Evaluation of {html.escape(report['run'])}</h1>
-<p>Pieces per set: {html.escape(_inline(report['pieces_per_set']))}; generated length {html.escape(report['length'])};
-audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seconds']} s.</p>
+<h1>Evaluation of {html.escape(report["run"])}</h1>
+<p>Pieces per set: {html.escape(_inline(report["pieces_per_set"]))}; generated length {html.escape(report["length"])};
+audio rendered at {rate} Hz with one SoundFont for every set. Took {report["seconds"]} s.</p>
 <h2>Spectrum: generated against original</h2>
 {html_table(spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"])}
 {img_tag(figs[0])}
-{"".join(img_tag(f) for f in figs[1:1 + len(sets)])}
+{"".join(img_tag(f) for f in figs[1 : 1 + len(sets)])}
 <h2>Musical statistics</h2>
 {img_tag(figs[1 + len(sets)])}
 <h3>Against the original (Yang &amp; Lerch): KL divergence and overlapped area</h3>
@@ -170,7 +201,7 @@ audio rendered at {rate} Hz with one SoundFont for every set. Took {report['seco
 {img_tag(figs[-1])}
 {html_table(adherence, ["set", "share classified as its genre", *genres])}
 <h2>Memorisation</h2>
-{html_table(memo, ["set", "longest copied run (notes)", "median (notes)", "longest copied run (bars)", f"pieces copying {report['memorisation'] and next(iter(report['memorisation'].values()))['flag_at_bars']:g}+ bars"])}
+{html_table(memo, ["set", "longest copied run (notes)", "median (notes)", "longest copied run (bars)", flagged])}
 <h3>Histograms against the original: Jensen-Shannon distance of the set means</h3>
 {html_table(histograms, ["set", *M.HISTOGRAMS])}
 <h2>Likelihood (test split, each model on its own encoding)</h2>
@@ -192,7 +223,8 @@ window.addEventListener("load", () => {{
   }}));
   Promise.all(ready).then((ok) => {{
     document.getElementById("media-check").textContent =
-      `media check: ${{goodImages}}/${{images.length}} images and ${{ok.filter(Boolean).length}}/${{players.length}} audio players loaded`;
+      `media check: ${{goodImages}}/${{images.length}} images and ` +
+      `${{ok.filter(Boolean).length}}/${{players.length}} audio players loaded`;
   }});
 }});
 </script>

@@ -71,7 +71,9 @@ def frame_accuracy(tp: float, fp: float, fn: float) -> float:
 
 
 @torch.no_grad()
-def evaluate_rolls(model, batches, device: torch.device | str = "cpu", ais: AIS | None = None, marginal: torch.Tensor | None = None) -> dict[str, float]:
+def evaluate_rolls(
+    model, batches, device: torch.device | str = "cpu", ais: AIS | None = None, marginal: torch.Tensor | None = None
+) -> dict[str, float]:
     """Frame NLL (nats, mean over scored frames), frame accuracy of the model's most likely next
     frame, and with `marginal` the floor's NLL on the same frames. RBM-family models need `ais`."""
     model.eval()

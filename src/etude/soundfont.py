@@ -28,8 +28,15 @@ G_COARSE, G_FINE, G_SAMPLE_ID, G_SAMPLE_MODES, G_SCALE_TUNING, G_ROOT_KEY = 51, 
 G_START_OFS, G_END_OFS, G_STARTLOOP_OFS, G_ENDLOOP_OFS = 0, 1, 2, 3
 G_START_COARSE, G_END_COARSE, G_STARTLOOP_COARSE, G_ENDLOOP_COARSE = 4, 12, 45, 50
 _RANGES = (G_KEY_RANGE, G_VEL_RANGE)
-_DEFAULTS = {G_SCALE_TUNING: 100, G_ROOT_KEY: -1, G_DELAY_VOL: -12000, G_ATTACK_VOL: -12000,
-             G_HOLD_VOL: -12000, G_DECAY_VOL: -12000, G_RELEASE_VOL: -12000}
+_DEFAULTS = {
+    G_SCALE_TUNING: 100,
+    G_ROOT_KEY: -1,
+    G_DELAY_VOL: -12000,
+    G_ATTACK_VOL: -12000,
+    G_HOLD_VOL: -12000,
+    G_DECAY_VOL: -12000,
+    G_RELEASE_VOL: -12000,
+}
 
 
 @dataclass
@@ -62,7 +69,9 @@ def _chunks(buf: bytes, start: int, end: int):
         pos += 8 + size + (size & 1)
 
 
-def _zones(bags: list[int], gens: list[tuple[int, int]], first: int, last: int, link: int) -> tuple[Zone | None, list[Zone]]:
+def _zones(
+    bags: list[int], gens: list[tuple[int, int]], first: int, last: int, link: int
+) -> tuple[Zone | None, list[Zone]]:
     """Zones of one preset or instrument (bag indices first..last); a leading zone without the
     linking generator (instrument or sampleID) is the global zone."""
     out, global_zone = [], None
@@ -119,7 +128,10 @@ class SoundFont:
         self.insts = [b for _, b in records(b"inst", 22, "<20sH")]
         self.ibags = [b[0] for b in records(b"ibag", 4, "<HH")]
         self.igens = records(b"igen", 4, "<Hh")
-        self.samples = [Sample(s, e, ls, le, rate, pitch, corr) for _, s, e, ls, le, rate, pitch, corr, *_ in records(b"shdr", 46, "<20sIIIIIBbHH")]
+        self.samples = [
+            Sample(s, e, ls, le, rate, pitch, corr)
+            for _, s, e, ls, le, rate, pitch, corr, *_ in records(b"shdr", 46, "<20sIIIIIBbHH")
+        ]
         # ranges are stored as two unsigned bytes; re-read them unsigned
         self.pgens = [(o, a & 0xFFFF if o in _RANGES else a) for o, a in self.pgens]
         self.igens = [(o, a & 0xFFFF if o in _RANGES else a) for o, a in self.igens]
@@ -167,7 +179,9 @@ def _envelope(gens: dict[int, int], held: int, rate: int) -> np.ndarray:
     Delay, a linear attack, hold, a decay falling 100 dB per decay time (in dB) until the
     sustain level, then the release falling 100 dB per release time from wherever it starts.
     """
-    delay, attack, hold, decay = (int(_seconds(gens[g]) * rate) for g in (G_DELAY_VOL, G_ATTACK_VOL, G_HOLD_VOL, G_DECAY_VOL))
+    delay, attack, hold, decay = (
+        int(_seconds(gens[g]) * rate) for g in (G_DELAY_VOL, G_ATTACK_VOL, G_HOLD_VOL, G_DECAY_VOL)
+    )
     sustain_db = -min(max(gens.get(G_SUSTAIN_VOL, 0), 0), 1440) / 10.0
     release = max(int(min(_seconds(gens[G_RELEASE_VOL]), 8.0) * rate), int(0.01 * rate))
     body = np.empty(held, dtype=np.float32)
@@ -207,7 +221,12 @@ def render_notes(
     for onset, dur, pitch, vel in notes:
         for sample, gens in sf.regions(pitch, vel, program):
             root = gens[G_ROOT_KEY] if gens[G_ROOT_KEY] >= 0 else sample.root
-            cents = (pitch - root) * gens[G_SCALE_TUNING] + gens.get(G_COARSE, 0) * 100 + gens.get(G_FINE, 0) + sample.correction
+            cents = (
+                (pitch - root) * gens[G_SCALE_TUNING]
+                + gens.get(G_COARSE, 0) * 100
+                + gens.get(G_FINE, 0)
+                + sample.correction
+            )
             step = 2.0 ** (cents / 1200.0) * sample.rate / sample_rate
             start = sample.start + gens.get(G_START_OFS, 0) + 32768 * gens.get(G_START_COARSE, 0)
             end = sample.end + gens.get(G_END_OFS, 0) + 32768 * gens.get(G_END_COARSE, 0)

@@ -55,7 +55,9 @@ def dropout_png(results: dict, path: Path) -> Path:
 
 def iterations_png(results: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    _errorbars(axes[0], results["iterations"], "spectral_distance_db", "iteration", "spectral distance to the original (dB)")
+    _errorbars(
+        axes[0], results["iterations"], "spectral_distance_db", "iteration", "spectral distance to the original (dB)"
+    )
     _errorbars(axes[1], results["iterations"], "test_nll", "iteration", "test NLL (nats/token)")
     fig.suptitle(f"Training length: checkpoints of the base run {results['base']}")
     return save_figure(fig, path)
@@ -117,50 +119,83 @@ def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
         "models": spectra_png(r["models"], out / "study_spectra.png"),
     }
     samples = [("original (test piece)", out / "original_sample.mid")]
-    samples += [(f"{d} layer{'s' if d > 1 else ''} (seed 0)", out / "runs" / f"{variant}-seed0" / "sample.mid") for d, variant in _depth_variants(sc)]
+    samples += [
+        (f"{d} layer{'s' if d > 1 else ''} (seed 0)", out / "runs" / f"{variant}-seed0" / "sample.mid")
+        for d, variant in _depth_variants(sc)
+    ]
     samples = [(t, p) for t, p in samples if p.exists()]
     if samples:
         figs["depth_spectrograms"] = spectrograms_png(samples, soundfont, out / "study_depth_spectrograms.png")
 
-    claims = [[c["claim"], c["measure"], c["numbers"], VERDICT[c["held"]] + (" (gap within the seeds' spread)" if c["within_spread"] else ""), c["note"]] for c in report["claims"]]
+    claims = [
+        [
+            c["claim"],
+            c["measure"],
+            c["numbers"],
+            VERDICT[c["held"]] + (" (gap within the seeds' spread)" if c["within_spread"] else ""),
+            c["note"],
+        ]
+        for c in report["claims"]
+    ]
     names = ["original", "lstm", "rbm", "rnn-rbm"]
     models = r["models"]
-    distance = [[n, format_mean_sd(models[n].get("spectral_distance_db")) if n != "original" else "0"] for n in names if n in models]
+    distance = [
+        [n, format_mean_sd(models[n].get("spectral_distance_db")) if n != "original" else "0"]
+        for n in names
+        if n in models
+    ]
     stats = [[k, *[_stat(models.get(n, {}), k) for n in names]] for k in M.SCALARS]
-    sweeps = lambda sweep: [[k, format_mean_sd(v["test_nll"]), format_mean_sd(v["spectral_distance_db"]), format_mean_sd(v["train_seconds"])] for k, v in r[sweep].items()]  # noqa: E731
-    its = [[k, format_mean_sd(v["spectral_distance_db"]), format_mean_sd(v["test_nll"])] for k, v in r["iterations"].items()]
-    drop = [[k, format_mean_sd(v["final_valid_nll"]), format_mean_sd(v["test_nll"]), format_mean_sd(v["spectral_distance_db"])] for k, v in r["dropout"].items()]
+
+    def sweeps(sweep: str) -> list[list]:
+        measures = ("test_nll", "spectral_distance_db", "train_seconds")
+        return [[k, *(format_mean_sd(v[m]) for m in measures)] for k, v in r[sweep].items()]
+
+    its = [
+        [k, format_mean_sd(v["spectral_distance_db"]), format_mean_sd(v["test_nll"])]
+        for k, v in r["iterations"].items()
+    ]
+    drop = [
+        [
+            k,
+            format_mean_sd(v["final_valid_nll"]),
+            format_mean_sd(v["test_nll"]),
+            format_mean_sd(v["spectral_distance_db"]),
+        ]
+        for k, v in r["dropout"].items()
+    ]
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"
     trained = sum(v["trained_now"] for v in report["runs"].values())
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>étude study ({html.escape(sc['name'])})</title>
+<html><head><meta charset="utf-8"><title>étude study ({html.escape(sc["name"])})</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em}}
 img{{max-width:100%}}</style></head><body>
-<h1>The hyper-parameter study, scale {html.escape(sc['name'])}</h1>
-<p>Data {html.escape(report['data'])}; {report['seeds']} seed(s), figures show mean ± one standard deviation over seeds.
-{len(report['runs'])} runs ({trained} trained in this invocation), {report['workers']} worker(s), {report['wall_seconds']:.0f} s wall time.
-LSTM settings: preset {html.escape(sc['preset'])} with {html.escape(' '.join(sc['train']))}; base run {html.escape(r['base'])}
-(checkpoints kept every {sc['keep_every']} iterations); sweeps: keep probability {sc['keep_probs']}, hidden units {sc['hidden']}, layers {sc['layers']}.
-RBM and RNN-RBM: the preset's piano-roll settings with {html.escape(' '.join(sc['roll']))}.
-Each checkpoint is scored on {sc['pieces']} generated pieces of {html.escape(sc['length'])}.</p>
+<h1>The hyper-parameter study, scale {html.escape(sc["name"])}</h1>
+<p>Data {html.escape(report["data"])}; {report["seeds"]} seed(s), figures show mean ± one standard deviation over seeds.
+{len(report["runs"])} runs ({trained} trained in this invocation), {report["workers"]} worker(s),
+{report["wall_seconds"]:.0f} s wall time.
+LSTM settings: preset {html.escape(sc["preset"])} with {html.escape(" ".join(sc["train"]))};
+base run {html.escape(r["base"])} (checkpoints kept every {sc["keep_every"]} iterations);
+sweeps: keep probability {sc["keep_probs"]}, hidden units {sc["hidden"]}, layers {sc["layers"]}.
+RBM and RNN-RBM: the preset's piano-roll settings with {html.escape(" ".join(sc["roll"]))}.
+Each checkpoint is scored on {sc["pieces"]} generated pieces of {html.escape(sc["length"])}.</p>
 <h2>Claims</h2>
 {html_table(claims, ["claim", "measure (lower is better)", "mean ± sd per setting", "here", "note"])}
 <h2>1. Dropout: loss convergence</h2>
-{img_tag(figs['dropout'])}
+{img_tag(figs["dropout"])}
 {html_table(drop, ["keep probability", "final validation NLL", "test NLL", "spectral distance (dB)"])}
 <h2>2. Training length</h2>
-{img_tag(figs['iterations'])}
+{img_tag(figs["iterations"])}
 {html_table(its, ["iteration", "spectral distance (dB)", "test NLL"])}
 <h2>3. Hidden units</h2>
-{img_tag(figs['hidden'])}
-{html_table(sweeps('hidden'), ["units", "test NLL", "spectral distance (dB)", "training time (s)"])}
+{img_tag(figs["hidden"])}
+{html_table(sweeps("hidden"), ["units", "test NLL", "spectral distance (dB)", "training time (s)"])}
 <h2>4. Layers</h2>
-{img_tag(figs['layers'])}
-{html_table(sweeps('layers'), ["layers", "test NLL", "spectral distance (dB)", "training time (s)"])}
-{img_tag(figs['depth_spectrograms']) if 'depth_spectrograms' in figs else ''}
+{img_tag(figs["layers"])}
+{html_table(sweeps("layers"), ["layers", "test NLL", "spectral distance (dB)", "training time (s)"])}
+{img_tag(figs["depth_spectrograms"]) if "depth_spectrograms" in figs else ""}
 <h2>5. LSTM, RBM and RNN-RBM against the original</h2>
-{img_tag(figs['models'])}
+{img_tag(figs["models"])}
 {html_table(distance, ["set", "spectral distance to the original (dB)"])}
 <h3>Musical statistics (mean over pieces, then mean ± sd over seeds)</h3>
 {html_table(stats, ["statistic", *names])}

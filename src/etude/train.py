@@ -35,8 +35,8 @@ from etude.errors import CheckpointError, ConfigError, InputError
 from etude.models.lstm import LSTMGenerator
 from etude.models.registry import build_model
 from etude.paths import ensure_dir
-from etude.runtime import bf16_supported, pick_device, seed_everything
 from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches, thin_pieces
+from etude.runtime import bf16_supported, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 METRICS = ["iteration", "split", "loss", "perplexity", "accuracy", "lr", "tokens_per_s", "elapsed_s"]
@@ -52,7 +52,14 @@ class Windows:
     """
 
     def __init__(
-        self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int = 0, roll: bool = False, lead: bool = True, transpose: int = 0
+        self,
+        rows: np.ndarray,
+        index: np.ndarray,
+        seq_len: int,
+        pad_id: int = 0,
+        roll: bool = False,
+        lead: bool = True,
+        transpose: int = 0,
     ):
         self.rows, self.index, self.seq_len, self.pad_id = rows, index, seq_len, pad_id
         self.roll, self.first = roll, -1 if roll and lead else 0
@@ -63,7 +70,11 @@ class Windows:
     def _window(self, piece: int, offset: int) -> np.ndarray:
         """Rows offset .. offset + seq_len of a piece (row -1: silent), pad_id/zeros past its end."""
         start, length, _ = (int(v) for v in self.index[piece])
-        w = np.full((self.seq_len + 1, self.rows.shape[1]), 0 if self.roll else self.pad_id, dtype=np.float32 if self.roll else np.int64)
+        w = np.full(
+            (self.seq_len + 1, self.rows.shape[1]),
+            0 if self.roll else self.pad_id,
+            dtype=np.float32 if self.roll else np.int64,
+        )
         skip = max(0, -offset)  # the silent row before the piece
         take = min(self.seq_len + 1 - skip, length - offset - skip)
         w[skip : skip + take] = self.rows[start + offset + skip : start + offset + skip + take]
@@ -96,7 +107,11 @@ class Windows:
 
     def fixed_batches(self, batch_size: int, max_windows: int):
         """Consecutive windows covering every piece (evenly thinned to at most max_windows)."""
-        spots = [(p, o) for p in range(len(self.index)) for o in range(self.first, max(1, int(self.index[p, 1]) - 1), self.seq_len)]
+        spots = [
+            (p, o)
+            for p in range(len(self.index))
+            for o in range(self.first, max(1, int(self.index[p, 1]) - 1), self.seq_len)
+        ]
         if len(spots) > max_windows:
             spots = [spots[i] for i in np.linspace(0, len(spots) - 1, max_windows).astype(int)]
         for i in range(0, len(spots), batch_size):
@@ -124,7 +139,9 @@ def unigram_log_probs(rows: np.ndarray, vocab_size: int, pad_id: int) -> torch.T
 
 
 @torch.no_grad()
-def evaluate(model: LSTMGenerator, batches, device: torch.device, unigram: torch.Tensor | None = None) -> dict[str, float]:
+def evaluate(
+    model: LSTMGenerator, batches, device: torch.device, unigram: torch.Tensor | None = None
+) -> dict[str, float]:
     """Mean loss (nats/token), perplexity and next-token accuracy over non-pad targets."""
     model.eval()
     total = correct = 0
@@ -198,7 +215,8 @@ def describe_metrics(m: dict[str, Any]) -> str:
             f"valid loss {m['loss']:.3f}, perplexity {m['perplexity']:.2f} (unigram {m['unigram_perplexity']:.2f}), "
             f"accuracy {m['accuracy']:.3f}"
         )
-    return f"valid NLL {m['loss']:.3f} nats/frame (per-key marginals {m['marginal_loss']:.3f}), frame accuracy {m['accuracy']:.3f}"
+    floor = f"per-key marginals {m['marginal_loss']:.3f}"
+    return f"valid NLL {m['loss']:.3f} nats/frame ({floor}), frame accuracy {m['accuracy']:.3f}"
 
 
 def data_plan(model, config: RunConfig, encoding, train_split, valid_split, device):
@@ -207,11 +225,17 @@ def data_plan(model, config: RunConfig, encoding, train_split, valid_split, devi
     (train_rows, train_index), (valid_rows, valid_index) = train_split, valid_split
     if not isinstance(encoding, PianoRollEncoding):
         windows = Windows(train_rows, train_index, tc.seq_len, encoding.pad_id)
-        batches = list(Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(tc.batch_size, tc.eval_batches * tc.batch_size))
+        batches = list(
+            Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(
+                tc.batch_size, tc.eval_batches * tc.batch_size
+            )
+        )
         unigram = unigram_log_probs(train_rows, encoding.vocab_size, encoding.pad_id)
         return windows, lambda: evaluate(model, batches, device, unigram)
     if config.model.name == "rbm":  # windows of model.window frames, no silent lead-in
-        windows = Windows(train_rows, train_index, config.model.window - 1, roll=True, lead=False, transpose=tc.roll_transpose)
+        windows = Windows(
+            train_rows, train_index, config.model.window - 1, roll=True, lead=False, transpose=tc.roll_transpose
+        )
     else:
         windows = Windows(train_rows, train_index, tc.seq_len, roll=True, transpose=tc.roll_transpose)
     batches = list(piece_batches(valid_rows, thin_pieces(valid_index, tc.eval_frames)))
@@ -243,7 +267,10 @@ def _autocast(precision: str, device: torch.device):
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and bf16_supported("cuda") else "fp32"
     if precision == "bf16" and not bf16_supported(device.type):
-        log.warning("train.precision=bf16: this %s cannot run an LSTM in bf16 (no oneDNN support); training in fp32", device.type)
+        log.warning(
+            "train.precision=bf16: this %s cannot run an LSTM in bf16 (no oneDNN support); training in fp32",
+            device.type,
+        )
         precision = "fp32"
     enabled = precision == "bf16"
     if enabled:
@@ -301,12 +328,18 @@ class MetricsLog:
             self.tb = None
 
     def record(self, it: int, split: str, m: dict, lr: float, tokens_per_s: float, elapsed: float) -> None:
-        self.writer.writerow({
-            "iteration": it, "split": split, "loss": f"{m['loss']:.5f}",
-            "perplexity": f"{m.get('perplexity', math.nan):.4f}",
-            "accuracy": f"{m.get('accuracy', math.nan):.4f}", "lr": f"{lr:.3e}",
-            "tokens_per_s": f"{tokens_per_s:.0f}", "elapsed_s": f"{elapsed:.1f}",
-        })
+        self.writer.writerow(
+            {
+                "iteration": it,
+                "split": split,
+                "loss": f"{m['loss']:.5f}",
+                "perplexity": f"{m.get('perplexity', math.nan):.4f}",
+                "accuracy": f"{m.get('accuracy', math.nan):.4f}",
+                "lr": f"{lr:.3e}",
+                "tokens_per_s": f"{tokens_per_s:.0f}",
+                "elapsed_s": f"{elapsed:.1f}",
+            }
+        )
         self.fh.flush()
         if self.tb is not None:
             for k in ("loss", "perplexity", "accuracy"):
@@ -348,7 +381,16 @@ def average_into(averaged: torch.nn.Module, model: torch.nn.Module, decay: float
 
 
 def save_run_checkpoint(
-    ckpt_dir: Path, it: int, model, optimizer, scheduler, config: RunConfig, encoding, state: dict, is_best: bool, rng: list,
+    ckpt_dir: Path,
+    it: int,
+    model,
+    optimizer,
+    scheduler,
+    config: RunConfig,
+    encoding,
+    state: dict,
+    is_best: bool,
+    rng: list,
     averaged: torch.nn.Module | None = None,
 ) -> None:
     """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete the ones neither
@@ -394,10 +436,25 @@ class _Run:
         """Checkpoint `ckpt-{it}`: every process takes part (RNG states), the main one writes."""
         rng = self.ddp.gather(torch.get_rng_state())
         if self.ddp.main:
-            state = {"iteration": it, "best": self.best, "metrics": self.metrics, "data": self.config.data, "tokens_per_second": self.tokens_per_second}
+            state = {
+                "iteration": it,
+                "best": self.best,
+                "metrics": self.metrics,
+                "data": self.config.data,
+                "tokens_per_second": self.tokens_per_second,
+            }
             save_run_checkpoint(
-                self.run_dir / "checkpoints", it, self.model, self.optimizer, self.scheduler, self.config,
-                self.encoding, state, is_best, rng, self.averaged,
+                self.run_dir / "checkpoints",
+                it,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.config,
+                self.encoding,
+                state,
+                is_best,
+                rng,
+                self.averaged,
             )
 
 
@@ -427,7 +484,9 @@ def _run_config(config: RunConfig | None, run_dir: Path, resume: bool, overrides
         last = run_dir / "checkpoints" / "last"
         ckpt = load_checkpoint(last) if last.exists() else None
     elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())) and not force:
-        raise CheckpointError(f"{run_dir} exists and is not an empty folder; use --resume to continue it or --force to overwrite it")
+        raise CheckpointError(
+            f"{run_dir} exists and is not an empty folder; use --resume to continue it or --force to overwrite it"
+        )
     config = apply_overrides(config or RunConfig(), overrides)
     validate(config)
     return config, ckpt
@@ -440,10 +499,14 @@ def _open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: 
     ddp = Distributed.from_env(device.type == "cuda")
     device = ddp.device(device)
     if tc.batch_size % ddp.world:
-        raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must divide among {ddp.world} processes")
+        raise ConfigError(
+            f"train.batch_size {tc.batch_size} (the global batch) must divide among {ddp.world} processes"
+        )
     _, encoding, train_split, valid_split = open_data(config)
     if ckpt is not None and ckpt.encoding.vocab != encoding.vocab:
-        raise CheckpointError(f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings")
+        raise CheckpointError(
+            f"the checkpoint's vocabulary does not match {config.data}'s; prepare the data with the run's settings"
+        )
 
     seed_everything(config.seed)
     model = build_model(config.model, encoding).to(device)
@@ -475,15 +538,39 @@ def _open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: 
         metrics_log = _open_run_dir(run_dir, config, start, fresh=force and not resume)
         log.info(
             "model %s, %.2fM parameters; %d training rows; device %s",
-            config.model.describe(), sum(p.numel() for p in model.parameters()) / 1e6, len(train_split[0]), device,
+            config.model.describe(),
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            len(train_split[0]),
+            device,
         )
         log.info(
             "%d process(es): global batch %d windows x %d tokens (%d per process), peak learning rate %g",
-            ddp.world, tc.batch_size, tc.seq_len, tc.batch_size // ddp.world, tc.lr,
+            ddp.world,
+            tc.batch_size,
+            tc.seq_len,
+            tc.batch_size // ddp.world,
+            tc.lr,
         )
     windows, validate_fn = data_plan(averaged or model, config, encoding, train_split, valid_split, device)
     density = tokens_per_second(Path(config.data))
-    return _Run(config, run_dir, ddp, device, encoding, model, averaged, optimizer, scheduler, start, best, metrics, windows, validate_fn, metrics_log, density)
+    return _Run(
+        config,
+        run_dir,
+        ddp,
+        device,
+        encoding,
+        model,
+        averaged,
+        optimizer,
+        scheduler,
+        start,
+        best,
+        metrics,
+        windows,
+        validate_fn,
+        metrics_log,
+        density,
+    )
 
 
 def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> MetricsLog:
@@ -508,8 +595,14 @@ class _Bar:
         tc = run.config.train
         self.budget_s = tc.max_minutes * 60
         fmt = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]" if self.budget_s else None
-        self.bar = tqdm(total=tc.iterations, initial=run.start, desc="train", unit="it", bar_format=fmt,
-                        disable=None if show and run.ddp.main else True)
+        self.bar = tqdm(
+            total=tc.iterations,
+            initial=run.start,
+            desc="train",
+            unit="it",
+            bar_format=fmt,
+            disable=None if show and run.ddp.main else True,
+        )
         self.start, self.total = run.start, tc.iterations
 
     def update(self, done: int, loss: float, tps: float, elapsed: float) -> None:
@@ -550,7 +643,11 @@ def _validate_and_save(run: _Run, done: int, tps: float, elapsed: float, say) ->
         run.log.record(done, "valid", run.metrics, run.scheduler.get_last_lr()[0], tps, elapsed)
         is_best = run.metrics["loss"] < run.best["loss"]
         if is_best:
-            run.best = {"loss": run.metrics["loss"], "perplexity": run.metrics.get("perplexity", math.nan), "iteration": done}
+            run.best = {
+                "loss": run.metrics["loss"],
+                "perplexity": run.metrics.get("perplexity", math.nan),
+                "iteration": done,
+            }
         say(f"iteration {done}: {describe_metrics(run.metrics)}")
     run.save(done, is_best)
 
@@ -591,7 +688,12 @@ def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
     t0, tokens_seen, done, saved = time.perf_counter(), 0, run.start, -1
     reason = "running" if done < tc.iterations else "done"
     if out_of_patience(done, run.best, tc):
-        log.info("%s stopped early at iteration %d (best at %d): nothing to train; train.patience=0 continues it", run.run_dir, done, run.best["iteration"])
+        log.info(
+            "%s stopped early at iteration %d (best at %d): nothing to train; train.patience=0 continues it",
+            run.run_dir,
+            done,
+            run.best["iteration"],
+        )
         reason = "patience"
     finished = False  # every process reached the end (or the stop) together
     try:
@@ -606,7 +708,9 @@ def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
             # 2. the training-loss log
             if run.log and done % tc.log_every == 0:
                 ppl = math.exp(min(loss, 50)) if isinstance(run.model, LSTMGenerator) else math.nan
-                run.log.record(done, "train", {"loss": loss, "perplexity": ppl}, run.scheduler.get_last_lr()[0], tps, elapsed)
+                run.log.record(
+                    done, "train", {"loss": loss, "perplexity": ppl}, run.scheduler.get_last_lr()[0], tps, elapsed
+                )
             # 3. validation and a checkpoint, when due
             out_of_time = ddp.any(tc.max_minutes > 0 and elapsed > tc.max_minutes * 60)
             kept = tc.keep_every > 0 and done % tc.keep_every == 0
@@ -637,8 +741,19 @@ def _loop(run: _Run, stop: _Stop, progress: bool) -> TrainResult:
 def _say_why_stopped(run: _Run, reason: str, done: int) -> None:
     tc = run.config.train
     if reason == "patience" and done > run.start:
-        log.info("no better validation in %d iterations: stopping at %d (best at %d)", done - run.best["iteration"], done, run.best["iteration"])
+        log.info(
+            "no better validation in %d iterations: stopping at %d (best at %d)",
+            done - run.best["iteration"],
+            done,
+            run.best["iteration"],
+        )
     elif reason == "budget":
-        log.warning("time budget of %g minutes reached at iteration %d of %d; continue with: etude train --resume %s", tc.max_minutes, done, tc.iterations, run.run_dir)
+        log.warning(
+            "time budget of %g minutes reached at iteration %d of %d; continue with: etude train --resume %s",
+            tc.max_minutes,
+            done,
+            tc.iterations,
+            run.run_dir,
+        )
     elif reason == "signal":
         log.warning("stopped at iteration %d; continue with: etude train --resume %s", done, run.run_dir)

@@ -44,9 +44,13 @@ def main() -> None:
     for genre, root in (("waltz", 48), ("march", 55)):
         (good / genre).mkdir(parents=True, exist_ok=True)
         for k in range(3):
-            scale_piece(root + k, seed=k + (10 if genre == "march" else 0)).dump_midi(str(good / genre / f"{genre}{k}.mid"))
+            scale_piece(root + k, seed=k + (10 if genre == "march" else 0)).dump_midi(
+                str(good / genre / f"{genre}{k}.mid")
+            )
     # A piece with a sustain pedal, a second piano track and a drum track.
-    s = _score([(0, 240, 60, 80), (480, 240, 64, 80), (1920, 480, 67, 90)] + [(i * 480, 480, 72, 60) for i in range(16)])
+    s = _score(
+        [(0, 240, 60, 80), (480, 240, 64, 80), (1920, 480, 67, 90)] + [(i * 480, 480, 72, 60) for i in range(16)]
+    )
     s.tracks[0].controls.append(ControlChange(0, 64, 127))
     s.tracks[0].controls.append(ControlChange(1440, 64, 0))
     strings = Track(program=48, is_drum=False)

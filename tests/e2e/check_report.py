@@ -18,20 +18,41 @@ from etude.evaluate import evaluate
 from etude.generate import pretrained_path
 
 OUT = Path("out/e2e")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--virtual-time-budget=10000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=10000",
+]
 
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     export_builtin(default_dir(), per_genre=20)
     prepare(default_dir(), OUT / "data")
-    evaluate(pretrained_path("builtin"), OUT / "report", n=4, length="10s", data=OUT / "data", classifier_iterations=60, progress=False)
+    evaluate(
+        pretrained_path("builtin"),
+        OUT / "report",
+        n=4,
+        length="10s",
+        data=OUT / "data",
+        classifier_iterations=60,
+        progress=False,
+    )
     page = (OUT / "report" / "report.html").resolve().as_uri()
     profile = OUT / "chromium-profile"
     common = ["chromium", *FLAGS, f"--user-data-dir={profile}"]
     dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
-    subprocess.run([*common, "--window-size=1200,3000", f"--screenshot={(OUT / 'report.png').resolve()}", page], capture_output=True, timeout=120)
+    subprocess.run(
+        [*common, "--window-size=1200,3000", f"--screenshot={(OUT / 'report.png').resolve()}", page],
+        capture_output=True,
+        timeout=120,
+    )
     m = re.search(r"media check: (\d+)/(\d+) images and (\d+)/(\d+) audio players loaded", dom)
     if not m:
         print("e2e: the report's media check did not run in the browser", file=sys.stderr)

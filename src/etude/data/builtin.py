@@ -108,12 +108,15 @@ def export_builtin(
     for style in chosen:
         (out / style.name).mkdir(parents=True, exist_ok=True)
         (out / ".done" / style.name).mkdir(parents=True, exist_ok=True)
-        todo[style.name] = [
-            p for p in _sources(style) if not (out / ".done" / style.name / p.name).exists()
-        ]
+        todo[style.name] = [p for p in _sources(style) if not (out / ".done" / style.name / p.name).exists()]
     counts = {s.name: len(list((out / s.name).glob("*.mid"))) for s in chosen}
     failed = 0
-    bar = tqdm(desc="export built-in corpus", unit="piece", total=sum(max(0, per_genre - c) for c in counts.values()), disable=None)
+    bar = tqdm(
+        desc="export built-in corpus",
+        unit="piece",
+        total=sum(max(0, per_genre - c) for c in counts.values()),
+        disable=None,
+    )
     with ProcessPoolExecutor(workers) as pool:
         while True:
             jobs = []

@@ -67,7 +67,9 @@ def _load_and_encode(src: SourceFile) -> list[_Encoded] | Rejection:
         return result
     enc: Encoding = _worker["encoding"]
     return [
-        _Encoded(p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), enc.encode(p.score, p.genre), p.source_tracks)
+        _Encoded(
+            p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), enc.encode(p.score, p.genre), p.source_tracks
+        )
         for p in result
     ]
 
@@ -125,7 +127,10 @@ def prepare(
     if base is not None:
         new_genres = sorted(set(genres) - set(base.meta["genres"]))
         if new_genres:
-            raise InputError(f"cannot append genre(s) {', '.join(new_genres)}: the vocabulary is fixed; prepare anew without --append")
+            raise InputError(
+                f"cannot append genre(s) {', '.join(new_genres)}: the vocabulary is fixed; prepare anew without "
+                "--append"
+            )
         genres = base.meta["genres"]
         files = [f for f in files if f.id not in base.file_ids]
         log.info("appending %d new file(s) to %s", len(files), out)
@@ -134,7 +139,9 @@ def prepare(
     enc = make_encoding(encoding, genres)
     work = scratch_dir(out)
     try:
-        return _build(files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus, base, limits)
+        return _build(
+            files, enc, data, out, work, workers or os.cpu_count() or 1, settings, digest, corpus, base, limits
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -191,7 +198,13 @@ def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str], lim
     pieces: list[dict] = []
     n_rows = 0
     with open(work / "all.bin", "wb") as scratch:
-        bar = tqdm(_results(files, enc.state(), data, workers, limits), total=len(files), desc="prepare", unit="file", disable=None)
+        bar = tqdm(
+            _results(files, enc.state(), data, workers, limits),
+            total=len(files),
+            desc="prepare",
+            unit="file",
+            disable=None,
+        )
         for result in bar:
             if isinstance(result, Rejection):
                 rejections.append(result)
@@ -202,7 +215,18 @@ def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str], lim
                     continue
                 seen[p.fingerprint] = p.id
                 scratch.write(p.rows.tobytes())
-                pieces.append(dict(id=p.id, file_id=p.file_id, genre=p.genre, seconds=p.seconds, start=n_rows, rows=len(p.rows), fingerprint=p.fingerprint, tracks=p.source_tracks))
+                pieces.append(
+                    dict(
+                        id=p.id,
+                        file_id=p.file_id,
+                        genre=p.genre,
+                        seconds=p.seconds,
+                        start=n_rows,
+                        rows=len(p.rows),
+                        fingerprint=p.fingerprint,
+                        tracks=p.source_tracks,
+                    )
+                )
                 n_rows += len(p.rows)
     return pieces, rejections, n_rows
 
@@ -228,7 +252,17 @@ def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[tup
                     fh.write(np.ascontiguousarray(moved).tobytes())
                     index.append((written, len(moved), genre_index[p["genre"]]))
                     written += len(moved)
-                    records.append((p["id"], p["genre"], name, round(p["seconds"], 3), len(moved), k, p["fingerprint"] if k == 0 else ""))
+                    records.append(
+                        (
+                            p["id"],
+                            p["genre"],
+                            name,
+                            round(p["seconds"], 3),
+                            len(moved),
+                            k,
+                            p["fingerprint"] if k == 0 else "",
+                        )
+                    )
         np.save(work / f"{name}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
     del scratch_rows
     (work / "all.bin").unlink()
@@ -246,8 +280,12 @@ def _counts(records) -> dict[str, dict[str, dict[str, float]]]:
     return {s: {g: dict(c) for g, c in sorted(counts[s].items())} for s in SPLITS}
 
 
-def _build(files, enc, data, out, work, workers, settings, digest, corpus, base: _Existing | None, limits: Limits) -> dict[str, Any]:
-    pieces, rejections, n_rows = _encode_all(files, enc, data, workers, work, dict(base.fingerprints) if base else {}, limits)
+def _build(
+    files, enc, data, out, work, workers, settings, digest, corpus, base: _Existing | None, limits: Limits
+) -> dict[str, Any]:
+    pieces, rejections, n_rows = _encode_all(
+        files, enc, data, workers, work, dict(base.fingerprints) if base else {}, limits
+    )
     if not pieces and base is None:
         reasons = Counter(r.reason for r in rejections)
         summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
@@ -371,8 +409,11 @@ def tokens_per_second(data_dir: Path, quantile: float = 0.99) -> float | None:
     out), or None for piano-roll data (a fixed number of frames per second)."""
     if read_meta(data_dir)["settings"]["encoding"]["name"] == "pianoroll":
         return None
-    density = [int(r["rows"]) / float(r["seconds"]) for r in read_pieces(Path(data_dir) / "pieces.csv")
-               if r["split"] == "train" and r["transpose"] == "0" and float(r["seconds"]) > 0]
+    density = [
+        int(r["rows"]) / float(r["seconds"])
+        for r in read_pieces(Path(data_dir) / "pieces.csv")
+        if r["split"] == "train" and r["transpose"] == "0" and float(r["seconds"]) > 0
+    ]
     return float(np.quantile(density, quantile)) if density else None
 
 
@@ -387,7 +428,8 @@ def info(data_dir: Path) -> str:
     enc = meta["settings"]["encoding"]["name"]
     unit = "frames" if enc == "pianoroll" else "tokens"
     lines = [
-        f"{data_dir}: {enc} encoding, vocabulary {meta['vocab_size']}, {meta['files']} files, genres: {', '.join(meta['genres'])}",
+        f"{data_dir}: {enc} encoding, vocabulary {meta['vocab_size']}, {meta['files']} files, genres: "
+        f"{', '.join(meta['genres'])}",
         "",
         f"{'split':<6} {'genre':<16} {'pieces':>7} {'augmented':>9} {unit:>10} {'minutes':>8}",
     ]
@@ -408,9 +450,15 @@ def info(data_dir: Path) -> str:
             lines.append(f"  {split:<6} {min(d):6.1f} {float(np.median(d)):7.1f} {max(d):6.1f}")
     reduction = meta.get("reduction")
     if reduction:
-        lines += ["", f"piano part: {reduction['rule']}", f"  {'genre':<16} {'files':>6} {'tracks merged':>14} {'drums dropped':>14}"]
+        lines += [
+            "",
+            f"piano part: {reduction['rule']}",
+            f"  {'genre':<16} {'files':>6} {'tracks merged':>14} {'drums dropped':>14}",
+        ]
         for genre, c in reduction["genres"].items():
-            lines.append(f"  {genre:<16} {c.get('files', 0):>6} {c.get('merged', 0):>14} {c.get('drums_dropped', 0):>14}")
+            lines.append(
+                f"  {genre:<16} {c.get('files', 0):>6} {c.get('merged', 0):>14} {c.get('drums_dropped', 0):>14}"
+            )
     rejected = meta["rejection_counts"]
     lines += ["", f"rejected: {sum(rejected.values())}"]
     lines += [f"  {n:>5}  {reason}" for reason, n in rejected.items()]

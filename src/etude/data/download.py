@@ -47,6 +47,7 @@ def clean_name(name: str) -> str:
 
 def _in_folder(folder: str, suffixes: tuple[str, ...] = (".mid",)) -> Callable[[PurePosixPath], str | None]:
     """Files directly in `folder` (a path inside the repository) with one of `suffixes`."""
+
     def pick(path: PurePosixPath) -> str | None:
         ok = str(path.parent) == folder and path.suffix in suffixes
         return clean_name(path.name) if ok else None
@@ -84,23 +85,53 @@ class Source:
     terms: str
 
     def url(self, base: str | None = None) -> str:
-        return (base.rstrip("/") + "/{repo}/tar.gz/{commit}" if base else ARCHIVE_URL).format(repo=self.repo, commit=self.commit)
+        return (base.rstrip("/") + "/{repo}/tar.gz/{commit}" if base else ARCHIVE_URL).format(
+            repo=self.repo, commit=self.commit
+        )
 
 
 # In the corpus's genre order: a file whose bytes an earlier one already has is dropped.
 SOURCES = {
     s.genre: s
     for s in (
-        Source("classical", "cheriell/ClassicalPianoMIDI-dataset", "505aef5e7539ac56cdb4cbc72d08a98bfaf7a208", _classical, 337,
-               "for study and research only (piano-midi.de terms)"),
-        Source("pop", "music-x-lab/POP909-Dataset", "d83e6edba6872a704f5d3b8b32f5cb540088dae6", _pop, 909, "MIT License"),
-        Source("jazz", "grunet01/Jazz-Piano-Generative-LSTM", "1d587506653bc8c987220b0325d825193dff36ef",
-               _in_folder("LSTM/jazz", (".mid", ".MID")), 306, "MIT License (LSTM/LICENSE)"),
-        Source("ragtime", "HeavenlyBerserker/Midireader", "c5cfd5aadfcf46db3c101cd2408fbac058a24e33",
-               _in_folder("midiReader/input/InputV1/notefiles/RAG/RAG/MathewCollection/Trachtman rolls"), 528, "none stated"),
-        Source("videogame", "lucasnfe/vgmidi", "aee4dbdfec15bc8fa85e5d8f3df3cd0446fe1faf", _videogame, 827, "none stated"),
-        Source("folk", "jukedeck/nottingham-dataset", "0992bb6cd864f6d4b90d6663e08c0ef53ffaa08f", _in_folder("MIDI"), 1029,
-               "GNU General Public License v3.0"),
+        Source(
+            "classical",
+            "cheriell/ClassicalPianoMIDI-dataset",
+            "505aef5e7539ac56cdb4cbc72d08a98bfaf7a208",
+            _classical,
+            337,
+            "for study and research only (piano-midi.de terms)",
+        ),
+        Source(
+            "pop", "music-x-lab/POP909-Dataset", "d83e6edba6872a704f5d3b8b32f5cb540088dae6", _pop, 909, "MIT License"
+        ),
+        Source(
+            "jazz",
+            "grunet01/Jazz-Piano-Generative-LSTM",
+            "1d587506653bc8c987220b0325d825193dff36ef",
+            _in_folder("LSTM/jazz", (".mid", ".MID")),
+            306,
+            "MIT License (LSTM/LICENSE)",
+        ),
+        Source(
+            "ragtime",
+            "HeavenlyBerserker/Midireader",
+            "c5cfd5aadfcf46db3c101cd2408fbac058a24e33",
+            _in_folder("midiReader/input/InputV1/notefiles/RAG/RAG/MathewCollection/Trachtman rolls"),
+            528,
+            "none stated",
+        ),
+        Source(
+            "videogame", "lucasnfe/vgmidi", "aee4dbdfec15bc8fa85e5d8f3df3cd0446fe1faf", _videogame, 827, "none stated"
+        ),
+        Source(
+            "folk",
+            "jukedeck/nottingham-dataset",
+            "0992bb6cd864f6d4b90d6663e08c0ef53ffaa08f",
+            _in_folder("MIDI"),
+            1029,
+            "GNU General Public License v3.0",
+        ),
     )
 }
 
@@ -146,15 +177,29 @@ def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60.0) 
             have = 0
         total = response.headers.get("Content-Length")
         total = int(total) + have if total else None
-        with open(part, "ab" if have else "wb") as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=target.name[:30], disable=None if progress else True) as bar:
+        with (
+            open(part, "ab" if have else "wb") as fh,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                desc=target.name[:30],
+                disable=None if progress else True,
+            ) as bar,
+        ):
             try:
                 while chunk := response.read(1 << 16):
                     fh.write(chunk)
                     bar.update(len(chunk))
             except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
-                raise InputError(f"download of {url} stopped ({type(exc).__name__}); run the command again to continue") from None
+                raise InputError(
+                    f"download of {url} stopped ({type(exc).__name__}); run the command again to continue"
+                ) from None
     if total is not None and part.stat().st_size != total:
-        raise InputError(f"download of {url} stopped at {part.stat().st_size} of {total} bytes; run the command again to continue")
+        raise InputError(
+            f"download of {url} stopped at {part.stat().st_size} of {total} bytes; run the command again to continue"
+        )
     os.replace(part, target)
     return target
 
@@ -182,7 +227,9 @@ def extract(source: Source, archive: Path, out: Path, manifest: dict[tuple[str, 
                 expected.discard(name)
                 want = manifest.get((source.genre, name))
                 if want is None or want != digest:
-                    problems.append(f"{source.genre}/{name}: {'not in the corpus' if want is None else 'differs from the corpus'}")
+                    problems.append(
+                        f"{source.genre}/{name}: {'not in the corpus' if want is None else 'differs from the corpus'}"
+                    )
                     continue
                 tmp = folder / f".{name}.tmp"
                 tmp.write_bytes(data)
@@ -190,12 +237,16 @@ def extract(source: Source, archive: Path, out: Path, manifest: dict[tuple[str, 
                 written += 1
     except (tarfile.TarError, EOFError, OSError) as exc:
         archive.unlink(missing_ok=True)  # a broken archive is fetched anew next time
-        raise InputError(f"{archive.name} is not a readable archive ({exc}); run the command again to fetch it anew") from None
+        raise InputError(
+            f"{archive.name} is not a readable archive ({exc}); run the command again to fetch it anew"
+        ) from None
     problems += [f"{source.genre}/{name}: missing from the archive" for name in sorted(expected)]
     return written, problems
 
 
-def download(names: list[str], out: Path, base_url: str | None = None, manifest: Path | None = None, progress: bool = True) -> dict[str, int]:
+def download(
+    names: list[str], out: Path, base_url: str | None = None, manifest: Path | None = None, progress: bool = True
+) -> dict[str, int]:
     """Fetch the named sets ("all": every one) into out/<genre>/, verified file by file; returns
     the files written per genre. Archives are kept in out/.archives, so a second run only checks."""
     unknown = [n for n in names if n != "all" and n not in SOURCES]
@@ -217,5 +268,8 @@ def download(names: list[str], out: Path, base_url: str | None = None, manifest:
     report.unlink(missing_ok=True)
     if problems:
         report.write_text("\n".join(problems) + "\n")
-        raise InputError(f"{len(problems)} file(s) do not match the corpus (the verified ones are kept), e.g. {problems[0]}; all in {report}")
+        raise InputError(
+            f"{len(problems)} file(s) do not match the corpus (the verified ones are kept), e.g. {problems[0]}; "
+            f"all in {report}"
+        )
     return counts

@@ -153,9 +153,7 @@ class PianoRollEncoding:
         return {"encoding": to_dict(self.cfg), "genres": self.genres}
 
 
-def roll_to_score(
-    roll: np.ndarray, frames_per_beat: int, qpm: float = 120.0, velocity: int = 80
-) -> Score:
+def roll_to_score(roll: np.ndarray, frames_per_beat: int, qpm: float = 120.0, velocity: int = 80) -> Score:
     """A piano-roll (frames, 88) as a one-track score: each run of on-frames of a key is one note."""
     tpq = 480 if 480 % frames_per_beat == 0 else frames_per_beat
     step = tpq // frames_per_beat

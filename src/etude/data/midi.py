@@ -250,9 +250,9 @@ def duration_seconds(score: Score) -> float:
 def notes_fingerprint(score: Score) -> str:
     """Hash of a piece's notes (onset and duration in 10 ms steps, pitch): equal for duplicates."""
     n = score.to("second").tracks[0].notes.numpy()
-    rows = np.stack(
-        [np.round(n["time"] * 100), np.round(n["duration"] * 100), n["pitch"].astype(np.float64)]
-    ).astype(np.int64)
+    rows = np.stack([np.round(n["time"] * 100), np.round(n["duration"] * 100), n["pitch"].astype(np.float64)]).astype(
+        np.int64
+    )
     return hashlib.sha1(rows.tobytes()).hexdigest()
 
 

@@ -90,9 +90,7 @@ def load_polyphonic(path: Path) -> Rolls:
     raise InputError(f"{path}: expected a .mat or .pickle benchmark file")
 
 
-def roll_piece_to_midi(
-    path: Path, split: str, index: int, out: Path, qpm: float = 120.0
-) -> Score:
+def roll_piece_to_midi(path: Path, split: str, index: int, out: Path, qpm: float = 120.0) -> Score:
     """Write one benchmark piece as a MIDI file for listening; returns its score."""
     rolls = load_polyphonic(path)
     if split not in rolls:
@@ -139,16 +137,28 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
                 fh.write(np.ascontiguousarray(roll, dtype=np.uint8).tobytes())
                 index.append((start, len(roll), 0))
                 start += len(roll)
-                records.append((f"{split}/{k:04d}", genre, split, round(len(roll) * seconds_per_frame, 3), len(roll), 0, ""))
+                records.append(
+                    (f"{split}/{k:04d}", genre, split, round(len(roll) * seconds_per_frame, 3), len(roll), 0, "")
+                )
         np.save(work / f"{split}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
         counts[split] = {genre: {"pieces": len(pieces), "tokens": start, "seconds": start * seconds_per_frame}}
     write_pieces(work / "pieces.csv", records)
     save_encoding(enc, work / "tokenizer.json")
     meta = {
-        "format": FORMAT, "etude_version": __version__, "settings_hash": digest, "settings": settings,
-        "corpus": str(path.resolve()), "genres": [genre], "vocab_size": enc.vocab_size, "vocab": enc.vocab,
-        "row_size": enc.row_size, "dtype": "uint8", "files": 1, "counts": counts,
-        "rejection_counts": {}, "rejections": [],
+        "format": FORMAT,
+        "etude_version": __version__,
+        "settings_hash": digest,
+        "settings": settings,
+        "corpus": str(path.resolve()),
+        "genres": [genre],
+        "vocab_size": enc.vocab_size,
+        "vocab": enc.vocab,
+        "row_size": enc.row_size,
+        "dtype": "uint8",
+        "files": 1,
+        "counts": counts,
+        "rejection_counts": {},
+        "rejections": [],
     }
     (work / "meta.json").write_text(json.dumps(meta, indent=1))
     install(work, out)

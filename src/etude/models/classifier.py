@@ -119,7 +119,11 @@ class Classifier:
         folder = Path(folder)
         ensure_dir(folder, "classifier folder")
         save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(folder / "model.safetensors"))
-        cfg = {"classifier": self.model.cfg.__dict__, "vocab_size": self.encoding.vocab_size, "pad_id": self.encoding.pad_id}
+        cfg = {
+            "classifier": self.model.cfg.__dict__,
+            "vocab_size": self.encoding.vocab_size,
+            "pad_id": self.encoding.pad_id,
+        }
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
         (folder / "tokenizer.json").write_text(json.dumps(self.encoding.state(), indent=2))
         self.path = folder
@@ -132,7 +136,9 @@ class Classifier:
             cfg = json.loads((folder / "config.json").read_text())
             cfg["classifier"].setdefault("hears", "all")  # saved before `hears` existed: it heard every token
             enc = encoding_from_state(json.loads((folder / "tokenizer.json").read_text()))
-            model = GenreClassifier(cfg["vocab_size"], len(enc.genres), ClassifierConfig(**cfg["classifier"]), cfg["pad_id"])
+            model = GenreClassifier(
+                cfg["vocab_size"], len(enc.genres), ClassifierConfig(**cfg["classifier"]), cfg["pad_id"]
+            )
             model.load_state_dict(load_file(str(folder / "model.safetensors")))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"cannot load classifier {folder}: {str(exc).splitlines()[0][:200]}") from None
@@ -144,7 +150,9 @@ def _pieces(data_dir: Path, split: str) -> list[tuple[np.ndarray, int]]:
     return [(np.asarray(rows[s : s + n, 0]), int(g)) for s, n, g in index]
 
 
-def train_classifier(data_dir: Path, out: Path | None = None, cfg: ClassifierConfig | None = None, progress: bool = True) -> tuple[Classifier, dict]:
+def train_classifier(
+    data_dir: Path, out: Path | None = None, cfg: ClassifierConfig | None = None, progress: bool = True
+) -> tuple[Classifier, dict]:
     """Train on the train split; returns the classifier and its accuracy and confusion matrix on
     the test split (rows: true genre, columns: predicted)."""
     cfg = cfg or ClassifierConfig()
@@ -190,7 +198,12 @@ def test_report(clf: Classifier, data_dir: Path) -> dict:
     for ids, genre in _pieces(Path(data_dir), "test"):
         confusion[genre, int(np.argmax(clf.probabilities(ids)))] += 1
     total = confusion.sum()
-    return {"genres": clf.genres, "accuracy": float(np.trace(confusion) / total) if total else float("nan"), "confusion": confusion.tolist(), "pieces": int(total)}
+    return {
+        "genres": clf.genres,
+        "accuracy": float(np.trace(confusion) / total) if total else float("nan"),
+        "confusion": confusion.tolist(),
+        "pieces": int(total),
+    }
 
 
 def _tempo_scaled(score, factor: float):

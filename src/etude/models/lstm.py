@@ -76,7 +76,9 @@ class LSTMGenerator(nn.Module):
     def objective(self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss summed over non-pad targets, and their count (batches from Windows)."""
         logits = self(x, genre)[0].float()
-        loss_sum = F.cross_entropy(logits.reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=self.pad_id, reduction="sum")
+        loss_sum = F.cross_entropy(
+            logits.reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=self.pad_id, reduction="sum"
+        )
         return loss_sum, (y != self.pad_id).sum()
 
     @torch.no_grad()
@@ -94,5 +96,7 @@ class LSTMGenerator(nn.Module):
     def flops_per_token(self) -> float:
         """Forward multiply-adds x 2 per token (LSTM gates and head); training is ~3x this."""
         c = self.cfg
-        lstm = sum(4 * c.hidden * ((c.embed + c.genre_embed if i == 0 else c.hidden) + c.hidden) for i in range(c.layers))
+        lstm = sum(
+            4 * c.hidden * ((c.embed + c.genre_embed if i == 0 else c.hidden) + c.hidden) for i in range(c.layers)
+        )
         return 2.0 * (lstm + c.hidden * self.vocab_size)

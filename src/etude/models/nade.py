@@ -33,7 +33,9 @@ class NADEHead(nn.Module):
         n_on = v.sum(-1).long()
         m = int(n_on.max()) if len(v) else 0
         keys = torch.arange(shape[-1], device=v.device)
-        on = torch.argsort(v * (shape[-1] - keys), dim=-1, descending=True)[:, :m]  # sounding keys, lowest first: (N, m)
+        on = torch.argsort(v * (shape[-1] - keys), dim=-1, descending=True)[
+            :, :m
+        ]  # sounding keys, lowest first: (N, m)
         real = (torch.arange(m, device=v.device) < n_on[:, None]).to(self.W.dtype)  # (N, m)
         steps = (self.W[on] * real[..., None]).cumsum(1)  # (N, m, Hn)
         c = self.to_c(u).reshape(-1, 1, self.W.shape[1])  # (N, 1, Hn)
@@ -63,9 +65,13 @@ class NADEHead(nn.Module):
         self.to_b.bias.copy_(log_odds)
 
     @torch.no_grad()
-    def sample(self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_) -> torch.Tensor:
+    def sample(
+        self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_
+    ) -> torch.Tensor:
         """One frame per row of u (B, S) -> (B, K) of 0/1."""
-        return self._decode(u, lambda z: (torch.rand(z.shape, generator=generator) < torch.sigmoid(z / temperature)).float())
+        return self._decode(
+            u, lambda z: (torch.rand(z.shape, generator=generator) < torch.sigmoid(z / temperature)).float()
+        )
 
     @torch.no_grad()
     def predict(self, u: torch.Tensor, **_) -> torch.Tensor:

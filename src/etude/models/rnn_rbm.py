@@ -39,10 +39,16 @@ class RBMHead(nn.Module):
         flat_b, flat_c = b.reshape(-1, b.shape[-1]), c.reshape(-1, c.shape[-1])
         gen = torch.Generator().manual_seed(ais.seed)
         chunk = max(1, ais.max_chains // ais.runs)
-        log_z = torch.cat([
-            mean_log_z(ais_log_partition(self.W.cpu(), bb.cpu(), cc.cpu(), bb.cpu(), ais.temps, ais.runs, gen))
-            for bb, cc in zip(flat_b.split(chunk), flat_c.split(chunk))
-        ]) if len(flat_b) else flat_b.new_zeros(0)
+        log_z = (
+            torch.cat(
+                [
+                    mean_log_z(ais_log_partition(self.W.cpu(), bb.cpu(), cc.cpu(), bb.cpu(), ais.temps, ais.runs, gen))
+                    for bb, cc in zip(flat_b.split(chunk), flat_c.split(chunk))
+                ]
+            )
+            if len(flat_b)
+            else flat_b.new_zeros(0)
+        )
         return free_energy(v, self.W, b, c) + log_z.to(v.device).reshape(v.shape[:-1])
 
     @torch.no_grad()
@@ -50,7 +56,14 @@ class RBMHead(nn.Module):
         self.to_b.bias.copy_(log_odds)
 
     @torch.no_grad()
-    def sample(self, u: torch.Tensor, temperature: float = 1.0, generator=None, previous: torch.Tensor | None = None, steps: int = 25) -> torch.Tensor:
+    def sample(
+        self,
+        u: torch.Tensor,
+        temperature: float = 1.0,
+        generator=None,
+        previous: torch.Tensor | None = None,
+        steps: int = 25,
+    ) -> torch.Tensor:
         """One frame per row of u (B, S): `steps` Gibbs steps started at the previous frame."""
         b, c = self.to_b(u), self.to_c(u)
         v = previous if previous is not None else torch.zeros_like(b)

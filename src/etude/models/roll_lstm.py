@@ -35,7 +35,9 @@ class BernoulliHead(nn.Module):
         self.out.bias.copy_(log_odds)
 
     @torch.no_grad()
-    def sample(self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_) -> torch.Tensor:
+    def sample(
+        self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_
+    ) -> torch.Tensor:
         p = torch.sigmoid(self.out(u) / temperature)
         return (torch.rand(p.shape, generator=generator) < p).float()
 
@@ -54,7 +56,13 @@ class RollModel(nn.Module):
         self.cfg, self.n_genres, self.n_keys = cfg, n_genres, n_keys
         p_drop = 1.0 - cfg.keep_prob
         self.genre = nn.Embedding(max(n_genres, 1), cfg.genre_embed) if cfg.genre_embed else None
-        self.lstm = nn.LSTM(n_keys + cfg.genre_embed, cfg.hidden, num_layers=cfg.layers, batch_first=True, dropout=p_drop if cfg.layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_keys + cfg.genre_embed,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            dropout=p_drop if cfg.layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(p_drop)
         self.in_drop = nn.Dropout(1.0 - cfg.input_keep)
         if cfg.name == "lstm":
@@ -84,7 +92,9 @@ class RollModel(nn.Module):
         out, _ = self.lstm(self._input(self.in_drop(frames[:, :-1]), genre))
         return self.drop(out)
 
-    def objective(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def objective(
+        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss summed over real target frames, and their count. The head sees only
         real frames (padding costs the LSTM, not the NADE or RBM output)."""
         m = mask[:, 1:]
@@ -104,7 +114,14 @@ class RollModel(nn.Module):
         return self.head.predict(u.reshape(-1, u.shape[-1])).reshape(u.shape[0], u.shape[1], -1)
 
     @torch.no_grad()
-    def sample(self, n: int, n_frames: int, genre: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        n_frames: int,
+        genre: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """n new pieces of n_frames frames: (n, n_frames, K) of 0/1; genre (n,)."""
         frame = torch.zeros(n, self.n_keys)
         state: State | None = None

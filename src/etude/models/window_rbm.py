@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from etude.config import ModelConfig
+from etude.config import AIS, ModelConfig
 from etude.models.rbm import RBM, ais_log_partition, free_energy, gibbs_chain, mean_log_z
-from etude.config import AIS
 
 
 class WindowRBM(nn.Module):
@@ -36,12 +35,16 @@ class WindowRBM(nn.Module):
     def _biases(self, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rbm.b + self.genre_b(genre), self.rbm.c + self.genre_c(genre)  # (B, V), (B, H)
 
-    def objective(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def objective(
+        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """CD surrogate summed over windows (B, W, K) and the number of frames it covers."""
         v = frames.reshape(frames.shape[0], -1).float()
         b, c = self._biases(genre)
         with torch.no_grad():
-            start = v if not self.cfg.persistent or self._chains is None or self._chains.shape != v.shape else self._chains
+            start = (
+                v if not self.cfg.persistent or self._chains is None or self._chains.shape != v.shape else self._chains
+            )
             negative = gibbs_chain(start, self.rbm.W, b, c, self.cfg.cd_k)
             if self.cfg.persistent:
                 self._chains = negative
@@ -56,7 +59,9 @@ class WindowRBM(nn.Module):
         return mean_log_z(ais_log_partition(self.rbm.W.cpu(), b.cpu(), c.cpu(), b.cpu(), ais.temps, ais.runs, gen))
 
     @torch.no_grad()
-    def frame_nll(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS = AIS()) -> torch.Tensor:
+    def frame_nll(
+        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS = AIS()
+    ) -> torch.Tensor:
         """Each window's -log p spread evenly over its W frames: frames (B, T + 1, K) -> (B, T);
         0 where masked, nan on the frames past the last whole window."""
         B, T1, K = frames.shape
@@ -96,7 +101,15 @@ class WindowRBM(nn.Module):
         return (v > 0.5).float()
 
     @torch.no_grad()
-    def sample(self, n: int, n_frames: int, genre: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, steps: int = 100) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        n_frames: int,
+        genre: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        steps: int = 100,
+    ) -> torch.Tensor:
         """n pieces (n, n_frames, K): one Gibbs chain per piece, `steps` sweeps per window."""
         b, c = self._biases(genre)
         v = (torch.rand(b.shape, generator=generator) < torch.sigmoid(b)).float()
