@@ -95,22 +95,13 @@ class TrainingIndex:
         return int(hits[0]) if len(hits) else -1
 
     def copied_runs(self, queries: list[np.ndarray]) -> list[tuple[int, int]]:
-        """(start, length) of each query's longest run found in a training piece ((0, 0): none)."""
-        lengths = self.longest_runs(queries)
-        runs = [(0, 0)] * len(queries)
-        for length in sorted(set(lengths) - {0}):  # one table at a time: memory stays bounded
-            table = self._table(length)
-            for i in (i for i, n in enumerate(lengths) if n == length):
-                runs[i] = (self._found_at(table, queries[i], length), length)
-        return runs
-
-    def longest_runs(self, queries: list[np.ndarray]) -> list[int]:
-        """For each query, the length of its longest run found in a training piece.
+        """(start, length) of each query's longest run found in a training piece ((0, 0): none).
 
         Galloping search (1, 2, 4, ... then bisection; a run of length L contains runs of every
         shorter length), all queries in step: each round hashes the training set once for every
-        length some query asks for."""
+        length some query asks for. The start is where the last successful probe matched."""
         lo = [0] * len(queries)  # a run of this length is found (0: trivially)
+        start = [0] * len(queries)  # where it starts in the query
         hi = [min(len(q), self.longest_piece) + 1 for q in queries]  # no run of this length can be
         bisecting = [False] * len(queries)  # a probe has failed: bisect between lo and hi
         while True:
@@ -120,14 +111,19 @@ class TrainingIndex:
                     probe = (lo[i] + hi[i]) // 2 if bisecting[i] else max(1, 2 * lo[i])
                     wants.setdefault(min(probe, hi[i] - 1), []).append(i)
             if not wants:
-                return lo
+                return list(zip(start, lo))
             for length, asking in sorted(wants.items()):
                 table = self._table(length)
                 for i in asking:
-                    if self._found_at(table, queries[i], length) >= 0:
-                        lo[i] = length
+                    at = self._found_at(table, queries[i], length)
+                    if at >= 0:
+                        lo[i], start[i] = length, at
                     else:
                         hi[i], bisecting[i] = length, True
+
+    def longest_runs(self, queries: list[np.ndarray]) -> list[int]:
+        """For each query, the length of its longest run found in a training piece (copied_runs)."""
+        return [length for _, length in self.copied_runs(queries)]
 
     def longest_run(self, codes: np.ndarray) -> int:
         """The longest run of `codes` found in a training piece (longest_runs of one query)."""
