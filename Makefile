@@ -38,7 +38,7 @@ pretrained: $(STAMP)
 	$(ETUDE) corpus builtin --per-genre 100
 	$(ETUDE) data prepare builtin --out out/pretrained/data
 	$(ETUDE) train out/pretrained/data --preset cpu --out out/pretrained/run --force
-	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/pretrained/run', 'src/etude/pretrained/builtin')"
+	$(PY) -c "from etude.models.checkpoint import export_checkpoint; export_checkpoint('out/pretrained/run', 'src/etude/pretrained/builtin')"
 
 # Re-make the default piano model (src/etude/pretrained/piano) from the piano corpus: about
 # 8 minutes on one H100, many hours on a CPU; run it again to resume.
@@ -47,7 +47,7 @@ pretrained-piano: $(STAMP)
 	test -f out/piano/data/meta.json || $(ETUDE) data prepare $(PIANO) --out out/piano/data
 	if [ -f out/piano/run/config.json ]; then $(ETUDE) train --resume out/piano/run; \
 	else $(ETUDE) train out/piano/data --preset piano --out out/piano/run; fi
-	$(PY) -c "from etude.checkpoint import export_checkpoint; export_checkpoint('out/piano/run', 'src/etude/pretrained/piano')"
+	$(PY) -c "from etude.models.checkpoint import export_checkpoint; export_checkpoint('out/piano/run', 'src/etude/pretrained/piano')"
 
 # Lint (ruff: line length 120, import order, pyflakes) before the tests.
 lint: $(STAMP)

@@ -23,7 +23,7 @@ LIMIT_MB, LIMIT_S = 4096, 600.0
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from etude.evaluate import evaluate
+from etude.evaluation.compare import evaluate
 t = time.perf_counter()
 report = evaluate(Path(sys.argv[1]), Path(sys.argv[2]), n=int(sys.argv[3]), progress=False)
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
@@ -40,7 +40,7 @@ def main() -> int:
     a = ap.parse_args()
     from etude.config import load_preset
     from etude.data import prepare
-    from etude.train import train
+    from etude.training.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or Path(tmp)

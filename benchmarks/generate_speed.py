@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from etude.checkpoint import Checkpoint, load_checkpoint
 from etude.config import load_preset
-from etude.generate import Length, Sampling, pretrained_path, sample_tokens
+from etude.generation.generate import Length, Sampling, pretrained_path, sample_tokens
+from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.lstm import LSTMGenerator
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from etude.perform import RecordingSink, play, score_events  # noqa: E402
+from etude.perform.stream import RecordingSink, play, score_events  # noqa: E402
 from synthetic_corpus import random_piece  # noqa: E402
 
 

@@ -54,7 +54,7 @@ def real_data(tmp_path_factory) -> Path:
 def tiny_run(real_data, tmp_path_factory) -> Path:
     """A tiny-preset run trained on `real_data`."""
     from etude.config import load_preset
-    from etude.train import train
+    from etude.training.loop import train
 
     cfg = load_preset("tiny")
     cfg.data = str(real_data)

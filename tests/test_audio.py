@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from etude.audio import PEAK, default_soundfont, render, render_wav
+from etude.audio.render import PEAK, default_soundfont, render, render_wav
 from etude.data.encoding import roll_to_score
 from etude.errors import InputError
 

@@ -3,11 +3,12 @@ import json
 import pytest
 from symusic import Score
 
-from etude.checkpoint import load_checkpoint
 from etude.cli import main
 from etude.config import AIS, MODELS
-from etude.data.cache import open_split
-from etude.roll_eval import evaluate_rolls, piece_batches
+from etude.data.store import open_split
+from etude.data.windows import piece_batches
+from etude.evaluation.likelihood import frame_likelihood
+from etude.models.checkpoint import load_checkpoint
 
 TINY = [
     "--train.iterations=12",
@@ -42,7 +43,7 @@ def test_each_model_trains_resumes_and_generates_midi(model, small_jsb_dir, tmp_
     score = Score(str(mids[0]))
     assert 0 < score.to("second").end() <= 8.0 + 1e-6  # 16 quarter-note frames at 120 qpm
     rows, index = open_split(small_jsb_dir, "test")
-    m = evaluate_rolls(ckpt.model, piece_batches(rows, index), ais=AIS(20, 2) if "rbm" in model else None)
+    m = frame_likelihood(ckpt.model, piece_batches(rows, index), ais=AIS(20, 2) if "rbm" in model else None)
     assert m["frames_scored"] == m["frames"] == int(index[:, 1].sum())  # window 1: every frame scored
     assert 0 < m["loss"] < 61.0  # below a coin flip per key
 
@@ -57,7 +58,7 @@ def test_roll_models_refuse_event_data_and_a_wrong_encoding(real_data, small_jsb
 def test_lstm_beats_the_marginal_floor_on_jsb(small_jsb_dir, tmp_path):
     """A real training run (a JSB slice, 100 steps): the Bernoulli LSTM learns more than per-key rates."""
     from etude.config import load_preset
-    from etude.train import train
+    from etude.training.loop import train
 
     cfg = load_preset("cpu", "lstm", pianoroll=True)
     cfg.data = str(small_jsb_dir)

@@ -3,8 +3,8 @@ import shutil
 import pytest
 import torch
 
-from etude.checkpoint import load_checkpoint, resolve
 from etude.errors import CheckpointError
+from etude.models.checkpoint import load_checkpoint, resolve
 
 
 def test_round_trip_needs_nothing_else(tiny_run, tmp_path):
@@ -68,8 +68,8 @@ def test_a_write_killed_midway_leaves_the_last_checkpoint_loadable(tiny_run, tmp
     """The production writer (train.save_run_checkpoint: write_checkpoint, then point) killed at
     each stage: `last` still loads, as the old checkpoint or the new one, never half of one; the
     next write after the kill succeeds."""
-    import etude.checkpoint as C
-    from etude.train import save_run_checkpoint
+    import etude.models.checkpoint as C
+    from etude.training.checkpoints import save_run_checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, symlinks=True)

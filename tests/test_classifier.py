@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etude.data.cache import open_encoding
+from etude.data.store import open_encoding
 from etude.models.classifier import ClassifierConfig, heard_tokens, invariance, train_classifier
 
 

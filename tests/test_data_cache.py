@@ -6,7 +6,7 @@ import pytest
 
 from etude.config import DataConfig, EncodingConfig
 from etude.data import info, open_encoding, open_split, prepare, read_meta
-from etude.data.cache import read_pieces
+from etude.data.store import read_pieces
 from etude.errors import InputError
 
 SMALL = DataConfig(min_seconds=1.0, test_frac=0.34, valid_frac=0.5)

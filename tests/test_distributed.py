@@ -92,9 +92,9 @@ def test_two_processes_match_one(real_data, tmp_path):
 
 def test_batch_must_divide_among_processes(real_data, tmp_path, monkeypatch):
     from etude.config import load_preset
-    from etude.distributed import Distributed
     from etude.errors import ConfigError
-    from etude.train import train
+    from etude.training.distributed import Distributed
+    from etude.training.loop import train
 
     monkeypatch.setattr(Distributed, "from_env", classmethod(lambda cls, cuda: cls(0, 3, 0)))
     cfg = load_preset("tiny")

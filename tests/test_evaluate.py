@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 import pytest
 
 from etude.cli import main
-from etude.evaluate import evaluate
+from etude.evaluation.compare import evaluate
 
 
 class _Media(HTMLParser):

@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
-from etude.experiments import SCALES, closer_statistics, judge, mean_sd, run_specs, train_seconds
+from etude.study.claims import closer_statistics, judge, mean_sd
+from etude.study.plan import run_specs
+from etude.study.run import train_seconds
+from etude.study.scales import SCALES
 
 
 def ms(mean, sd=0.0, n=3):

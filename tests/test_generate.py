@@ -2,9 +2,9 @@ import pytest
 from miditok import TokSequence
 from symusic import Score
 
-from etude.checkpoint import load_checkpoint
 from etude.errors import ConfigError, InputError
-from etude.generate import Length, Sampling, filter_logits, generate, sample_tokens
+from etude.generation.generate import Length, Sampling, filter_logits, generate, sample_tokens
+from etude.models.checkpoint import load_checkpoint
 
 
 def test_length_parsing():
@@ -57,7 +57,7 @@ def test_sequences_are_grammatical_and_batched(tiny_run):
 
 
 def test_primer_is_continued(tiny_run, tmp_path, real_data):
-    from etude.data.cache import open_encoding, open_split
+    from etude.data.store import open_encoding, open_split
 
     enc = open_encoding(real_data)
     rows, index = open_split(real_data, "test")
@@ -94,7 +94,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
     """The default (`pretrained`, the piano model) and `pretrained:builtin`: every genre gives a
     piece with notes that lasts about the asked length; each model folder stays small."""
     from etude.data.builtin import STYLES
-    from etude.generate import model_path, pretrained_path
+    from etude.generation.generate import model_path, pretrained_path
 
     assert model_path(None) == model_path("pretrained") == pretrained_path("piano")
     ckpt = load_checkpoint(model_path(f"pretrained:{name}"))
@@ -107,7 +107,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
 
 
 def test_an_unknown_shipped_model_lists_the_shipped_ones():
-    from etude.generate import model_path
+    from etude.generation.generate import model_path
 
     with pytest.raises(ConfigError, match="pretrained:piano, pretrained:builtin"):
         model_path("pretrained:nope")
@@ -119,7 +119,7 @@ def test_genre_names_from_a_downloaded_checkpoint_never_leave_out(tmp_path):
     import json
     import shutil
 
-    from etude.generate import generate, pretrained_path
+    from etude.generation.generate import generate, pretrained_path
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(pretrained_path(), ckpt)
@@ -141,8 +141,8 @@ def test_the_token_cap_is_sized_from_the_training_music(tiny_run, real_data):
 
     import numpy as np
 
-    from etude.data.cache import read_pieces
-    from etude.generate import CAP_FACTOR, Length
+    from etude.data.store import read_pieces
+    from etude.generation.generate import CAP_FACTOR, Length
 
     state = json.loads((tiny_run / "checkpoints" / "last" / "state.json").read_text())
     density = [

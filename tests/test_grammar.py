@@ -5,7 +5,7 @@ from miditok import TokSequence
 from etude.config import DataConfig, EncodingConfig
 from etude.data.encoding import make_encoding
 from etude.data.midi import load_pieces
-from etude.grammar import Cursor, Grammar
+from etude.generation.grammar import Cursor, Grammar
 
 
 @pytest.mark.parametrize("name", ["remi", "tsd", "midilike"])

@@ -116,7 +116,7 @@ def fuzzed(tmp_path_factory, good_corpus=Path(__file__).parent / "data" / "good"
 
 def test_every_file_is_a_piece_or_a_rejection_with_a_reason(fuzzed):
     root, specials, report, _ = fuzzed
-    from etude.data.cache import read_pieces
+    from etude.data.store import read_pieces
 
     stored = {r["id"].split("#")[0] for r in read_pieces(root / "data" / "pieces.csv")}
     rejected = {r["path"]: r["reason"] for r in report["rejections"]}
@@ -144,7 +144,7 @@ def test_every_file_is_a_piece_or_a_rejection_with_a_reason(fuzzed):
 
 def test_a_name_that_is_not_utf8_is_kept_losslessly(fuzzed):
     root, _, _, _ = fuzzed
-    from etude.data.cache import read_pieces
+    from etude.data.store import read_pieces
 
     ids = [r["id"] for r in read_pieces(root / "data" / "pieces.csv")]
     name = os.fsdecode(b"fuzz/caf\xe9.mid")

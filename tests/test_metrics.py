@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from symusic import Note, Score, Tempo, Track
 
-from etude import metrics as m
+from etude.evaluation import metrics as m
 
 # At 120 qpm (0.5 s per beat): C4+E4 on beat 0, G4 on beat 1, C5 for two beats from beat 2,
 # nothing in beat 4, D4 on beat 5.
@@ -108,7 +108,7 @@ def test_set_comparison():
 
 
 def test_longest_copied_run():
-    from etude.memorisation import TrainingIndex, note_codes
+    from etude.evaluation.memorisation import TrainingIndex, note_codes
 
     def score(pitches, start=0):
         s = Score(480)
@@ -137,7 +137,7 @@ def test_copied_run_in_bars():
     7/3 bars in 3/4 (onset of the first to the end of the last); in 4/4 it would be 7/4 bars."""
     from symusic import TimeSignature
 
-    from etude.memorisation import TrainingIndex, note_codes, run_bars
+    from etude.evaluation.memorisation import TrainingIndex, note_codes, run_bars
 
     def score(pitches, meter=None):
         s = Score(480)
@@ -163,7 +163,7 @@ def test_longest_run_agrees_with_a_brute_force_search():
     """Random pieces over a small alphabet (many partial matches): the hashed index gives the
     brute-force answer, searched together or one by one, and never counts a run across two
     training pieces."""
-    from etude.memorisation import TrainingIndex
+    from etude.evaluation.memorisation import TrainingIndex
 
     rng = np.random.default_rng(0)
     train = [rng.integers(0, 4, rng.integers(1, 60)) for _ in range(30)]

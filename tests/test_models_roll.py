@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from etude.config import AIS, ModelConfig
+from etude.data.windows import Windows, piece_batches
+from etude.evaluation.likelihood import frame_accuracy, frame_likelihood, marginal_log_probs
 from etude.models.nade import NADEHead
 from etude.models.rbm import RBM
 from etude.models.rnn_rbm import RBMHead
 from etude.models.roll_lstm import BernoulliHead, RollModel
 from etude.models.window_rbm import WindowRBM
-from etude.roll_eval import evaluate_rolls, frame_accuracy, marginal_log_probs, piece_batches
-from etude.train import Windows
 
 
 def _all_frames(k: int) -> torch.Tensor:
@@ -58,7 +58,7 @@ def test_nade_greedy_decode_and_sampling_follow_the_conditionals():
     u = torch.randn(1, 3)
     frames = _all_frames(4)
     probs = torch.exp(-h.nll(u.expand(len(frames), -1), frames))
-    samples = h.sample(u.expand(4000, -1), generator=torch.Generator().manual_seed(0))
+    samples = h.sample(u.expand(4000, -1), 1.0, torch.Generator().manual_seed(0), torch.zeros(4000, 4))
     freq = torch.tensor([(samples == f).all(-1).float().mean() for f in frames])
     assert (freq - probs).abs().max() < 0.03
     greedy = h.predict(u)  # (1, K)
@@ -141,7 +141,7 @@ def test_piece_batches_hold_every_frame_once():
 
 
 def test_thin_pieces_keeps_whole_pieces_within_the_frame_budget():
-    from etude.roll_eval import thin_pieces
+    from etude.data.windows import thin_pieces
 
     index = np.array([[0, 10, 0], [10, 30, 1], [40, 5, 0], [45, 20, 1], [65, 50, 0]])
     assert thin_pieces(index, 0) is index and thin_pieces(index, 115) is index  # off, or all fit
@@ -163,7 +163,9 @@ def test_frame_accuracy_and_marginal_floor_by_hand():
 
 def test_bernoulli_model_nll_is_the_per_key_cross_entropy_of_its_output():
     torch.manual_seed(4)
-    model = RollModel(1, ModelConfig(name="lstm", hidden=8, layers=1, genre_embed=0), n_keys=6).eval()
+    model = RollModel(
+        1, ModelConfig(name="lstm", hidden=8, layers=1, genre_embed=0), BernoulliHead(8, 6), n_keys=6
+    ).eval()
     frames = torch.zeros(1, 4, 6)
     frames[0, 1:] = (torch.rand(3, 6) < 0.5).float()
     mask = torch.tensor([[False, True, True, False]])
@@ -171,14 +173,17 @@ def test_bernoulli_model_nll_is_the_per_key_cross_entropy_of_its_output():
     p = torch.sigmoid(model.head.out(model.states(frames, torch.tensor([0])))).detach()
     by_hand = -(frames[:, 1:] * torch.log(p) + (1 - frames[:, 1:]) * torch.log(1 - p)).sum(-1)
     assert torch.allclose(nll[0, :2], by_hand[0, :2], atol=1e-5) and nll[0, 2] == 0
-    m = evaluate_rolls(model, [(frames, mask, torch.tensor([0]))])
+    m = frame_likelihood(model, [(frames, mask, torch.tensor([0]))])
     assert m["frames"] == 2 and m["loss"] == pytest.approx(float(by_hand[0, :2].mean()), rel=1e-5)
 
 
 def test_input_dropout_only_while_training():
     torch.manual_seed(5)
     model = RollModel(
-        1, ModelConfig(name="lstm", hidden=8, layers=1, genre_embed=0, keep_prob=1.0, input_keep=0.5), n_keys=6
+        1,
+        ModelConfig(name="lstm", hidden=8, layers=1, genre_embed=0, keep_prob=1.0, input_keep=0.5),
+        BernoulliHead(8, 6),
+        n_keys=6,
     )
     frames = torch.ones(2, 5, 6)
     g = torch.tensor([0, 0])
@@ -189,7 +194,7 @@ def test_input_dropout_only_while_training():
 
 
 def test_shift_keys_moves_notes_and_drops_those_off_the_keyboard():
-    from etude.train import shift_keys
+    from etude.data.windows import shift_keys
 
     frames = torch.zeros(3, 2, 88)
     frames[:, 0, 0] = 1  # lowest key

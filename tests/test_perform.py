@@ -10,7 +10,7 @@ from symusic import Score
 
 from etude.cli import main
 from etude.data.encoding import roll_to_score
-from etude.perform import (
+from etude.perform.stream import (
     GeneratedPieces,
     RecordingSink,
     SinkClosed,
@@ -148,8 +148,8 @@ def test_non_finite_or_non_positive_tempo_scale_is_refused(tmp_path, good_corpus
 def test_generation_ahead_never_runs_dry(tmp_path):
     """The shipped cpu-preset model generates faster than real time: 3 pieces of 4 s, played at
     double speed, follow each other with no wait."""
-    from etude.generate import Sampling
-    from etude.perform import _generated
+    from etude.generation.generate import Sampling
+    from etude.perform.stream import _generated
 
     pieces = _generated("pretrained:builtin", "irish", "4s", 3, 0, Sampling(top_p=0.95), 2.0, 0)
     sink = RecordingSink()

@@ -12,10 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from etude.checkpoint import point
 from etude.config import load_preset
+from etude.data.windows import Windows
 from etude.errors import CheckpointError, ConfigError
-from etude.train import Windows, average_into, lr_factor, train
+from etude.models.checkpoint import point
+from etude.training.loop import average_into, train
+from etude.training.run import lr_factor
 
 
 def _rows(run, split=None):
@@ -172,11 +174,11 @@ def test_resume_never_runs_code_from_a_run_folder(tiny_run, tmp_path):
 
 def test_bf16_trains_where_the_cpu_can_and_falls_back_where_it_cannot(real_data, tmp_path, caplog):
     """On CPUs without native bf16 (AVX2-only), oneDNN has no bf16 LSTM: fp32 with a warning."""
-    from etude.train import bf16_supported
+    from etude.runtime import bf16_supported
 
     cfg = load_preset("tiny")
     cfg.data = str(real_data)
-    with caplog.at_level("INFO", logger="etude.train"):
+    with caplog.at_level("INFO", logger="etude.training.loop"):
         result = train(
             cfg, tmp_path / "bf16", overrides=["train.precision=bf16", "train.iterations=20"], progress=False
         )

@@ -211,13 +211,7 @@ def cmd_data_roll2midi(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_data(sub) -> None:
-    p = sub.add_parser(
-        "data", help="prepare and inspect training data", description="Prepare and inspect training data."
-    )
-    ps = p.add_subparsers(dest="action", required=True)
-    d = DataConfig()
-    e = EncodingConfig()
+def _add_data_prepare(ps) -> None:
     prep = ps.add_parser(
         "prepare",
         help="encode a MIDI corpus into flat arrays for training",
@@ -238,6 +232,35 @@ def _add_data(sub) -> None:
     )
     prep.add_argument("--out", required=True, metavar="DIR", help="output folder")
     prep.add_argument("--genre", metavar="NAME", help="genre of MIDI files not in a genre sub-folder")
+    _add_encoding_options(prep)
+    _add_split_options(prep)
+    prep.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
+    prep.add_argument(
+        "--file-timeout",
+        type=_finite(0),
+        default=60.0,
+        metavar="S",
+        help="reject a file whose reading takes longer (default 60 s)",
+    )
+    prep.add_argument(
+        "--file-memory",
+        type=_at_least(64),
+        default=4096,
+        metavar="MB",
+        help="reject a file whose reading needs more memory (default 4096 MB)",
+    )
+    prep.add_argument("--force", action="store_true", help="rebuild even when settings and files are unchanged")
+    prep.add_argument(
+        "--append",
+        action="store_true",
+        help="read only files not yet in DIR and append their pieces (same settings and genres)",
+    )
+    prep.set_defaults(func=cmd_data_prepare)
+
+
+def _add_encoding_options(prep) -> None:
+    """How pieces become arrays (EncodingConfig)."""
+    e = EncodingConfig()
     prep.add_argument(
         "--encoding",
         choices=ENCODINGS,
@@ -265,6 +288,11 @@ def _add_data(sub) -> None:
         metavar="N",
         help=f"piano-roll frames per quarter note (default {e.frames_per_beat})",
     )
+
+
+def _add_split_options(prep) -> None:
+    """Which pieces are kept and how they are split (DataConfig)."""
+    d = DataConfig()
     prep.add_argument(
         "--min-seconds",
         type=float,
@@ -307,28 +335,14 @@ def _add_data(sub) -> None:
         help="add training copies shifted by ±1..K semitones (default 0: none)",
     )
     prep.add_argument("--seed", type=_at_least(0), default=d.seed, help=f"seed of the split (default {d.seed})")
-    prep.add_argument("--workers", type=_at_least(1), metavar="N", help="parallel processes (default: all cores)")
-    prep.add_argument(
-        "--file-timeout",
-        type=_finite(0),
-        default=60.0,
-        metavar="S",
-        help="reject a file whose reading takes longer (default 60 s)",
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser(
+        "data", help="prepare and inspect training data", description="Prepare and inspect training data."
     )
-    prep.add_argument(
-        "--file-memory",
-        type=_at_least(64),
-        default=4096,
-        metavar="MB",
-        help="reject a file whose reading needs more memory (default 4096 MB)",
-    )
-    prep.add_argument("--force", action="store_true", help="rebuild even when settings and files are unchanged")
-    prep.add_argument(
-        "--append",
-        action="store_true",
-        help="read only files not yet in DIR and append their pieces (same settings and genres)",
-    )
-    prep.set_defaults(func=cmd_data_prepare)
+    ps = p.add_subparsers(dest="action", required=True)
+    _add_data_prepare(ps)
 
     inf = ps.add_parser(
         "info",
@@ -367,7 +381,7 @@ PAPER_ESTIMATE = (
 
 def cmd_train(args: argparse.Namespace) -> int:
     from etude.config import load_preset
-    from etude.train import train
+    from etude.training.loop import train
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -383,7 +397,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.data or not args.out:
             raise InputError("give DATA_DIR and --out RUN_DIR (or --resume RUN_DIR)")
-        from etude.data.cache import read_meta
+        from etude.data.store import read_meta
 
         encoding = read_meta(Path(args.data))["settings"]["encoding"]["name"]
         if args.encoding and args.encoding != encoding:
@@ -395,7 +409,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.data = str(Path(args.data).resolve())
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
     if result.metrics:
-        from etude.train import describe_metrics
+        from etude.training.loop import describe_metrics
 
         unit = "token" if "unigram_loss" in result.metrics else "frame"
         why = {"budget": " (time budget reached)", "patience": " (no longer improving)", "signal": " (stopped)"}.get(
@@ -469,7 +483,7 @@ def _add_train(sub) -> None:
 
 # ----------------------------------------------------------------------------- generate
 def cmd_generate(args: argparse.Namespace) -> int:
-    from etude.generate import Sampling, generate
+    from etude.generation.generate import Sampling, generate
 
     results = generate(
         _path(args.model),
@@ -542,7 +556,7 @@ def _add_generate(sub) -> None:
 
 # ----------------------------------------------------------------------------- benchmark
 def cmd_benchmark_polyphonic(args: argparse.Namespace) -> int:
-    from etude.benchmark import polyphonic, table
+    from etude.study.benchmark import polyphonic, table
 
     models = list(MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
     out = Path(args.out) if args.out else Path("benchmarks-out") / Path(args.data).stem.lower()
@@ -624,7 +638,7 @@ def _numbers(kind):
 
 
 def cmd_experiment_study(args: argparse.Namespace) -> int:
-    from etude.experiments import study
+    from etude.study.run import study
 
     report = study(
         Path(args.data),
@@ -651,7 +665,7 @@ def cmd_experiment_study(args: argparse.Namespace) -> int:
 
 
 def _add_experiment(sub) -> None:
-    from etude.scales import SCALES
+    from etude.study.scales import SCALES
 
     p = sub.add_parser(
         "experiment", help="re-run the hyper-parameter study", description="Experiments behind the method."
@@ -712,8 +726,8 @@ def _add_experiment(sub) -> None:
 
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from etude.evaluate import evaluate
-    from etude.generate import model_path
+    from etude.evaluation.compare import evaluate
+    from etude.generation.generate import model_path
 
     report = evaluate(
         model_path(args.run),
@@ -855,8 +869,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- perform
 def cmd_perform(args: argparse.Namespace) -> int:
-    from etude.generate import Sampling
-    from etude.perform import list_ports, perform
+    from etude.generation.generate import Sampling
+    from etude.perform.stream import list_ports, perform
 
     if args.list_ports:
         names = list_ports()

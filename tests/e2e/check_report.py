@@ -14,8 +14,8 @@ from pathlib import Path
 
 from etude.data import prepare
 from etude.data.builtin import default_dir, export_builtin
-from etude.evaluate import evaluate
-from etude.generate import pretrained_path
+from etude.evaluation.compare import evaluate
+from etude.generation.generate import pretrained_path
 
 OUT = Path("out/e2e")
 FLAGS = [

@@ -1,4 +1,5 @@
-"""From MIDI files to arrays on disk: ingest, corpus and split, encodings, cache, built-in corpus.
+"""From MIDI files to arrays on disk: ingest, corpus and split, encodings, the prepared-data store,
+batching windows, the built-in corpus.
 
 The names below are imported on first use (PEP 562), so that importing a light module of this
 package (the built-in corpus's style list, for `etude --help`) does not import MidiTok and torch.
@@ -10,11 +11,11 @@ import importlib
 from typing import Any
 
 _HOME = {
-    "info": "cache",
-    "open_encoding": "cache",
-    "open_split": "cache",
-    "prepare": "cache",
-    "read_meta": "cache",
+    "info": "store",
+    "open_encoding": "store",
+    "open_split": "store",
+    "prepare": "store",
+    "read_meta": "store",
     "discover": "corpus",
     "load_encoding": "encoding",
     "make_encoding": "encoding",

@@ -105,14 +105,14 @@ def roll_piece_to_midi(path: Path, split: str, index: int, out: Path, qpm: float
 
 
 def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
-    """Store a benchmark set as a prepared piano-roll folder (etude.data.cache's layout), keeping
+    """Store a benchmark set as a prepared piano-roll folder (etude.data.store's layout), keeping
     its own train/valid/test split; one genre, named after the file. Returns the folder's meta."""
     import json
 
     from etude import __version__
     from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
-    from etude.data.cache import FORMAT, install, scratch_dir, write_pieces
     from etude.data.encoding import make_encoding, save_encoding
+    from etude.data.store import FORMAT, PieceRecord, install, scratch_dir, write_pieces
 
     path, out = Path(path), Path(out)
     encoding_cfg = EncodingConfig(name="pianoroll", frames_per_beat=frames_per_beat(path))
@@ -137,9 +137,8 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
                 fh.write(np.ascontiguousarray(roll, dtype=np.uint8).tobytes())
                 index.append((start, len(roll), 0))
                 start += len(roll)
-                records.append(
-                    (f"{split}/{k:04d}", genre, split, round(len(roll) * seconds_per_frame, 3), len(roll), 0, "")
-                )
+                seconds = round(len(roll) * seconds_per_frame, 3)
+                records.append(PieceRecord(f"{split}/{k:04d}", genre, split, seconds, len(roll), 0, ""))
         np.save(work / f"{split}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
         counts[split] = {genre: {"pieces": len(pieces), "tokens": start, "seconds": start * seconds_per_frame}}
     write_pieces(work / "pieces.csv", records)

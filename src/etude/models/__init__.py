@@ -1,6 +1,4 @@
-"""Models: the LSTM event generator, piano-roll LSTMs (Bernoulli, NADE, RBM outputs), the RBM."""
-
-from etude.models.lstm import LSTMGenerator
-from etude.models.registry import build_model
-
-__all__ = ["LSTMGenerator", "build_model"]
+"""The models and their one interface (`base`): the LSTM event generator, piano-roll LSTMs with
+Bernoulli, NADE or RBM outputs, the window RBM, the genre classifier, the registry that builds a
+model from its config, and self-contained checkpoint folders (`checkpoint`), which generation,
+evaluation and training all load."""

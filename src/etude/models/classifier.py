@@ -27,8 +27,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from etude.data.cache import open_encoding, open_split
 from etude.data.encoding import EventEncoding, encoding_from_state
+from etude.data.store import open_encoding, open_split
 from etude.errors import CheckpointError, InputError
 from etude.paths import ensure_dir
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from etude.config import ModelConfig
+from etude.config import ModelConfig, TrainConfig
+from etude.data.windows import Windows
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, hidden)
 
@@ -32,13 +34,15 @@ class LSTMGenerator(nn.Module):
     """Next-token model over event tokens, conditioned on a genre at every step.
 
     Dropout follows the study's convention: `keep_prob` is the chance a unit is kept, so the
-    PyTorch dropout between LSTM layers and before the head is `1 - keep_prob`.
+    PyTorch dropout between LSTM layers and before the head is `1 - keep_prob`. Built from a
+    validated config (etude.models.registry.build_model).
     """
+
+    unit = "token"
+    estimated_likelihood = False
 
     def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0):
         super().__init__()
-        if not 0 < cfg.keep_prob <= 1:
-            raise ValueError("keep_prob must be in (0, 1]")
         self.cfg, self.vocab_size, self.n_genres, self.pad_id = cfg, vocab_size, n_genres, pad_id
         p_drop = 1.0 - cfg.keep_prob
         self.embed = nn.Embedding(vocab_size, cfg.embed)
@@ -72,6 +76,10 @@ class LSTMGenerator(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=self.pad_id)
         return logits, loss, state
+
+    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
+        """Windows of train.seq_len + 1 tokens inside pieces."""
+        return Windows(rows, index, train.seq_len, self.pad_id)
 
     def objective(self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss summed over non-pad targets, and their count (batches from Windows)."""

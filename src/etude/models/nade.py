@@ -12,8 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from etude.config import AIS
+
 
 class NADEHead(nn.Module):
+    estimated_likelihood = False
+
     def __init__(self, state_size: int, n_keys: int, hidden: int):
         super().__init__()
         self.n_keys = n_keys
@@ -45,11 +49,13 @@ class NADEHead(nn.Module):
         out = self.to_b(u).reshape(-1, shape[-1]) + per_segment.gather(1, below[:, None, :])[:, 0]
         return out.reshape(shape)
 
-    def nll(self, u: torch.Tensor, v: torch.Tensor, **_) -> torch.Tensor:
+    def objective(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """-log p(v | u) in nats, exact: u (..., S), v (..., K) -> (...)."""
         return F.binary_cross_entropy_with_logits(self.logits(u, v), v, reduction="none").sum(-1)
 
-    objective = nll
+    def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS | None = None) -> torch.Tensor:
+        """Exact: the objective (`ais` is not needed)."""
+        return self.objective(u, v)
 
     def _decode(self, u: torch.Tensor, pick) -> torch.Tensor:
         """Keys one after another; pick(logit (B,)) -> 0/1 values (B,)."""
@@ -66,7 +72,7 @@ class NADEHead(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_
+        self, u: torch.Tensor, temperature: float, generator: torch.Generator | None, previous: torch.Tensor
     ) -> torch.Tensor:
         """One frame per row of u (B, S) -> (B, K) of 0/1."""
         return self._decode(
@@ -74,6 +80,6 @@ class NADEHead(nn.Module):
         )
 
     @torch.no_grad()
-    def predict(self, u: torch.Tensor, **_) -> torch.Tensor:
+    def predict(self, u: torch.Tensor) -> torch.Tensor:
         """The greedy frame: each key on when p > 0.5 given the keys chosen below it."""
         return self._decode(u, lambda z: (z > 0).float())

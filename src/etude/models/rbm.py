@@ -82,6 +82,16 @@ def gibbs_chain(
     return v
 
 
+def mean_field_frame(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, steps: int = 25) -> torch.Tensor:
+    """The most likely visible units by mean field, thresholded at 0.5: from v = sigmoid(b),
+    `steps` times v <- sigmoid(sigmoid(v W + c) W^T + b). W (V, H); b (..., V) and c (..., H)
+    broadcast (c may carry the input of clamped units) -> (..., V) of 0/1."""
+    v = torch.sigmoid(b)
+    for _ in range(steps):
+        v = torch.sigmoid(torch.sigmoid(v @ W + c) @ W.T + b)
+    return (v > 0.5).to(b.dtype)
+
+
 def mean_log_z(log_z_runs: torch.Tensor) -> torch.Tensor:
     """log of the mean importance weight: (N, runs) per-run estimates -> (N,)."""
     return torch.logsumexp(log_z_runs, -1) - math.log(log_z_runs.shape[-1])

@@ -13,10 +13,12 @@ import torch
 from torch import nn
 
 from etude.config import AIS
-from etude.models.rbm import ais_log_partition, free_energy, gibbs_chain, mean_log_z
+from etude.models.rbm import ais_log_partition, free_energy, gibbs_chain, mean_field_frame, mean_log_z
 
 
 class RBMHead(nn.Module):
+    estimated_likelihood = True
+
     def __init__(self, state_size: int, n_keys: int, hidden: int, cd_k: int = 10):
         super().__init__()
         self.cd_k = cd_k
@@ -32,9 +34,10 @@ class RBMHead(nn.Module):
         return free_energy(v, self.W, b, c) - free_energy(negative, self.W, b, c)
 
     @torch.no_grad()
-    def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS = AIS()) -> torch.Tensor:
+    def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS | None = None) -> torch.Tensor:
         """-log p(v | u) = F(v) + log Z(u), log Z by AIS per frame (base: the frame's own visible
-        biases): u (..., S), v (..., K) -> (...)."""
+        biases; `AIS()` when None): u (..., S), v (..., K) -> (...)."""
+        ais = ais or AIS()
         b, c = self.to_b(u), self.to_c(u)
         flat_b, flat_c = b.reshape(-1, b.shape[-1]), c.reshape(-1, c.shape[-1])
         gen = torch.Generator().manual_seed(ais.seed)
@@ -59,21 +62,16 @@ class RBMHead(nn.Module):
     def sample(
         self,
         u: torch.Tensor,
-        temperature: float = 1.0,
-        generator=None,
-        previous: torch.Tensor | None = None,
+        temperature: float,
+        generator: torch.Generator | None,
+        previous: torch.Tensor,
         steps: int = 25,
     ) -> torch.Tensor:
-        """One frame per row of u (B, S): `steps` Gibbs steps started at the previous frame."""
+        """One frame per row of u (B, S): `steps` Gibbs steps started at the previous frame (B, K)."""
         b, c = self.to_b(u), self.to_c(u)
-        v = previous if previous is not None else torch.zeros_like(b)
-        return gibbs_chain(v, self.W, b, c, steps, generator, temperature)
+        return gibbs_chain(previous, self.W, b, c, steps, generator, temperature)
 
     @torch.no_grad()
-    def predict(self, u: torch.Tensor, steps: int = 25, **_) -> torch.Tensor:
-        """The mean-field frame: v <- p(v | p(h | v)) from the biases' own guess, thresholded at 0.5."""
-        b, c = self.to_b(u), self.to_c(u)
-        v = torch.sigmoid(b)
-        for _ in range(steps):
-            v = torch.sigmoid(torch.sigmoid(v @ self.W + c) @ self.W.T + b)
-        return (v > 0.5).to(b.dtype)
+    def predict(self, u: torch.Tensor, steps: int = 25) -> torch.Tensor:
+        """The mean-field frame (etude.models.rbm.mean_field_frame) under the biases u sets."""
+        return mean_field_frame(self.W, self.to_b(u), self.to_c(u), steps)

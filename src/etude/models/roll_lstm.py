@@ -1,34 +1,41 @@
 """Piano-roll models with a recurrent state: an LSTM reads the frames so far and an output head
 gives the next frame's distribution over the 88 keys.
 
-Heads: `lstm` independent Bernoulli per key; `lstm-nade` NADE (etude.models.nade); `rnn-rbm` an
-RBM (etude.models.rnn_rbm). Batches (etude.train.Windows / piece_batches) are frames (B, T + 1, K)
+Heads (etude.models.base.OutputHead): `lstm` independent Bernoulli per key; `lstm-nade` NADE
+(etude.models.nade); `rnn-rbm` an RBM (etude.models.rnn_rbm). Batches (etude.data.windows) are frames (B, T + 1, K)
 float whose first row is the silent frame before the piece, a mask (B, T + 1) of real frames, and
 genres (B,). Frame t + 1 is predicted from frames 0..t, so every real frame is a target.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from etude.config import ModelConfig
+from etude.config import AIS, ModelConfig, TrainConfig
+from etude.data.windows import Windows
+from etude.models.base import OutputHead
 from etude.models.lstm import State, lstm_step
-from etude.models.nade import NADEHead
-from etude.models.rnn_rbm import RBMHead
 
 
 class BernoulliHead(nn.Module):
+    """Each key on with its own probability sigmoid(out(u)), independently of the others."""
+
+    estimated_likelihood = False
+
     def __init__(self, state_size: int, n_keys: int):
         super().__init__()
         self.out = nn.Linear(state_size, n_keys)
 
-    def nll(self, u: torch.Tensor, v: torch.Tensor, **_) -> torch.Tensor:
+    def objective(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """-log p(v | u), keys independent: (..., S), (..., K) -> (...)."""
         return F.binary_cross_entropy_with_logits(self.out(u), v, reduction="none").sum(-1)
 
-    objective = nll
+    def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS | None = None) -> torch.Tensor:
+        """Exact: the objective (`ais` is not needed)."""
+        return self.objective(u, v)
 
     @torch.no_grad()
     def start_biases(self, log_odds: torch.Tensor) -> None:
@@ -36,23 +43,24 @@ class BernoulliHead(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, u: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None, **_
+        self, u: torch.Tensor, temperature: float, generator: torch.Generator | None, previous: torch.Tensor
     ) -> torch.Tensor:
         p = torch.sigmoid(self.out(u) / temperature)
         return (torch.rand(p.shape, generator=generator) < p).float()
 
     @torch.no_grad()
-    def predict(self, u: torch.Tensor, **_) -> torch.Tensor:
+    def predict(self, u: torch.Tensor) -> torch.Tensor:
         return (self.out(u) > 0).float()
 
 
 class RollModel(nn.Module):
-    """Frame + genre embedding -> stacked LSTM -> dropout (1 - keep_prob) -> output head."""
+    """Frame + genre embedding -> stacked LSTM -> dropout (1 - keep_prob) -> output head (its
+    state size is cfg.hidden, its keys n_keys). Built from a validated config (etude.models.registry)."""
 
-    def __init__(self, n_genres: int, cfg: ModelConfig, n_keys: int = 88):
+    unit = "frame"
+
+    def __init__(self, n_genres: int, cfg: ModelConfig, head: OutputHead, n_keys: int = 88):
         super().__init__()
-        if not 0 < cfg.keep_prob <= 1:
-            raise ValueError("keep_prob must be in (0, 1]")
         self.cfg, self.n_genres, self.n_keys = cfg, n_genres, n_keys
         p_drop = 1.0 - cfg.keep_prob
         self.genre = nn.Embedding(max(n_genres, 1), cfg.genre_embed) if cfg.genre_embed else None
@@ -65,14 +73,13 @@ class RollModel(nn.Module):
         )
         self.drop = nn.Dropout(p_drop)
         self.in_drop = nn.Dropout(1.0 - cfg.input_keep)
-        if cfg.name == "lstm":
-            self.head: nn.Module = BernoulliHead(cfg.hidden, n_keys)
-        elif cfg.name == "lstm-nade":
-            self.head = NADEHead(cfg.hidden, n_keys, cfg.head_hidden)
-        elif cfg.name == "rnn-rbm":
-            self.head = RBMHead(cfg.hidden, n_keys, cfg.head_hidden, cfg.cd_k)
-        else:
-            raise ValueError(f"RollModel has no head {cfg.name!r}")
+        self.head = head
+        self.estimated_likelihood = head.estimated_likelihood
+
+    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
+        """Windows of train.seq_len + 1 frames, which may start at the silent frame before a piece,
+        each shifted by up to train.roll_transpose keys."""
+        return Windows(rows, index, train.seq_len, roll=True, transpose=train.roll_transpose)
 
     def start_biases(self, log_odds: torch.Tensor) -> None:
         """Start the output's visible biases at the training data's per-key log-odds (K,): without
@@ -102,10 +109,12 @@ class RollModel(nn.Module):
         return per_frame.sum(), m.sum()
 
     @torch.no_grad()
-    def frame_nll(self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, **kw) -> torch.Tensor:
+    def frame_nll(
+        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS | None = None
+    ) -> torch.Tensor:
         """-log p(frame | earlier frames) in nats for every target frame (B, T); 0 where masked.
-        RBM heads take `ais=AIS(...)`."""
-        return self.head.nll(self.states(frames, genre), frames[:, 1:], **kw) * mask[:, 1:]
+        `ais` sets an RBM output's estimate of log Z (its default when None)."""
+        return self.head.nll(self.states(frames, genre), frames[:, 1:], ais) * mask[:, 1:]
 
     @torch.no_grad()
     def predict(self, frames: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
@@ -128,6 +137,6 @@ class RollModel(nn.Module):
         out = []
         for _ in range(n_frames):
             u, state = lstm_step(self.lstm, self._input(frame, genre), state)
-            frame = self.head.sample(u, temperature=temperature, generator=generator, previous=frame)
+            frame = self.head.sample(u, temperature, generator, frame)
             out.append(frame)
         return torch.stack(out, 1)

@@ -9,14 +9,19 @@ scored (frame_nll gives nan there).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from etude.config import AIS, ModelConfig
-from etude.models.rbm import RBM, ais_log_partition, free_energy, gibbs_chain, mean_log_z
+from etude.config import AIS, ModelConfig, TrainConfig
+from etude.data.windows import Windows
+from etude.models.rbm import RBM, ais_log_partition, free_energy, gibbs_chain, mean_field_frame, mean_log_z
 
 
 class WindowRBM(nn.Module):
+    unit = "frame"
+    estimated_likelihood = True
+
     def __init__(self, n_genres: int, cfg: ModelConfig, n_keys: int = 88):
         super().__init__()
         self.cfg, self.n_genres, self.n_keys, self.window = cfg, n_genres, n_keys, cfg.window
@@ -31,6 +36,10 @@ class WindowRBM(nn.Module):
     def start_biases(self, log_odds: torch.Tensor) -> None:
         """Visible biases at the data's per-key log-odds (K,), in every frame of the window."""
         self.rbm.b.copy_(log_odds.repeat(self.window))
+
+    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
+        """Windows of exactly model.window frames inside pieces (no silent lead-in)."""
+        return Windows(rows, index, self.window - 1, roll=True, lead=False, transpose=train.roll_transpose)
 
     def _biases(self, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rbm.b + self.genre_b(genre), self.rbm.c + self.genre_c(genre)  # (B, V), (B, H)
@@ -60,10 +69,11 @@ class WindowRBM(nn.Module):
 
     @torch.no_grad()
     def frame_nll(
-        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS = AIS()
+        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS | None = None
     ) -> torch.Tensor:
         """Each window's -log p spread evenly over its W frames: frames (B, T + 1, K) -> (B, T);
-        0 where masked, nan on the frames past the last whole window."""
+        0 where masked, nan on the frames past the last whole window. log Z by `ais` (AIS() when None)."""
+        ais = ais or AIS()
         B, T1, K = frames.shape
         W, T = self.window, T1 - 1
         n_win = T // W
@@ -93,12 +103,8 @@ class WindowRBM(nn.Module):
             past = frames.new_zeros(B, T, 0).float()
         b, c = self._biases(genre)
         Wm = self.rbm.W
-        b_last, W_last = b[:, None, (W - 1) * K :], Wm[(W - 1) * K :]
-        fixed = past @ Wm[: (W - 1) * K] + c[:, None]  # (B, T, H)
-        v = torch.sigmoid(b_last).expand(B, T, K)
-        for _ in range(steps):
-            v = torch.sigmoid(torch.sigmoid(fixed + v @ W_last) @ W_last.T + b_last)
-        return (v > 0.5).float()
+        fixed = past @ Wm[: (W - 1) * K] + c[:, None]  # the clamped frames' input to the hidden units: (B, T, H)
+        return mean_field_frame(Wm[(W - 1) * K :], b[:, None, (W - 1) * K :], fixed, steps)
 
     @torch.no_grad()
     def sample(

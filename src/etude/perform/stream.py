@@ -30,7 +30,7 @@ from etude.errors import InputError
 from etude.paths import check_finite
 
 if TYPE_CHECKING:  # generation (and torch) is imported only when a run is performed
-    from etude.generate import Sampling
+    from etude.generation.generate import Sampling
 
 log = logging.getLogger(__name__)
 SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited, not slept
@@ -412,8 +412,8 @@ def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) ->
 
 def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose) -> GeneratedPieces:
     """Pieces from a run (or `pretrained`), generated in the background while others play."""
-    from etude.checkpoint import load_checkpoint
-    from etude.generate import Length, Sampling, check_genre, model_path, sample_scores
+    from etude.generation.generate import Length, Sampling, check_genre, model_path, sample_scores
+    from etude.models.checkpoint import load_checkpoint
 
     sampling = sampling or Sampling(top_p=0.95)
     ckpt = load_checkpoint(model_path(run))

@@ -18,12 +18,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from etude.checkpoint import load_checkpoint
 from etude.config import AIS, MODELS, load_preset
-from etude.data.cache import open_split
 from etude.data.polyphonic import prepare_rolls
-from etude.roll_eval import evaluate_rolls, marginal_log_probs, piece_batches
-from etude.train import train
+from etude.data.store import open_split
+from etude.data.windows import piece_batches
+from etude.errors import ConfigError
+from etude.evaluation.likelihood import frame_likelihood, marginal_floor_nll
+from etude.models.checkpoint import load_checkpoint
+from etude.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +106,11 @@ def benchmark_model(
     t1 = time.perf_counter()
     ckpt = load_checkpoint(run_dir)
     rows, index = open_split(Path(data_dir), "test")
-    rbm_family = "rbm" in model
+    rbm_family = ckpt.model.estimated_likelihood
     repeats = []
     for r in range(ais_repeats if rbm_family else 1):
         settings = AIS(ais.temps, ais.runs, seed=ais.seed + r, max_chains=ais.max_chains) if rbm_family else None
-        m = evaluate_rolls(ckpt.model, piece_batches(rows, index), ais=settings)
+        m = frame_likelihood(ckpt.model, piece_batches(rows, index), ais=settings)
         repeats.append(m["loss"])
         log.info("%s test NLL %.3f%s", model, m["loss"], f" (AIS repeat {r + 1})" if rbm_family else "")
     return ModelResult(
@@ -143,8 +145,6 @@ def polyphonic(
     for other models are kept) and returns it."""
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        from etude.errors import ConfigError
-
         raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     out = Path(out)
     data_dir = out / "data"
@@ -154,7 +154,7 @@ def polyphonic(
     header = {
         "data": str(Path(data).resolve()),
         "dataset": dataset_key(Path(data)),
-        "marginal_floor_test_nll": evaluate_floor(train_rows, test_rows),
+        "marginal_floor_test_nll": marginal_floor_nll(train_rows, test_rows),
     }
     report = _record(out / "results.json", header)
     for model in models:
@@ -175,15 +175,6 @@ def _record(path: Path, header: dict, model: str | None = None, result: dict | N
     tmp.write_text(json.dumps(report, indent=1))
     tmp.replace(path)
     return report
-
-
-def evaluate_floor(train_rows, test_rows) -> float:
-    """Test NLL of independent per-key marginals fitted on train (the benchmark's floor)."""
-    import numpy as np
-
-    logp = marginal_log_probs(train_rows).numpy()
-    t = np.asarray(test_rows, dtype=np.float64)
-    return float(-(t * logp[1] + (1 - t) * logp[0]).sum() / max(len(t), 1))
 
 
 def table(report: dict) -> str:

@@ -1,6 +1,6 @@
 """Audio: render a score with a SoundFont and write a WAV file.
 
-The default renderer is étude's SoundFont sample player (`etude.soundfont`), which honours
+The default renderer is étude's SoundFont sample player (`etude.audio.soundfont`), which honours
 each zone's root key; symusic's synthesizer ("symusic") is faster but, in symusic 0.5.9, ignores
 the overriding root key and plays the shipped General MIDI piano up to an octave and more off
 pitch (C4 at 830 Hz instead of 261.6 Hz).
@@ -15,8 +15,8 @@ import numpy as np
 from scipy.io import wavfile
 from symusic import Score, Synthesizer
 
+from etude.audio.soundfont import load_soundfont, render_notes
 from etude.errors import ConfigError, InputError
-from etude.soundfont import load_soundfont, render_notes
 
 PEAK = 0.89  # normalised peak (about -1 dBFS): loud, never clipped
 RENDERERS = ("sampler", "symusic")

@@ -24,7 +24,7 @@ import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -175,7 +175,7 @@ class _Existing:
     """What an append keeps of a prepared folder."""
 
     meta: dict[str, Any]
-    records: list[list[str]]  # pieces.csv rows
+    records: list[PieceRecord]  # pieces.csv rows
     file_ids: set[str]  # files already stored or rejected
     fingerprints: dict[str, str]  # notes fingerprint -> piece id
 
@@ -185,9 +185,9 @@ class _Existing:
             raise InputError(f"nothing to append to: {out} is not a prepared data folder")
         if meta.get("format") != FORMAT or meta["settings"] != settings:
             raise InputError(f"{out} was prepared with other settings; append needs the same ones (or prepare anew)")
-        records = [[r[c] for c in PIECE_COLUMNS] for r in read_pieces(out / "pieces.csv")]
-        ids = {r[0].split("#")[0] for r in records} | {r["path"] for r in meta["rejections"]}
-        prints = {fingerprint: r[0] for r in records if (fingerprint := r[6]) and r[5] == "0"}
+        records = [PieceRecord.of(r) for r in read_pieces(out / "pieces.csv")]
+        ids = {r.id.split("#")[0] for r in records} | {r["path"] for r in meta["rejections"]}
+        prints = {r.fingerprint: r.id for r in records if r.fingerprint and r.transpose == 0}
         return cls(meta, records, ids, prints)
 
 
@@ -231,7 +231,7 @@ def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str], lim
     return pieces, rejections, n_rows
 
 
-def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[tuple]:
+def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[PieceRecord]:
     """Pass 2: copy each piece (and its transpositions, train only) from the scratch file into
     work/{split}.bin and work/{split}.idx.npy. Returns the pieces.csv rows."""
     scratch_rows = np.memmap(work / "all.bin", dtype=enc.dtype, mode="r", shape=(n_rows, enc.row_size))
@@ -252,16 +252,9 @@ def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[tup
                     fh.write(np.ascontiguousarray(moved).tobytes())
                     index.append((written, len(moved), genre_index[p["genre"]]))
                     written += len(moved)
+                    fingerprint = p["fingerprint"] if k == 0 else ""
                     records.append(
-                        (
-                            p["id"],
-                            p["genre"],
-                            name,
-                            round(p["seconds"], 3),
-                            len(moved),
-                            k,
-                            p["fingerprint"] if k == 0 else "",
-                        )
+                        PieceRecord(p["id"], p["genre"], name, round(p["seconds"], 3), len(moved), k, fingerprint)
                     )
         np.save(work / f"{name}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
     del scratch_rows
@@ -269,14 +262,14 @@ def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[tup
     return records
 
 
-def _counts(records) -> dict[str, dict[str, dict[str, float]]]:
+def _counts(records: list[PieceRecord]) -> dict[str, dict[str, dict[str, float]]]:
     """Pieces, transposed copies, rows and seconds per split and genre, from pieces.csv rows."""
     counts: dict[str, dict[str, Counter]] = {s: defaultdict(Counter) for s in SPLITS}
-    for piece_id, genre, split, seconds, rows, k, *_ in records:
-        c = counts[split][genre]
-        c["pieces" if str(k) == "0" else "augmented"] += 1
-        c["tokens"] += int(rows)
-        c["seconds"] += float(seconds) if str(k) == "0" else 0.0
+    for r in records:
+        c = counts[r.split][r.genre]
+        c["pieces" if r.transpose == 0 else "augmented"] += 1
+        c["tokens"] += r.rows
+        c["seconds"] += r.seconds if r.transpose == 0 else 0.0
     return {s: {g: dict(c) for g, c in sorted(counts[s].items())} for s in SPLITS}
 
 
@@ -297,12 +290,12 @@ def _build(
         by_genre[p["genre"]].add(p["file_id"])
     if base:  # the stored files count towards each genre's proportions
         for r in base.records:
-            if r[5] == "0":
-                by_genre[r[1]].add(r[0].split("#")[0])
+            if r.transpose == 0:
+                by_genre[r.genre].add(r.id.split("#")[0])
     split = assign_split({g: sorted(ids) for g, ids in by_genre.items()}, data, previous)
     records = _write_splits(pieces, split, enc, data, work, n_rows)
     if base:
-        records = [tuple(r) for r in base.records] + records
+        records = base.records + records
         rejections = [Rejection(r["path"], r["reason"], r["detail"]) for r in base.meta["rejections"]] + rejections
         for name in SPLITS:  # the new rows go after the stored ones
             stored = np.load(out / f"{name}.idx.npy")
@@ -343,7 +336,32 @@ def _build(
     return meta
 
 
-PIECE_COLUMNS = ("id", "genre", "split", "seconds", "rows", "transpose", "fingerprint")
+class PieceRecord(NamedTuple):
+    """One row of pieces.csv: a stored piece (or a transposed copy of one)."""
+
+    id: str  # file id, with "#N" for the Nth clip of a long file
+    genre: str
+    split: str  # train | valid | test
+    seconds: float
+    rows: int  # tokens or frames stored
+    transpose: int  # semitones this copy is shifted by (0: the piece itself)
+    fingerprint: str  # notes fingerprint of the piece itself ("" for copies)
+
+    @classmethod
+    def of(cls, row: dict[str, str]) -> PieceRecord:
+        """A record from a row read by `read_pieces`."""
+        return cls(
+            row["id"],
+            row["genre"],
+            row["split"],
+            float(row["seconds"]),
+            int(row["rows"]),
+            int(row["transpose"]),
+            row["fingerprint"],
+        )
+
+
+PIECE_COLUMNS = PieceRecord._fields
 
 
 def _reduction(pieces: list[dict], stored: dict | None) -> dict[str, Any]:
@@ -359,7 +377,7 @@ def _reduction(pieces: list[dict], stored: dict | None) -> dict[str, Any]:
     return {"rule": REDUCTION, "genres": {g: dict(c) for g, c in sorted(counts.items())}}
 
 
-def write_pieces(path: Path, records) -> None:
+def write_pieces(path: Path, records: list[PieceRecord]) -> None:
     """pieces.csv: one row per stored piece (PIECE_COLUMNS, described in the module docstring).
 
     UTF-8, with file names that are not valid UTF-8 kept byte for byte (surrogateescape)."""
@@ -410,9 +428,9 @@ def tokens_per_second(data_dir: Path, quantile: float = 0.99) -> float | None:
     if read_meta(data_dir)["settings"]["encoding"]["name"] == "pianoroll":
         return None
     density = [
-        int(r["rows"]) / float(r["seconds"])
-        for r in read_pieces(Path(data_dir) / "pieces.csv")
-        if r["split"] == "train" and r["transpose"] == "0" and float(r["seconds"]) > 0
+        r.rows / r.seconds
+        for r in map(PieceRecord.of, read_pieces(Path(data_dir) / "pieces.csv"))
+        if r.split == "train" and r.transpose == 0 and r.seconds > 0
     ]
     return float(np.quantile(density, quantile)) if density else None
 
@@ -440,9 +458,9 @@ def info(data_dir: Path) -> str:
                 f"{c.get('tokens', 0):>10} {c.get('seconds', 0) / 60:>8.1f}"
             )
     durations: dict[str, list[float]] = defaultdict(list)
-    for row in read_pieces(Path(data_dir) / "pieces.csv"):
-        if row["transpose"] == "0":
-            durations[row["split"]].append(float(row["seconds"]))
+    for r in map(PieceRecord.of, read_pieces(Path(data_dir) / "pieces.csv")):
+        if r.transpose == 0:
+            durations[r.split].append(r.seconds)
     lines += ["", "durations (seconds): split  min  median  max"]
     for split in SPLITS:
         d = durations.get(split)

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 from symusic import Score
 
-from etude import metrics as M
-from etude.audio import render
-from etude.checkpoint import Checkpoint, load_checkpoint
-from etude.config import AIS
-from etude.data.cache import open_split
+from etude.audio.render import render
 from etude.data.encoding import EventEncoding
+from etude.data.store import open_encoding, open_split
 from etude.errors import EtudeError, InputError
-from etude.generate import Length, Sampling, sample_scores
-from etude.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
+from etude.evaluation import metrics as M
+from etude.evaluation.likelihood import split_likelihood
+from etude.evaluation.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
+from etude.generation.generate import Length, Sampling, sample_scores
+from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class PieceSet:
     labels: list[str]  # genre each piece is of (original) or was asked for (generated)
     audio: list[np.ndarray] = field(default_factory=list)
     spectra: list[np.ndarray] = field(default_factory=list)
-    # every metric of etude.metrics per piece, computed once: name -> (pieces, values)
+    # every metric of etude.evaluation.metrics per piece, computed once: name -> (pieces, values)
     features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -86,9 +86,6 @@ def analyse(s: PieceSet, soundfont: Path | None) -> None:
         s.spectra.append(M.mean_spectrum(audio))
     s.features = {name: np.array([np.ravel(f(n)) for n in notes]) for name, f in {**M.SCALARS, **M.HISTOGRAMS}.items()}
 
-
-REPORT_AIS = AIS(temps=500, runs=20)  # likelihood of RBM-family baselines in the report
-REPORT_FRAMES = 4096  # piano-roll likelihood: whole test pieces of at most this many frames (roll_eval.thin_pieces)
 
 SPECTRAL = {
     "log_spectral_distance_db": M.log_spectral_distance,
@@ -177,25 +174,6 @@ def _memorisation(ckpt: Checkpoint, sets: list[PieceSet]) -> dict:
     return out
 
 
-def split_likelihood(ckpt: Checkpoint) -> dict:
-    from etude.train import Windows
-    from etude.train import evaluate as eval_loss
-
-    rows, index = open_split(Path(ckpt.config.data), "test")
-    if len(index) == 0:
-        return {"problem": "no test pieces"}
-    if not isinstance(ckpt.encoding, EventEncoding):
-        from etude.roll_eval import evaluate_rolls, piece_batches, thin_pieces
-
-        batches = piece_batches(rows, thin_pieces(index, REPORT_FRAMES))
-        m = evaluate_rolls(ckpt.model, batches, ais=REPORT_AIS if "rbm" in ckpt.config.model.name else None)
-        return {"test_nll_nats_per_frame": m["loss"], "frame_accuracy": m["accuracy"], "frames": m["frames_scored"]}
-    batches = Windows(rows, index, ckpt.config.train.seq_len, ckpt.encoding.pad_id).fixed_batches(32, 512)
-    m = eval_loss(ckpt.model, batches, next(ckpt.model.parameters()).device)
-    ckpt.model.eval()
-    return {"test_nll_nats_per_token": m["loss"], "test_perplexity": m["perplexity"], "tokens": m["tokens"]}
-
-
 def evaluate(
     run: Path,
     out: Path,
@@ -214,73 +192,30 @@ def evaluate(
     `data` replaces the prepared data folder the run was trained on (for a model whose folder is
     elsewhere, like the shipped one); its vocabulary must be the model's. Without `classifier`,
     one is trained on that data for `classifier_iterations` steps."""
-    from etude.models.classifier import Classifier, ClassifierConfig, test_report, train_classifier
-    from etude.report import write_report
+    from etude.evaluation.report import write_report
 
     t0 = time.perf_counter()
     problems: list[str] = []
-    ckpt = load_checkpoint(run)
-    if not isinstance(ckpt.encoding, EventEncoding):
-        raise InputError(f"{run} is a piano-roll model; evaluate an event-token run and pass this one as --baseline")
-    if data is not None:
-        from etude.data.cache import open_encoding
-
-        if open_encoding(Path(data)).vocab != ckpt.encoding.vocab:
-            raise InputError(f"{data} has another vocabulary than {run}; prepare it with the model's settings")
-        ckpt.config.data = str(Path(data).resolve())
-    if not ckpt.config.data or not (Path(ckpt.config.data) / "meta.json").exists():
-        raise InputError(
-            f"{run}: its data folder {ckpt.config.data!r} is gone; pass --data with the prepared test split"
-        )
+    ckpt = _load_run(run, data)
     out = Path(out)
     ensure_dir(out, "report folder")
-    genres = ckpt.encoding.genres
-    sets = [
-        original_set(Path(ckpt.config.data), ckpt.encoding, n),
-        generated_set("lstm", ckpt, genres, n, length, seed),
-    ]
-    loaded_baselines = []
-    for path in baselines or []:
-        try:
-            other = load_checkpoint(path)
-            loaded_baselines.append((path, other))
-            sets.append(
-                generated_set(
-                    Path(path).name,
-                    other,
-                    [g for g in genres if g in other.encoding.genres] or other.encoding.genres,
-                    n,
-                    length,
-                    seed,
-                )
-            )
-        except EtudeError as exc:
-            problems.append(f"baseline {path}: {exc}")
+    # 1. the sets: original test pieces, the run's pieces, each baseline's pieces; rendered and measured
+    sets, loaded_baselines = _sets(ckpt, baselines or [], n, length, seed, problems)
     for s in list(sets):
         if not s.scores:
             problems.append(f"set {s.name} is empty")
             sets.remove(s)
             continue
         analyse(s, soundfont)
-    original = sets[0]
-    reference = np.mean(original.spectra, axis=0)
-
+    # 2. every set against the original: spectra, statistics, overlapped areas, histograms
     report: dict = {
         "run": str(run),
         "pieces_per_set": {s.name: len(s.scores) for s in sets},
         "sample_rate": SAMPLE_RATE,
         "length": length,
+        **_against_original(sets),
     }
-    report["spectral"] = {s.name: _spectral(s, reference) for s in sets}
-    report["statistics"] = {s.name: set_statistics(s) for s in sets}
-    report["set_comparison"] = {
-        s.name: {
-            name: M.set_comparison(original.features[name], s.features[name]) for name in [*M.SCALARS, *M.HISTOGRAMS]
-        }
-        for s in sets
-    }
-    report["set_comparison_by_genre"] = {s.name: _comparison_by_genre(s, original) for s in sets[1:]}
-    report["histogram_js_distance"] = {s.name: _histogram_distances(s, original) for s in sets}
+    # 3. likelihood of the test split under each model
     report["likelihood"] = {"lstm": split_likelihood(ckpt)}
     for path, other in loaded_baselines:
         report["likelihood"][Path(path).name] = (
@@ -288,22 +223,8 @@ def evaluate(
             if other.config.data and (Path(other.config.data) / "meta.json").exists()
             else {"problem": "its data folder is gone"}
         )
-
-    if classifier is not None:
-        clf = Classifier.load(classifier)
-        clf_info = test_report(clf, Path(ckpt.config.data))
-    else:
-        clf, clf_info = train_classifier(
-            Path(ckpt.config.data),
-            out / "classifier",
-            ClassifierConfig(iterations=classifier_iterations),
-            progress=progress,
-        )
-    adherence = {
-        s.name: _adherence([clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores], s.labels)
-        for s in sets
-    }
-    report["genre"] = {"classifier": str(classifier or out / "classifier"), "test": clf_info, "adherence": adherence}
+    # 4. genre adherence by a classifier, and memorisation of the training set
+    report["genre"] = _genre(ckpt, sets, classifier, out, classifier_iterations, progress)
     report["memorisation"] = _memorisation(ckpt, sets[1:])
     report["problems"] = problems
     report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -312,3 +233,78 @@ def evaluate(
     (out / "report.json").write_text(json.dumps(report, indent=1))
     write_report(report, sets, out)
     return report
+
+
+def _load_run(run: Path, data: Path | None) -> Checkpoint:
+    """The event-token checkpoint to evaluate, pointed at `data` when given, its test split present."""
+    ckpt = load_checkpoint(run)
+    if not isinstance(ckpt.encoding, EventEncoding):
+        raise InputError(f"{run} is a piano-roll model; evaluate an event-token run and pass this one as --baseline")
+    if data is not None:
+        if open_encoding(Path(data)).vocab != ckpt.encoding.vocab:
+            raise InputError(f"{data} has another vocabulary than {run}; prepare it with the model's settings")
+        ckpt.config.data = str(Path(data).resolve())
+    if not ckpt.config.data or not (Path(ckpt.config.data) / "meta.json").exists():
+        raise InputError(
+            f"{run}: its data folder {ckpt.config.data!r} is gone; pass --data with the prepared test split"
+        )
+    return ckpt
+
+
+def _sets(ckpt: Checkpoint, baselines: list[Path], n: int, length: str, seed: int, problems: list[str]):
+    """The original set, the run's generated set and one per baseline that loads (with the
+    baselines' checkpoints); a baseline that fails is added to `problems`."""
+    genres = ckpt.encoding.genres
+    sets = [
+        original_set(Path(ckpt.config.data), ckpt.encoding, n),
+        generated_set("lstm", ckpt, genres, n, length, seed),
+    ]
+    loaded = []
+    for path in baselines:
+        try:
+            other = load_checkpoint(path)
+            shared = [g for g in genres if g in other.encoding.genres] or other.encoding.genres
+            sets.append(generated_set(Path(path).name, other, shared, n, length, seed))
+            loaded.append((path, other))
+        except EtudeError as exc:
+            problems.append(f"baseline {path}: {exc}")
+    return sets, loaded
+
+
+def _against_original(sets: list[PieceSet]) -> dict:
+    """Spectral distances, statistics, overlapped areas (overall and per genre) and histogram
+    distances of every set against the first (the original)."""
+    original = sets[0]
+    reference = np.mean(original.spectra, axis=0)
+    features = [*M.SCALARS, *M.HISTOGRAMS]
+    return {
+        "spectral": {s.name: _spectral(s, reference) for s in sets},
+        "statistics": {s.name: set_statistics(s) for s in sets},
+        "set_comparison": {
+            s.name: {name: M.set_comparison(original.features[name], s.features[name]) for name in features}
+            for s in sets
+        },
+        "set_comparison_by_genre": {s.name: _comparison_by_genre(s, original) for s in sets[1:]},
+        "histogram_js_distance": {s.name: _histogram_distances(s, original) for s in sets},
+    }
+
+
+def _genre(
+    ckpt: Checkpoint, sets: list[PieceSet], classifier: Path | None, out: Path, iterations: int, progress: bool
+) -> dict:
+    """Each set's adherence to its genres by the classifier at `classifier` (or one trained on
+    the run's data into OUT/classifier), with the classifier's own test figures."""
+    from etude.models.classifier import Classifier, ClassifierConfig, test_report, train_classifier
+
+    data = Path(ckpt.config.data)
+    if classifier is not None:
+        clf = Classifier.load(classifier)
+        clf_info = test_report(clf, data)
+    else:
+        config = ClassifierConfig(iterations=iterations)
+        clf, clf_info = train_classifier(data, out / "classifier", config, progress=progress)
+    adherence = {
+        s.name: _adherence([clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores], s.labels)
+        for s in sets
+    }
+    return {"classifier": str(classifier or out / "classifier"), "test": clf_info, "adherence": adherence}

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from symusic import Score
 
-from etude.checkpoint import Checkpoint, load_checkpoint
 from etude.data.encoding import EventEncoding
 from etude.data.midi import clip_score, read_piece, seconds_to_ticks
 from etude.errors import ConfigError, InputError
-from etude.grammar import Cursor, Grammar
+from etude.generation.grammar import Cursor, Grammar
+from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.paths import check_finite, ensure_dir, genre_file_stem
 from etude.runtime import pick_device
 
@@ -264,8 +264,8 @@ def generate(
     """Sample n pieces of `genre` ("all": of every genre) from a run or checkpoint (default: the
     shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`, the genre made safe
     as a file name (etude.paths.genre_file_stem). Existing files are kept unless `force`."""
-    from etude.audio import render_wav
-    from etude.plots import piano_roll_png
+    from etude.audio.plots import piano_roll_png
+    from etude.audio.render import render_wav
 
     device = str(pick_device(device))
     ckpt = load_checkpoint(model_path(model), device=device)

@@ -13,11 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from etude import metrics as M  # noqa: E402
-from etude.experiments import format_mean_sd, lstm_variant  # noqa: E402
-from etude.report import draw_spectrogram, html_table, img_tag, save_figure  # noqa: E402
+from etude.evaluation import metrics as M  # noqa: E402
+from etude.evaluation.report import draw_spectrogram, html_table, img_tag, save_figure  # noqa: E402
+from etude.study.claims import format_mean_sd  # noqa: E402
+from etude.study.plan import lstm_variant  # noqa: E402
 
-RATE = 44100  # etude.evaluate renders every set at this rate
+RATE = 44100  # etude.evaluation.compare renders every set at this rate
 VERDICT = {True: "held", False: "did not hold", None: "not measured"}
 
 
@@ -81,7 +82,7 @@ def spectrograms_png(samples: list[tuple[str, Path]], soundfont: Path | None, pa
     """One spectrogram per (title, MIDI file), stacked: the original and a piece per depth."""
     from symusic import Score
 
-    from etude.audio import render
+    from etude.audio.render import render
 
     fig, axes = plt.subplots(len(samples), 1, figsize=(10, 2.6 * len(samples)), squeeze=False)
     for ax, (title, midi) in zip(axes[:, 0], samples):
@@ -107,9 +108,8 @@ def spectra_png(models: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
-    """study.json, the figures and study.html into `out`."""
-    (out / "study.json").write_text(json.dumps(report, indent=1))
+def _figures(report: dict, out: Path, soundfont: Path | None) -> dict[str, Path]:
+    """The study's PNG figures in `out`, by name."""
     r, sc = report["results"], report["scale"]
     figs = {
         "dropout": dropout_png(r, out / "study_dropout.png"),
@@ -127,6 +127,12 @@ def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
     if samples:
         figs["depth_spectrograms"] = spectrograms_png(samples, soundfont, out / "study_depth_spectrograms.png")
 
+    return figs
+
+
+def _tables(report: dict) -> dict[str, str]:
+    """Every table of study.html as HTML, by name."""
+    r = report["results"]
     claims = [
         [
             c["claim"],
@@ -163,6 +169,23 @@ def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
         ]
         for k, v in r["dropout"].items()
     ]
+    return {
+        "claims": html_table(claims, ["claim", "measure (lower is better)", "mean ± sd per setting", "here", "note"]),
+        "drop": html_table(drop, ["keep probability", "final validation NLL", "test NLL", "spectral distance (dB)"]),
+        "its": html_table(its, ["iteration", "spectral distance (dB)", "test NLL"]),
+        "hidden": html_table(sweeps("hidden"), ["units", "test NLL", "spectral distance (dB)", "training time (s)"]),
+        "layers": html_table(sweeps("layers"), ["layers", "test NLL", "spectral distance (dB)", "training time (s)"]),
+        "distance": html_table(distance, ["set", "spectral distance to the original (dB)"]),
+        "stats": html_table(stats, ["statistic", *names]),
+    }
+
+
+def write_study(report: dict, out: Path, soundfont: Path | None = None) -> Path:
+    """study.json, the figures and study.html into `out`."""
+    (out / "study.json").write_text(json.dumps(report, indent=1))
+    r, sc = report["results"], report["scale"]
+    figs = _figures(report, out, soundfont)
+    tables = _tables(report)
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"
     trained = sum(v["trained_now"] for v in report["runs"].values())
     page = f"""<!doctype html>
@@ -180,25 +203,25 @@ sweeps: keep probability {sc["keep_probs"]}, hidden units {sc["hidden"]}, layers
 RBM and RNN-RBM: the preset's piano-roll settings with {html.escape(" ".join(sc["roll"]))}.
 Each checkpoint is scored on {sc["pieces"]} generated pieces of {html.escape(sc["length"])}.</p>
 <h2>Claims</h2>
-{html_table(claims, ["claim", "measure (lower is better)", "mean ± sd per setting", "here", "note"])}
+{tables["claims"]}
 <h2>1. Dropout: loss convergence</h2>
 {img_tag(figs["dropout"])}
-{html_table(drop, ["keep probability", "final validation NLL", "test NLL", "spectral distance (dB)"])}
+{tables["drop"]}
 <h2>2. Training length</h2>
 {img_tag(figs["iterations"])}
-{html_table(its, ["iteration", "spectral distance (dB)", "test NLL"])}
+{tables["its"]}
 <h2>3. Hidden units</h2>
 {img_tag(figs["hidden"])}
-{html_table(sweeps("hidden"), ["units", "test NLL", "spectral distance (dB)", "training time (s)"])}
+{tables["hidden"]}
 <h2>4. Layers</h2>
 {img_tag(figs["layers"])}
-{html_table(sweeps("layers"), ["layers", "test NLL", "spectral distance (dB)", "training time (s)"])}
+{tables["layers"]}
 {img_tag(figs["depth_spectrograms"]) if "depth_spectrograms" in figs else ""}
 <h2>5. LSTM, RBM and RNN-RBM against the original</h2>
 {img_tag(figs["models"])}
-{html_table(distance, ["set", "spectral distance to the original (dB)"])}
+{tables["distance"]}
 <h3>Musical statistics (mean over pieces, then mean ± sd over seeds)</h3>
-{html_table(stats, ["statistic", *names])}
+{tables["stats"]}
 <h2>Problems</h2><ul>{problems}</ul>
 </body></html>
 """

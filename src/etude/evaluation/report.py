@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 from scipy.io import wavfile  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
-from etude import metrics as M  # noqa: E402
-from etude.memorisation import COPY_FLAG_BARS  # noqa: E402
+from etude.evaluation import metrics as M  # noqa: E402
+from etude.evaluation.memorisation import COPY_FLAG_BARS  # noqa: E402
 
 AUDIO_SECONDS = 15  # excerpt length embedded in the page
 AUDIO_RATE = 22050
@@ -118,19 +118,29 @@ def html_table(rows: list[list], header: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_report(report: dict, sets, out: Path) -> Path:
-    """PNG figures into `out` and report.html that embeds them, with audio excerpts."""
-    rate = report["sample_rate"]
-    figs = [spectra_png(sets, rate, out / "spectra.png")]
-    figs += [
-        spectrogram_png(
-            s.audio[0], rate, f"{s.name}: spectrogram of piece 1 ({s.labels[0]})", out / f"spectrogram_{s.name}.png"
-        )
-        for s in sets
-    ]
-    figs.append(statistics_png(sets, out / "statistics.png"))
-    figs.append(confusion_png(report["genre"]["test"], out / "confusion.png"))
+MEDIA_CHECK = """<p id="media-check">media check: pending</p>
+<script>
+// Once the page has loaded, say how many images and audio players actually decoded.
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const goodImages = images.filter((i) => i.complete && i.naturalWidth > 0).length;
+  const players = [...document.querySelectorAll("audio")];
+  const ready = players.map((a) => new Promise((done) => {
+    if (a.readyState >= 1) return done(a.duration > 0);
+    a.addEventListener("loadedmetadata", () => done(a.duration > 0));
+    a.addEventListener("error", () => done(false));
+  }));
+  Promise.all(ready).then((ok) => {
+    document.getElementById("media-check").textContent =
+      `media check: ${goodImages}/${images.length} images and ` +
+      `${ok.filter(Boolean).length}/${players.length} audio players loaded`;
+  });
+});
+</script>"""  # says on the page how many images and players decoded
 
+
+def _tables(report: dict) -> dict[str, list]:
+    """Every table of the report page as HTML, by name."""
     spectral = [
         [name, v["log_spectral_distance_db"], v["js_distance"], v["correlation"]]
         for name, v in report["spectral"].items()
@@ -155,7 +165,6 @@ def write_report(report: dict, sets, out: Path) -> Path:
     memo = [
         [name, v["max"], v["median"], v["max_bars"], v["flagged_copies"]] for name, v in report["memorisation"].items()
     ]
-    flagged = f"pieces copying {COPY_FLAG_BARS:g}+ bars"
     likelihood = [
         [
             name,
@@ -173,6 +182,42 @@ def write_report(report: dict, sets, out: Path) -> Path:
         [name, *[v if v is not None else float("nan") for v in d.values()]]
         for name, d in report["histogram_js_distance"].items()
     ]
+    return {
+        "spectral": html_table(
+            spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"]
+        ),
+        "comparison": html_table(comparison, ["set", "feature", "KL(intra-original | inter)", "overlapped area"]),
+        "by_genre": html_table(by_genre, ["set", *genres]),
+        "adherence": html_table(adherence, ["set", "share classified as its genre", *genres]),
+        "memo": html_table(
+            memo,
+            [
+                "set",
+                "longest copied run (notes)",
+                "median (notes)",
+                "longest copied run (bars)",
+                f"pieces copying {COPY_FLAG_BARS:g}+ bars",
+            ],
+        ),
+        "histograms": html_table(histograms, ["set", *M.HISTOGRAMS]),
+        "likelihood": html_table(likelihood, ["model", "unit", "test NLL", "perplexity"]),
+    }
+
+
+def write_report(report: dict, sets, out: Path) -> Path:
+    """PNG figures into `out` and report.html that embeds them, with audio excerpts."""
+    rate = report["sample_rate"]
+    figs = [spectra_png(sets, rate, out / "spectra.png")]
+    figs += [
+        spectrogram_png(
+            s.audio[0], rate, f"{s.name}: spectrogram of piece 1 ({s.labels[0]})", out / f"spectrogram_{s.name}.png"
+        )
+        for s in sets
+    ]
+    figs.append(statistics_png(sets, out / "statistics.png"))
+    figs.append(confusion_png(report["genre"]["test"], out / "confusion.png"))
+
+    tables = _tables(report)
     audio = "".join(
         f"<h3>{html.escape(s.name)}</h3>"
         + "".join(f"<p>{html.escape(s.labels[k])} {k + 1}: {_audio(s.audio[k], rate)}</p>" for k in range(len(s.audio)))
@@ -188,46 +233,28 @@ img{{max-width:100%}}</style></head><body>
 <p>Pieces per set: {html.escape(_inline(report["pieces_per_set"]))}; generated length {html.escape(report["length"])};
 audio rendered at {rate} Hz with one SoundFont for every set. Took {report["seconds"]} s.</p>
 <h2>Spectrum: generated against original</h2>
-{html_table(spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"])}
+{tables["spectral"]}
 {img_tag(figs[0])}
 {"".join(img_tag(f) for f in figs[1 : 1 + len(sets)])}
 <h2>Musical statistics</h2>
 {img_tag(figs[1 + len(sets)])}
 <h3>Against the original (Yang &amp; Lerch): KL divergence and overlapped area</h3>
-{html_table(comparison, ["set", "feature", "KL(intra-original | inter)", "overlapped area"])}
+{tables["comparison"]}
 <h3>Per genre: mean overlapped area over the features</h3>
-{html_table(by_genre, ["set", *genres])}
+{tables["by_genre"]}
 <h2>Genre</h2>
 {img_tag(figs[-1])}
-{html_table(adherence, ["set", "share classified as its genre", *genres])}
+{tables["adherence"]}
 <h2>Memorisation</h2>
-{html_table(memo, ["set", "longest copied run (notes)", "median (notes)", "longest copied run (bars)", flagged])}
+{tables["memo"]}
 <h3>Histograms against the original: Jensen-Shannon distance of the set means</h3>
-{html_table(histograms, ["set", *M.HISTOGRAMS])}
+{tables["histograms"]}
 <h2>Likelihood (test split, each model on its own encoding)</h2>
-{html_table(likelihood, ["model", "unit", "test NLL", "perplexity"])}
+{tables["likelihood"]}
 <h2>Listen</h2>
 {audio}
 <h2>Problems</h2><ul>{problems}</ul>
-<p id="media-check">media check: pending</p>
-<script>
-// Once the page has loaded, say how many images and audio players actually decoded.
-window.addEventListener("load", () => {{
-  const images = [...document.images];
-  const goodImages = images.filter((i) => i.complete && i.naturalWidth > 0).length;
-  const players = [...document.querySelectorAll("audio")];
-  const ready = players.map((a) => new Promise((done) => {{
-    if (a.readyState >= 1) return done(a.duration > 0);
-    a.addEventListener("loadedmetadata", () => done(a.duration > 0));
-    a.addEventListener("error", () => done(false));
-  }}));
-  Promise.all(ready).then((ok) => {{
-    document.getElementById("media-check").textContent =
-      `media check: ${{goodImages}}/${{images.length}} images and ` +
-      `${{ok.filter(Boolean).length}}/${{players.length}} audio players loaded`;
-  }});
-}});
-</script>
+{MEDIA_CHECK}
 </body></html>
 """
     path = out / "report.html"

@@ -1,0 +1,105 @@
+"""The interface every generator offers to training, evaluation, benchmarks and generation.
+
+Callers choose behaviour by what a model declares (`unit`, `estimated_likelihood`) and by the
+methods below, never by its name or class. Batches come from `etude.data.windows`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from etude.config import AIS, TrainConfig
+from etude.data.windows import Windows
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the training loop needs of any generator."""
+
+    unit: str  # "token": event tokens, loss in nats per token | "frame": piano rolls, nats per frame
+    estimated_likelihood: bool  # the likelihood needs log Z estimated by AIS (an RBM output)
+
+    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
+        """The windows its training batches are drawn from, cut from a split's rows and index."""
+        ...
+
+    def objective(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss summed over a batch's targets, and their count."""
+        ...
+
+
+@runtime_checkable
+class EventModel(Model, Protocol):
+    """A next-token model over event tokens (unit "token")."""
+
+    vocab_size: int
+    pad_id: int
+
+    def __call__(self, x: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, object]:
+        """x (B, T) token ids, genre (B,) -> logits (B, T, V), loss (None), recurrent state."""
+        ...
+
+    def step(self, token: torch.Tensor, genre: torch.Tensor, state: object | None) -> tuple[torch.Tensor, object]:
+        """One generation step: token, genre (B,) -> logits (B, V) and the new state."""
+        ...
+
+
+@runtime_checkable
+class FrameModel(Model, Protocol):
+    """A model of piano-roll frames (unit "frame"): frames (B, T + 1, K) float, row 0 silent."""
+
+    n_keys: int
+
+    def start_biases(self, log_odds: torch.Tensor) -> None:
+        """Start the visible biases at the training data's per-key log-odds (K,)."""
+        ...
+
+    def frame_nll(
+        self, frames: torch.Tensor, mask: torch.Tensor, genre: torch.Tensor, ais: AIS | None = None
+    ) -> torch.Tensor:
+        """-log p of every target frame in nats (B, T): 0 where masked, nan where not scored."""
+        ...
+
+    def predict(self, frames: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
+        """The most likely next frame given the true earlier ones: (B, T, K) of 0/1."""
+        ...
+
+    def sample(
+        self,
+        n: int,
+        n_frames: int,
+        genre: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """n new pieces (n, n_frames, K) of 0/1; genre (n,)."""
+        ...
+
+
+class OutputHead(Protocol):
+    """The distribution of one piano-roll frame given a recurrent state u (..., S)."""
+
+    estimated_likelihood: bool
+
+    def objective(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Per-frame training loss (...) for frames v (..., K)."""
+        ...
+
+    def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS | None = None) -> torch.Tensor:
+        """-log p(v | u) in nats (...)."""
+        ...
+
+    def sample(
+        self, u: torch.Tensor, temperature: float, generator: torch.Generator | None, previous: torch.Tensor
+    ) -> torch.Tensor:
+        """One frame per row of u (B, S) -> (B, K); `previous` (B, K) is the frame before."""
+        ...
+
+    def predict(self, u: torch.Tensor) -> torch.Tensor:
+        """The most likely frame per row of u (N, S) -> (N, K)."""
+        ...
+
+    def start_biases(self, log_odds: torch.Tensor) -> None: ...
