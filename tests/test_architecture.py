@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Lower layers never import higher ones; a layer may import itself and anything below.
 LAYERS = [
     {"etude"},  # errors, config, paths, runtime
-    {"data", "audio"},
+    {"data", "audio", "robot"},
     {"models"},
     {"generation"},
     {"evaluation"},

@@ -21,9 +21,12 @@ from symusic import Score
 from etude.data.encoding import EventEncoding
 from etude.data.midi import clip_score, read_piece, seconds_to_ticks
 from etude.errors import ConfigError, InputError
+from etude.generation.constraints import EventGuard, FrameGuard
 from etude.generation.grammar import Cursor, Grammar
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.paths import check_finite, ensure_dir, genre_file_stem
+from etude.robot.adapt import adapt_score
+from etude.robot.profile import RobotProfile
 from etude.runtime import pick_device
 
 log = logging.getLogger(__name__)
@@ -122,8 +125,11 @@ def filter_logits(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     return logits
 
 
-def primer_tokens(ckpt: Checkpoint, spec: str, genre: str) -> tuple[list[int], Score]:
-    """Tokens of `FILE.mid[:SECONDS]` (its first SECONDS, default all), without EOS."""
+def primer_tokens(
+    ckpt: Checkpoint, spec: str, genre: str, robot: RobotProfile | None = None
+) -> tuple[list[int], Score]:
+    """Tokens of `FILE.mid[:SECONDS]` (its first SECONDS, default all), without EOS; with
+    `robot`, the primer is first made playable by it (etude.robot.adapt)."""
     path_text, _, secs = spec.rpartition(":") if re.search(r":\d+(\.\d+)?$", spec) else (spec, "", "")
     path = Path(path_text)
     if not path.exists():
@@ -135,6 +141,9 @@ def primer_tokens(ckpt: Checkpoint, spec: str, genre: str) -> tuple[list[int], S
     if secs:
         end = int(seconds_to_ticks(score, np.array([float(secs)]))[0])
         score = clip_score(score, 0, end)
+    if robot is not None:
+        score, adapted, before = adapt_score(robot, score)
+        log.info("primer adapted to robot %s: %s", robot.name, adapted.report(before))
     ids = ckpt.encoding.encode(score, genre).tolist()
     return ids[:-1], score
 
@@ -149,17 +158,23 @@ def sample_tokens(
     prefix: list[int] | None = None,
     seed: int = 0,
     device: str = "cpu",
+    robot: RobotProfile | None = None,
 ) -> list[list[int]]:
-    """n token sequences (prefix included), each valid under the encoding's grammar."""
+    """n token sequences (prefix included), each valid under the encoding's grammar and, with
+    `robot`, playable by it (etude.generation.constraints; the prefix is taken as played)."""
     enc, model = ckpt.encoding, ckpt.model.to(device).eval()
     check_genre(ckpt, genre)
     sampling.check()
     grammar = Grammar(enc)
+    guard = EventGuard(robot, grammar, enc) if robot is not None else None
     gen = torch.Generator(device="cpu").manual_seed(seed)
     prefix = prefix or [enc.genre_id(genre)]
     cursors = [Cursor() for _ in range(n)]
-    for c in cursors:
+    keyboards = [guard.start() for _ in range(n)] if guard else []
+    for i, c in enumerate(cursors):
         for tok in prefix[1:]:
+            if guard:
+                guard.advance(c, keyboards[i], tok)
             grammar.advance(c, tok)
     start_seconds = cursors[0].seconds
     seqs = [list(prefix) for _ in range(n)]
@@ -172,8 +187,8 @@ def sample_tokens(
     for step in range(cap):
         masks = np.stack(
             [
-                grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start_seconds >= length.value)
-                for c in cursors
+                _allowed(grammar, guard, c, keyboards[i] if guard else None, length, start_seconds)
+                for i, c in enumerate(cursors)
             ]
         )
         scores = filter_logits(logits.float().cpu(), sampling)
@@ -190,6 +205,8 @@ def sample_tokens(
             if tok == enc.eos_id:
                 done[i] = True
                 continue
+            if guard:
+                guard.advance(c, keyboards[i], tok)
             grammar.advance(c, tok)
             seqs[i].append(tok)
             if length.unit == "s" and grammar.is_time_step(tok) and c.seconds - start_seconds >= length.value:
@@ -200,7 +217,25 @@ def sample_tokens(
     else:
         if length.unit == "s":
             log.warning("stopped at the token cap (%d) before reaching %g s", cap, length.value)
-    return [s + grammar.closing(c) + [enc.eos_id] for s, c in zip(seqs, cursors)]
+    velocity = guard.closing_velocity() if guard else None
+    return [s + grammar.closing(c, velocity) + [enc.eos_id] for s, c in zip(seqs, cursors)]
+
+
+def _allowed(
+    grammar: Grammar, guard: EventGuard | None, c: Cursor, keyboard, length: Length, start: float
+) -> np.ndarray:
+    """The grammar's mask for the next token, and-ed with the robot's; where the robot leaves
+    nothing (every position of a bar blocked), a bar line may follow beyond the empty-bar cap."""
+    mask = grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start >= length.value)
+    if guard is None:
+        return mask
+    both = mask & guard.allowed(c, keyboard)
+    if not both.any():
+        both = grammar.time_steps(c)
+    if not both.any():
+        log.warning("the robot's limits leave no token here; going on by the grammar alone")
+        return mask
+    return both
 
 
 @torch.no_grad()
@@ -213,15 +248,17 @@ def sample_scores(
     primer: str | None = None,
     seed: int = 0,
     device: str = "cpu",
+    robot: RobotProfile | None = None,
 ) -> list[Score]:
     """n new pieces of `genre` from any generator: event tokens through the grammar
-    (sample_tokens), piano rolls frame by frame (or window by window) at the sampling temperature."""
+    (sample_tokens), piano rolls frame by frame (or window by window) at the sampling temperature.
+    With `robot`, every piece is playable by it (a primer is first adapted to it)."""
     genre = check_genre(ckpt, genre)
     if isinstance(ckpt.encoding, EventEncoding):
-        prefix = primer_tokens(ckpt, primer, genre)[0] if primer else None
+        prefix = primer_tokens(ckpt, primer, genre, robot)[0] if primer else None
         return [
             ckpt.encoding.decode(np.array(ids))
-            for ids in sample_tokens(ckpt, genre, n, length, sampling, prefix, seed, device)
+            for ids in sample_tokens(ckpt, genre, n, length, sampling, prefix, seed, device, robot)
         ]
     if primer:
         raise ConfigError("--primer works with event-token models; this one generates piano rolls")
@@ -231,8 +268,11 @@ def sample_scores(
     model = ckpt.model.to(device).eval()
     g = torch.full((n,), ckpt.encoding.genres.index(genre), dtype=torch.long, device=device)
     gen = torch.Generator().manual_seed(seed)
-    rolls = model.sample(n, length.frames(ckpt.encoding.cfg.frames_per_beat), g, sampling.temperature, gen)
-    return [ckpt.encoding.decode(r.cpu().numpy().astype(np.uint8), qpm=ROLL_QPM) for r in rolls]
+    fpb = ckpt.encoding.cfg.frames_per_beat
+    guard = FrameGuard(robot, n, 60.0 / ROLL_QPM / fpb) if robot is not None else None
+    rolls = model.sample(n, length.frames(fpb), g, sampling.temperature, gen, guard)
+    velocity = round(sum(robot.velocity_range()) / 2) if robot is not None else 80
+    return [ckpt.encoding.decode(r.cpu().numpy().astype(np.uint8), qpm=ROLL_QPM, velocity=velocity) for r in rolls]
 
 
 @dataclass
@@ -260,10 +300,12 @@ def generate(
     sample_rate: int = 44100,
     renderer: str = "sampler",
     force: bool = False,
+    robot: RobotProfile | None = None,
 ) -> list[Generated]:
     """Sample n pieces of `genre` ("all": of every genre) from a run or checkpoint (default: the
     shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`, the genre made safe
-    as a file name (etude.paths.genre_file_stem). Existing files are kept unless `force`."""
+    as a file name (etude.paths.genre_file_stem). Existing files are kept unless `force`. With
+    `robot`, every piece is playable by that robot profile."""
     from etude.audio.plots import piano_roll_png
     from etude.audio.render import render_wav
 
@@ -289,6 +331,7 @@ def generate(
                 sample_rate,
                 renderer,
                 force,
+                robot,
             )
         ]
     genre = check_genre(ckpt, genre)
@@ -303,7 +346,7 @@ def generate(
         raise InputError(
             f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out"
         )
-    scores = sample_scores(ckpt, genre, n, span, sampling, primer, seed, device)
+    scores = sample_scores(ckpt, genre, n, span, sampling, primer, seed, device, robot)
     ensure_dir(out)
     results = []
     for stem, score in zip(stems, scores):

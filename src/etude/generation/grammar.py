@@ -21,7 +21,7 @@ MAX_CHORD = 10  # notes allowed at one instant
 MAX_EMPTY_BARS = 2  # consecutive bars without a note
 
 
-def _beats(value: str) -> float:
+def beats(value: str) -> float:
     a, b, c = (int(v) for v in value.split("."))
     return a + b / c
 
@@ -77,7 +77,7 @@ class Grammar:
         }
         self.end_after = {"TimeShift", "NoteOff", "Velocity"} if self.kind == "midilike" else {"Duration", "TimeShift"}
         self.shortest = {
-            kind: min((i for i, t in enumerate(self.type_of) if t == kind), key=lambda i: _beats(self.value_of[i]))
+            kind: min((i for i, t in enumerate(self.type_of) if t == kind), key=lambda i: beats(self.value_of[i]))
             for kind in ("Duration", "TimeShift")
             if kind in self.types
         }
@@ -137,7 +137,7 @@ class Grammar:
             c.move_to(c.bar_start + int(v) / self.beat_res * 4.0 / c.den)
         elif t == "TimeShift":
             c.chord = 0
-            c.move_to(c.quarters + _beats(v) * 4.0 / c.den)
+            c.move_to(c.quarters + beats(v) * 4.0 / c.den)
         elif t == "Tempo":
             c.qpm = float(v)
         elif t in ("Pitch", "NoteOn"):
@@ -149,13 +149,14 @@ class Grammar:
             c.sounding.discard(int(v))
         c.last = t
 
-    def closing(self, c: Cursor) -> list[int]:
+    def closing(self, c: Cursor, velocity: int | None = None) -> list[int]:
         """Tokens that end a sequence cleanly from any state: the note being written is
-        completed (velocity, shortest duration) and, in MIDILike, every sounding key released."""
+        completed (`velocity` token, default the middle one; shortest duration) and, in
+        MIDILike, every sounding key released."""
         out: list[int] = []
         last = c.last
         if last in ("Pitch", "NoteOn"):
-            out.append(self.middle_velocity)
+            out.append(self.middle_velocity if velocity is None else velocity)
             last = "Velocity"
         if last == "Velocity" and self.kind != "midilike":
             out.append(self.shortest["Duration"])
@@ -164,6 +165,11 @@ class Grammar:
                 out.append(self.shortest["TimeShift"])
             out += [self.key_ids[k][1] for k in sorted(c.sounding)]
         return out
+
+    def time_steps(self, c: Cursor) -> np.ndarray:
+        """The bar lines and time shifts MidiTok's graph allows after the last token, whatever
+        the empty-bar cap says (for when a robot can strike nothing in the bar)."""
+        return self.next_types[c.last] & self._of("Bar", "TimeShift")
 
     def is_time_step(self, token: int) -> bool:
         return self.type_of[token] in ("Bar", "Position", "TimeShift")

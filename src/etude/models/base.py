@@ -6,6 +6,7 @@ methods below, never by its name or class. Batches come from `etude.data.windows
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -13,6 +14,8 @@ import torch
 
 from etude.config import AIS, TrainConfig
 from etude.data.windows import Windows
+
+FrameFilter = Callable[[torch.Tensor, int], torch.Tensor]  # (frame (n, K), frame number) -> frame to keep
 
 
 @runtime_checkable
@@ -74,8 +77,10 @@ class FrameModel(Model, Protocol):
         genre: torch.Tensor,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        constrain: FrameFilter | None = None,
     ) -> torch.Tensor:
-        """n new pieces (n, n_frames, K) of 0/1; genre (n,)."""
+        """n new pieces (n, n_frames, K) of 0/1; genre (n,); each frame passed through
+        `constrain` before the model is conditioned on it (robot limits)."""
         ...
 
 

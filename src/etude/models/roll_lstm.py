@@ -16,7 +16,7 @@ from torch import nn
 
 from etude.config import AIS, ModelConfig, TrainConfig
 from etude.data.windows import Windows
-from etude.models.base import OutputHead
+from etude.models.base import FrameFilter, OutputHead
 from etude.models.lstm import State, lstm_step
 
 
@@ -130,13 +130,17 @@ class RollModel(nn.Module):
         genre: torch.Tensor,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        constrain: FrameFilter | None = None,
     ) -> torch.Tensor:
-        """n new pieces of n_frames frames: (n, n_frames, K) of 0/1; genre (n,)."""
+        """n new pieces of n_frames frames: (n, n_frames, K) of 0/1; genre (n,). `constrain`
+        (frame (n, K), frame number) -> frame changes each frame before the model hears it."""
         frame = torch.zeros(n, self.n_keys)
         state: State | None = None
         out = []
-        for _ in range(n_frames):
+        for step in range(n_frames):
             u, state = lstm_step(self.lstm, self._input(frame, genre), state)
             frame = self.head.sample(u, temperature, generator, frame)
+            if constrain is not None:
+                frame = constrain(frame, step)
             out.append(frame)
         return torch.stack(out, 1)

@@ -15,6 +15,7 @@ from torch import nn
 
 from etude.config import AIS, ModelConfig, TrainConfig
 from etude.data.windows import Windows
+from etude.models.base import FrameFilter
 from etude.models.rbm import RBM, ais_log_partition, free_energy, gibbs_chain, mean_field_frame, mean_log_z
 
 
@@ -114,13 +115,19 @@ class WindowRBM(nn.Module):
         genre: torch.Tensor,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        constrain: FrameFilter | None = None,
         steps: int = 100,
     ) -> torch.Tensor:
-        """n pieces (n, n_frames, K): one Gibbs chain per piece, `steps` sweeps per window."""
+        """n pieces (n, n_frames, K): one Gibbs chain per piece, `steps` sweeps per window, each
+        window's frames passed through `constrain` (frame, frame number) in order."""
         b, c = self._biases(genre)
         v = (torch.rand(b.shape, generator=generator) < torch.sigmoid(b)).float()
         windows = []
-        for _ in range(-(-n_frames // self.window)):
+        for w in range(-(-n_frames // self.window)):
             v = gibbs_chain(v, self.rbm.W, b, c, steps, generator, temperature)
-            windows.append(v.reshape(n, self.window, self.n_keys))
+            frames = v.reshape(n, self.window, self.n_keys)
+            if constrain is not None:
+                frames = torch.stack([constrain(frames[:, j], w * self.window + j) for j in range(self.window)], 1)
+                v = frames.reshape(n, -1)
+            windows.append(frames)
         return torch.cat(windows, 1)[:, :n_frames]

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -28,6 +28,10 @@ from symusic import Score
 from etude.data.midi import read_piece
 from etude.errors import InputError
 from etude.paths import check_finite
+from etude.robot.adapt import adapt_notes
+from etude.robot.hands import assign_hands
+from etude.robot.notes import Note, score_notes
+from etude.robot.profile import RobotProfile
 
 if TYPE_CHECKING:  # generation (and torch) is imported only when a run is performed
     from etude.generation.generate import Sampling
@@ -45,6 +49,8 @@ class Event:
     pitch: int = 0  # note number, or the controller number for control_change
     velocity: int = 0  # velocity, or the controller value for control_change
     channel: int = 0
+    hand: int | None = None  # with a robot profile: the hand that plays the note (0: leftmost)
+    finger: int | None = None  # ... and the finger (1: thumb), for profiles with fingers
 
     def as_dict(self) -> dict:
         if self.type == "control_change":
@@ -55,13 +61,18 @@ class Event:
                 "value": self.velocity,
                 "channel": self.channel,
             }
-        return {
+        out = {
             "t": round(self.t, 6),
             "type": self.type,
             "pitch": self.pitch,
             "velocity": self.velocity,
             "channel": self.channel,
         }
+        if self.hand is not None:
+            out["hand"] = self.hand
+        if self.finger is not None:
+            out["finger"] = self.finger
+        return out
 
 
 class SinkClosed(Exception):
@@ -73,18 +84,33 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def score_events(score: Score, tempo_scale: float = 1.0, transpose: int = 0, channel: int = 0) -> list[Event]:
+def score_events(
+    score: Score, tempo_scale: float = 1.0, transpose: int = 0, channel: int = 0, robot: RobotProfile | None = None
+) -> list[Event]:
     """A score's notes as time-ordered events; at equal times note-offs come first, so a
-    re-struck key sounds again. Notes moved off the 0..127 range are dropped."""
+    re-struck key sounds again. Notes moved off the 0..127 range are dropped. With `robot`, the
+    notes (transposed and at the played tempo) are made playable by it (etude.robot.adapt: a
+    piece generated under the profile needs no change) and carry the hand (and finger) that
+    plays them."""
     check_finite("--tempo-scale", tempo_scale, low=0)
+    notes = [
+        Note(
+            n.start / tempo_scale, (n.start + max(n.end - n.start, 1e-3)) / tempo_scale, n.pitch + transpose, n.velocity
+        )
+        for n in score_notes(score)
+        if 0 <= n.pitch + transpose <= 127
+    ]
+    hands: list[tuple[int | None, int | None]] = [(None, None)] * len(notes)
+    if robot is not None:
+        adapted = adapt_notes(robot, notes)
+        if adapted.changes:
+            log.info("adapted to robot %s: %s", robot.name, adapted.report(len(notes)))
+        notes = sorted(adapted.notes, key=lambda n: (n.start, n.pitch))
+        hands = assign_hands(robot, notes)
     events = []
-    for track in score.to("second").tracks:
-        for n in track.notes:
-            pitch = n.pitch + transpose
-            if 0 <= pitch <= 127:
-                on, off = n.time / tempo_scale, (n.time + max(n.duration, 1e-3)) / tempo_scale
-                events.append(Event(on, "note_on", pitch, max(1, n.velocity), channel))
-                events.append(Event(off, "note_off", pitch, 0, channel))
+    for n, (hand, finger) in zip(notes, hands):
+        events.append(Event(n.start, "note_on", n.pitch, max(1, n.velocity), channel, hand, finger))
+        events.append(Event(n.end, "note_off", n.pitch, 0, channel, hand, finger))
     return sorted(events, key=lambda e: (e.t, e.type != "note_off", e.pitch))
 
 
@@ -99,7 +125,7 @@ def count_in(beats: int, qpm: float, tempo_scale: float = 1.0) -> list[Event]:
 
 
 def shifted(events: Iterable[Event], offset: float) -> list[Event]:
-    return [Event(e.t + offset, e.type, e.pitch, e.velocity, e.channel) for e in events]
+    return [replace(e, t=e.t + offset) for e in events]
 
 
 # ----------------------------------------------------------------------------- sinks
@@ -270,7 +296,7 @@ def play(
                     start = clock() - offset
                 for e in events:
                     wait_until(start + offset + e.t, clock)
-                    sink.send(Event(offset + e.t, e.type, e.pitch, e.velocity, e.channel))
+                    sink.send(replace(e, t=offset + e.t))
                     stats.events += 1
                     channels.add(e.channel)
                     if e.type == "note_on" and e.velocity > 0:
@@ -304,11 +330,13 @@ def _now(clock: Callable[[], float], start: float) -> float:
 
 
 # ----------------------------------------------------------------------------- sources
-def file_events(path: Path, tempo_scale: float = 1.0, transpose: int = 0) -> tuple[list[Event], float]:
-    """A MIDI file's events and its first tempo (qpm)."""
+def file_events(
+    path: Path, tempo_scale: float = 1.0, transpose: int = 0, robot: RobotProfile | None = None
+) -> tuple[list[Event], float]:
+    """A MIDI file's events (made playable by `robot`) and its first tempo (qpm)."""
     score = read_piece(Path(path))
     qpm = score.tempos[0].qpm if len(score.tempos) else 120.0
-    return score_events(score, tempo_scale, transpose), qpm
+    return score_events(score, tempo_scale, transpose, robot=robot), qpm
 
 
 class GeneratedPieces:
@@ -324,9 +352,10 @@ class GeneratedPieces:
         ahead: int = 2,
         tempo_scale: float = 1.0,
         transpose: int = 0,
+        robot: RobotProfile | None = None,
     ):
         self.queue: queue.Queue = queue.Queue(maxsize=ahead)
-        self.count, self.tempo_scale, self.transpose = count, tempo_scale, transpose
+        self.count, self.tempo_scale, self.transpose, self.robot = count, tempo_scale, transpose, robot
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._work, args=(make_piece,), daemon=True)
@@ -336,7 +365,7 @@ class GeneratedPieces:
         k = 0
         try:
             while not self.stop.is_set() and (self.count is None or k < self.count):
-                events = score_events(make_piece(k), self.tempo_scale, self.transpose)
+                events = score_events(make_piece(k), self.tempo_scale, self.transpose, robot=self.robot)
                 while not self.stop.is_set():
                     try:
                         self.queue.put(events, timeout=0.1)
@@ -377,8 +406,11 @@ def perform(
     pieces: int | None = None,
     seed: int = 0,
     sampling: Sampling | None = None,
+    robot: RobotProfile | None = None,
 ) -> PlayStats:
-    """Play a MIDI file, or pieces generated from a run (or the shipped model), to one output."""
+    """Play a MIDI file, or pieces generated from a run (or the shipped model), to one output.
+    With `robot`, pieces are generated under its limits (a file is adapted to them) and events
+    carry the hand and finger that play each note."""
     if (source is None) == (run is None):
         raise InputError("give a MIDI FILE or --run RUN_DIR (not both)")
     if sum(x is not None for x in (jsonl, port, virtual)) != 1:
@@ -387,11 +419,12 @@ def perform(
     if count_in_beats < 0:
         raise InputError(f"--count-in takes 0 or more beats, not {count_in_beats}")
     if source is not None:
-        events, qpm = file_events(source, tempo_scale, transpose)
+        events, qpm = file_events(source, tempo_scale, transpose, robot)
         stream: Iterable[list[Event]] = _repeat(events) if loop else [events]
     else:
         count = None if loop else (pieces or 1)
-        stream, qpm = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose), 120.0
+        stream = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose, robot)
+        qpm = 120.0
     sink: Sink = JsonLinesSink(jsonl) if jsonl is not None else PortSink(port or virtual, virtual=virtual is not None)
     if count_in_beats:
         stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
@@ -410,7 +443,9 @@ def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) ->
     yield from it
 
 
-def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose) -> GeneratedPieces:
+def _generated(
+    run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose, robot
+) -> GeneratedPieces:
     """Pieces from a run (or `pretrained`), generated in the background while others play."""
     from etude.generation.generate import Length, Sampling, check_genre, model_path, sample_scores
     from etude.models.checkpoint import load_checkpoint
@@ -422,6 +457,6 @@ def _generated(run, genre, length, count, seed, sampling: Sampling | None, tempo
     sampling.check()
 
     def make_piece(k: int) -> Score:
-        return sample_scores(ckpt, genre, 1, span, sampling, seed=seed + k)[0]
+        return sample_scores(ckpt, genre, 1, span, sampling, seed=seed + k, robot=robot)[0]
 
-    return GeneratedPieces(make_piece, count, tempo_scale=tempo_scale, transpose=transpose)
+    return GeneratedPieces(make_piece, count, tempo_scale=tempo_scale, transpose=transpose, robot=robot)
