@@ -201,7 +201,7 @@ def test_cli_errors(tmp_path, capsys, good_corpus):
     assert main(["perform", str(tmp_path / "none.mid"), "--jsonl", "-"]) == 2
     assert "none.mid: not found" in capsys.readouterr().err
     assert main(["perform", str(good_corpus / "march" / "march0.mid")]) == 2
-    assert "choose one output" in capsys.readouterr().err
+    assert "choose an output" in capsys.readouterr().err
     assert main(["perform", str(good_corpus / "march" / "march0.mid"), "--port", "Nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("no MIDI" in err[0])

@@ -894,6 +894,9 @@ def cmd_perform(args: argparse.Namespace) -> int:
         seed=args.seed,
         sampling=Sampling(args.temperature, args.top_k, args.top_p),
         robot=_robot(args.robot),
+        osc=args.osc,
+        serve=args.serve,
+        clients=args.clients,
     )
     print(f"etude: played {stats.events} events ({stats.stopped}; {stats.underruns} buffer underruns)", file=sys.stderr)
     return 0 if stats.stopped == "end" else 130
@@ -915,7 +918,7 @@ def _add_perform(sub) -> None:
     p.add_argument(
         "--run", metavar="RUN_DIR", help="generate pieces from this run (or `pretrained`), ahead of playback"
     )
-    out = p.add_argument_group("output (one of)")
+    out = p.add_argument_group("outputs (one or more)")
     out.add_argument("--port", metavar="NAME", help="a MIDI output port (see --list-ports)")
     out.add_argument(
         "--virtual", metavar="NAME", help="create a virtual MIDI port with this name (where the platform allows)"
@@ -926,6 +929,23 @@ def _add_perform(sub) -> None:
         help=(
             'one JSON object per event ({"t", "type", "pitch", "velocity", "channel"}), flushed when due; - for stdout'
         ),
+    )
+    out.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        help="OSC over UDP: /etude/note_on|note_off t pitch velocity channel hand finger (needs python-osc)",
+    )
+    out.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="a TCP server sending every event as a JSON line to each connected client (host default 127.0.0.1)",
+    )
+    out.add_argument(
+        "--clients",
+        type=_at_least(0),
+        default=0,
+        metavar="N",
+        help="with --serve: wait (up to 60 s) for N clients before playing (default 0)",
     )
     p.add_argument("--list-ports", action="store_true", help="list MIDI output ports and exit")
     _add_robot_option(p)

@@ -230,6 +230,29 @@ class PortSink:
         self.port.close()
 
 
+class FanOut:
+    """Several outputs at once; one that closes is dropped, and playback stops (SinkClosed)
+    only when none is left."""
+
+    def __init__(self, sinks: list[Sink]):
+        self.sinks = list(sinks)
+
+    def send(self, event: Event) -> None:
+        for sink in list(self.sinks):
+            try:
+                sink.send(event)
+            except SinkClosed as exc:
+                log.warning("%s", exc)
+                self.sinks.remove(sink)
+                sink.close()
+        if not self.sinks:
+            raise SinkClosed("every output closed")
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
 # ----------------------------------------------------------------------------- the player
 class _Terminate(Exception):
     """Raised in the main thread by SIGTERM so that playback stops through its clean-up path."""
@@ -407,14 +430,23 @@ def perform(
     seed: int = 0,
     sampling: Sampling | None = None,
     robot: RobotProfile | None = None,
+    osc: str | None = None,
+    serve: str | None = None,
+    clients: int = 0,
 ) -> PlayStats:
-    """Play a MIDI file, or pieces generated from a run (or the shipped model), to one output.
-    With `robot`, pieces are generated under its limits (a file is adapted to them) and events
-    carry the hand and finger that play each note."""
+    """Play a MIDI file, or pieces generated from a run (or the shipped model), to one or more
+    outputs: a MIDI port (`port`, `virtual`), JSON lines (`jsonl`), OSC (`osc` HOST:PORT), a TCP
+    server of JSON lines (`serve` [HOST:]PORT, after `clients` have connected). With `robot`,
+    pieces are generated under its limits (a file is adapted to them) and events carry the hand
+    and finger that play each note."""
     if (source is None) == (run is None):
         raise InputError("give a MIDI FILE or --run RUN_DIR (not both)")
-    if sum(x is not None for x in (jsonl, port, virtual)) != 1:
-        raise InputError("choose one output: --port NAME, --virtual NAME or --jsonl PATH|-")
+    if port is not None and virtual is not None:
+        raise InputError("choose --port NAME or --virtual NAME, not both")
+    if all(x is None for x in (jsonl, port, virtual, osc, serve)):
+        raise InputError(
+            "choose an output: --port NAME, --virtual NAME, --jsonl PATH|-, --osc HOST:PORT or --serve PORT"
+        )
     check_finite("--tempo-scale", tempo_scale, low=0)
     if count_in_beats < 0:
         raise InputError(f"--count-in takes 0 or more beats, not {count_in_beats}")
@@ -425,10 +457,31 @@ def perform(
         count = None if loop else (pieces or 1)
         stream = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose, robot)
         qpm = 120.0
-    sink: Sink = JsonLinesSink(jsonl) if jsonl is not None else PortSink(port or virtual, virtual=virtual is not None)
+    sink = _outputs(jsonl, port, virtual, osc, serve, clients)
     if count_in_beats:
         stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
     return play(iter(stream), sink)
+
+
+def _outputs(jsonl, port, virtual, osc, serve, clients) -> Sink:
+    """The sinks asked for (one, or a FanOut of several), each opened or none left open."""
+    from etude.perform.network import OscSink, TcpServerSink
+
+    sinks: list[Sink] = []
+    try:
+        if jsonl is not None:
+            sinks.append(JsonLinesSink(jsonl))
+        if port is not None or virtual is not None:
+            sinks.append(PortSink(port or virtual, virtual=virtual is not None))
+        if osc is not None:
+            sinks.append(OscSink(osc))
+        if serve is not None:
+            sinks.append(TcpServerSink(serve, wait_for=clients))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks[0] if len(sinks) == 1 else FanOut(sinks)
 
 
 def _repeat(events: list[Event]) -> Iterator[list[Event]]:
@@ -444,7 +497,7 @@ def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) ->
 
 
 def _generated(
-    run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose, robot
+    run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose, robot=None
 ) -> GeneratedPieces:
     """Pieces from a run (or `pretrained`), generated in the background while others play."""
     from etude.generation.generate import Length, Sampling, check_genre, model_path, sample_scores
