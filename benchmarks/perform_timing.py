@@ -5,7 +5,11 @@ absolute-deadline player and, as the peer in the same run, a naive player that s
 relative gap between events (whose error accumulates). Target (issue 7): p99 <= 2 ms on an
 idle 2-core machine.
 
-    python benchmarks/perform_timing.py [--seconds 20] [--tempo-scale 1]
+Then the same player while generation runs ahead in the background (issue 16): the shipped
+piano model writes pieces under the two-hand robot profile and playback at 1x speed waits for
+none of them. Targets: p99 lateness <= 1 ms, zero underruns.
+
+    python benchmarks/perform_timing.py [--seconds 20] [--pieces 3] [--piece-length 10s]
 """
 
 from __future__ import annotations
@@ -42,9 +46,37 @@ def report(name: str, err: np.ndarray) -> None:
     print(f"{name:<34} {np.median(a):8.3f} {np.percentile(a, 99):8.3f} {a.max():8.3f} {err[-1]:9.3f}")
 
 
+def generated_ahead(pieces: int, length: str) -> tuple[np.ndarray, int]:
+    """Lateness (ms, actual - scheduled) of every event of `pieces` generated pieces played back
+    to back while the next ones are generated, and the underruns."""
+    from etude.generation.generate import Sampling
+    from etude.perform.stream import _generated
+    from etude.robot.profile import load_profile
+
+    stream = _generated(
+        "pretrained", "jazz", length, pieces, 0, Sampling(top_p=0.95), 1.0, 0, load_profile("two-hand-robot")
+    )
+    sink = RecordingSink()
+    schedule = []
+
+    def recorded():
+        offset = 0.0
+        for events in stream:
+            schedule.extend(offset + e.t for e in events)
+            offset += events[-1].t if events else 0.0
+            yield events
+
+    stats = play(recorded(), sink)
+    sent = [when for when, e in sink.sent[: len(schedule)]]
+    t0 = sent[0] - schedule[0]
+    return np.array([(w - t0 - s) * 1000 for w, s in zip(sent, schedule)]), stats.underruns
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="wall-clock length of the test (default 20)")
+    ap.add_argument("--pieces", type=int, default=3, help="generated pieces played back to back (default 3)")
+    ap.add_argument("--piece-length", default="10s", help="length of each generated piece (default 10s)")
     a = ap.parse_args()
     # five random two-voice pieces at once, squeezed into the asked length: dense chords
     scores = [random_piece(np.random.default_rng(k)) for k in range(5)]
@@ -63,6 +95,14 @@ def main() -> None:
     report("naive (relative sleeps)", errors_ms(sink, events))
     p99 = np.percentile(np.abs(ours), 99)
     print(f"etude p99 {p99:.3f} ms = {p99 / 2.0:.3f} x target 2 ms")
+
+    late, underruns = generated_ahead(a.pieces, a.piece_length)
+    report(f"etude, generating ahead ({a.pieces} pieces)", late)
+    p99 = np.percentile(np.abs(late), 99)
+    print(
+        f"while generating (shipped model, two-hand-robot): {len(late)} events, p99 {p99:.3f} ms = "
+        f"{p99 / 1.0:.3f} x target 1 ms; underruns {underruns} (target 0)"
+    )
 
 
 if __name__ == "__main__":

@@ -134,7 +134,12 @@ def test_cli_serves_json_lines_until_sigint(tmp_path, good_corpus):
     port = probe.getsockname()[1]
     probe.close()
     cmd = [sys.executable, "-m", "etude", "perform", str(good_corpus / "march" / "march1.mid")]
-    proc = subprocess.Popen(cmd + ["--serve", str(port), "--clients", "2", "--loop"], stderr=subprocess.PIPE)
+    # a shell's background job starts with SIGINT ignored, and Python then keeps it ignored: undo that
+    proc = subprocess.Popen(
+        cmd + ["--serve", str(port), "--clients", "2", "--loop"],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     clients = []
     while len(clients) < 2 and time.time() < deadline:

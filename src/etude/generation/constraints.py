@@ -5,8 +5,9 @@ would break the profile: pitches outside the keys; a pitch whose key is down or 
 (min_restrike), or that would exceed max_polyphony, the hands (etude.robot.hands.choose_hand,
 hands never crossing and each key keeping its hand) or max_notes_per_second at the current
 time; velocities outside the range; and, once a note has sounded, tempo changes (so a note's
-end in seconds is known when its duration is chosen). In REMI, a position is offered only if
-some note could start there, so the grammar can always go on.
+end in seconds is known when its duration is chosen). In REMI, a position stands only if some
+note could start there (`confirm`: a drawn position that fails is masked and the token drawn
+again, the same distribution as masking first), so the grammar can always go on.
 
 Piano rolls: `FrameGuard` passes each sampled frame through the same limits before the model
 is conditioned on it: held keys continue, new keys are taken highest first while they fit.
@@ -71,6 +72,38 @@ class Keyboard:
             return False if hand is None else hand
         return None
 
+    def strikable(self, profile: RobotProfile, keys: np.ndarray, t: float, down: list[_Sounded]) -> np.ndarray:
+        """`can_strike` for many keys at once: a boolean mask over `keys` (distinct MIDI pitches)."""
+        if self.full(profile, t, down):
+            return np.zeros(len(keys), dtype=bool)
+        ok = (keys >= profile.low) & (keys <= profile.high)
+        blocked = {n.pitch for n in down} | {k for k, free in self.free_at.items() if free > t + EPS}
+        if blocked:
+            ok &= ~np.isin(keys, list(blocked))
+        if profile.limits_hands():
+            ok &= self._hand_room(profile, keys, down)
+        return ok
+
+    def _hand_room(self, profile: RobotProfile, keys: np.ndarray, down: list[_Sounded]) -> np.ndarray:
+        """Keys some hand can take (etude.robot.hands.choose_hand's rule, for all keys at once)."""
+        hands = profile.hands or 2
+        held: list[list[int]] = [[] for _ in range(hands)]
+        for n in down:
+            if n.hand is not None:
+                held[n.hand].append(n.pitch)
+        room = np.zeros(len(keys), dtype=bool)
+        for h in range(hands):
+            below = [k for g in held[:h] for k in g]
+            above = [k for g in held[h + 1 :] for k in g]
+            mine = held[h]
+            if profile.fingers is not None and len(mine) + 1 > profile.fingers:
+                continue
+            lo, hi = (max(below) + 1 if below else -1), (min(above) - 1 if above else 128)
+            if mine and profile.hand_span is not None:
+                lo, hi = max(lo, max(mine) - profile.hand_span), min(hi, min(mine) + profile.hand_span)
+            room |= (keys >= lo) & (keys <= hi)
+        return room
+
     def strike(self, key: int, t: float, hand: int | None, end: float | None = None) -> None:
         self.notes.append(_Sounded(key, t, end, hand))
         self.onsets.append(t)
@@ -112,23 +145,18 @@ class EventGuard:
             mask &= ~self.tempo
         following = self.grammar.next_types[c.last]
         if following[self.pitch_ids].any():
-            down = k.down(c.seconds)
-            full = k.full(self.profile, c.seconds, down)
-            for i, key in zip(self.pitch_ids, self.pitch_values):
-                mask[i] = not full and k.can_strike(self.profile, int(key), c.seconds, down) is not False
-        g = self.grammar
-        if g.kind == "remi" and following[g.position_ids].any():
-            for i, value in zip(g.position_ids, g.position_values):
-                if value > c.position:
-                    t = c.seconds + (c.bar_start + value / g.beat_res * 4.0 / c.den - c.quarters) * 60.0 / c.qpm
-                    mask[i] = self._any_key(k, t)
+            mask[self.pitch_ids] = k.strikable(self.profile, self.pitch_values, c.seconds, k.down(c.seconds))
         return mask
 
-    def _any_key(self, k: Keyboard, t: float) -> bool:
-        down = k.down(t)
-        if k.full(self.profile, t, down):
-            return False
-        return any(k.can_strike(self.profile, int(key), t, down) is not False for key in self.pitch_values)
+    def confirm(self, c: Cursor, k: Keyboard, token: int) -> bool:
+        """Whether a drawn token may stand: a REMI position only if some key could start there
+        (checked on the drawn token only, which samples exactly as masking every such position)."""
+        g = self.grammar
+        if g.kind != "remi" or g.type_of[token] != "Position":
+            return True
+        value = int(g.value_of[token])
+        t = c.seconds + (c.bar_start + value / g.beat_res * 4.0 / c.den - c.quarters) * 60.0 / c.qpm
+        return bool(k.strikable(self.profile, self.pitch_values, t, k.down(t)).any())
 
     def advance(self, c: Cursor, k: Keyboard, token: int) -> None:
         """Record `token` (before the grammar advances the cursor past it)."""

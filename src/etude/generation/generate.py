@@ -198,6 +198,11 @@ def sample_tokens(
         empty = torch.isinf(scores).all(-1)
         scores[empty] = logits.float().cpu()[empty].masked_fill(~allowed[empty], float("-inf"))
         tokens = torch.multinomial(torch.softmax(scores, -1), 1, generator=gen)[:, 0].tolist()
+        if guard:  # positions the robot cannot start a note at are rejected and drawn again
+            tokens = [
+                tok if done[i] else _confirmed(grammar, guard, cursors[i], keyboards[i], scores[i], tok, gen)
+                for i, tok in enumerate(tokens)
+            ]
         for i, tok in enumerate(tokens):
             if done[i]:
                 continue
@@ -221,11 +226,24 @@ def sample_tokens(
     return [s + grammar.closing(c, velocity) + [enc.eos_id] for s, c in zip(seqs, cursors)]
 
 
+def _confirmed(grammar: Grammar, guard: EventGuard, c: Cursor, keyboard, scores: torch.Tensor, tok: int, gen) -> int:
+    """`tok`, or, while the robot rejects the drawn token, another drawn without it (sampling
+    from the distribution with the rejected tokens masked); a bar line when all are rejected."""
+    scores = scores.clone()
+    while not guard.confirm(c, keyboard, tok):
+        scores[tok] = float("-inf")
+        if torch.isinf(scores).all():
+            steps = np.flatnonzero(grammar.time_steps(c))
+            return int(steps[0]) if len(steps) else tok
+        tok = int(torch.multinomial(torch.softmax(scores, -1), 1, generator=gen)[0])
+    return tok
+
+
 def _allowed(
     grammar: Grammar, guard: EventGuard | None, c: Cursor, keyboard, length: Length, start: float
 ) -> np.ndarray:
     """The grammar's mask for the next token, and-ed with the robot's; where the robot leaves
-    nothing (every position of a bar blocked), a bar line may follow beyond the empty-bar cap."""
+    nothing, a bar line may follow beyond the empty-bar cap."""
     mask = grammar.allowed(c, may_end=length.unit == "t" or c.seconds - start >= length.value)
     if guard is None:
         return mask

@@ -1,2 +1,3 @@
-"""Playing pieces in real time: drift-free scheduling of note events to MIDI ports or JSON lines,
-with every note released on any stop."""
+"""Playing music in real time: drift-free scheduling of note events to MIDI ports, JSON lines,
+OSC or a TCP server, with every note released on any stop; robot hands and fingers on each
+event; call and response with a player."""

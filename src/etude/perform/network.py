@@ -22,7 +22,7 @@ import threading
 import time
 
 from etude.errors import InputError
-from etude.perform.stream import Event
+from etude.perform.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING
 
 from symusic import Score
 
 from etude.data.midi import read_piece
 from etude.errors import InputError
 from etude.paths import check_finite
+from etude.perform.events import Event, Sink, SinkClosed
 from etude.robot.adapt import adapt_notes
 from etude.robot.hands import assign_hands
 from etude.robot.notes import Note, score_notes
@@ -38,50 +39,6 @@ if TYPE_CHECKING:  # generation (and torch) is imported only when a run is perfo
 
 log = logging.getLogger(__name__)
 SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited, not slept
-
-
-@dataclass(frozen=True)
-class Event:
-    """One MIDI event at `t` seconds from the start; fields named as mido names them."""
-
-    t: float
-    type: str  # note_on | note_off | control_change
-    pitch: int = 0  # note number, or the controller number for control_change
-    velocity: int = 0  # velocity, or the controller value for control_change
-    channel: int = 0
-    hand: int | None = None  # with a robot profile: the hand that plays the note (0: leftmost)
-    finger: int | None = None  # ... and the finger (1: thumb), for profiles with fingers
-
-    def as_dict(self) -> dict:
-        if self.type == "control_change":
-            return {
-                "t": round(self.t, 6),
-                "type": self.type,
-                "control": self.pitch,
-                "value": self.velocity,
-                "channel": self.channel,
-            }
-        out = {
-            "t": round(self.t, 6),
-            "type": self.type,
-            "pitch": self.pitch,
-            "velocity": self.velocity,
-            "channel": self.channel,
-        }
-        if self.hand is not None:
-            out["hand"] = self.hand
-        if self.finger is not None:
-            out["finger"] = self.finger
-        return out
-
-
-class SinkClosed(Exception):
-    """The output went away (a closed pipe, an unplugged port): playback stops cleanly."""
-
-
-class Sink(Protocol):
-    def send(self, event: Event) -> None: ...
-    def close(self) -> None: ...
 
 
 def score_events(
@@ -274,21 +231,30 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, old)
 
 
-def wait_until(deadline: float, clock: Callable[[], float] = time.perf_counter) -> None:
-    """Sleep until just before `deadline`, then spin to it."""
+class _Stopped(Exception):
+    """Raised when a play()'s `stop` event is set: playback ends through its clean-up path."""
+
+
+def wait_until(
+    deadline: float, clock: Callable[[], float] = time.perf_counter, stop: threading.Event | None = None
+) -> None:
+    """Sleep until just before `deadline`, then spin to it; with `stop`, look at it at least
+    every 50 ms and raise _Stopped once it is set."""
     while True:
+        if stop is not None and stop.is_set():
+            raise _Stopped
         left = deadline - clock()
         if left <= 0:
             return
         if left > SPIN_S:
-            time.sleep(left - SPIN_S)
+            time.sleep(min(left - SPIN_S, 0.05) if stop is not None else left - SPIN_S)
 
 
 @dataclass
 class PlayStats:
     events: int = 0
     underruns: int = 0  # times playback had to wait for the next generated piece
-    stopped: str = "end"  # end | interrupted | terminated | output closed
+    stopped: str = "end"  # end | interrupted | terminated | output closed | stopped (play's `stop` set)
 
 
 def play(
@@ -296,7 +262,7 @@ def play(
     sink: Sink,
     clock: Callable[[], float] = time.perf_counter,
     lead_s: float = 0.05,
-    on_wait: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> PlayStats:
     """Send the events of each piece, back to back, at their absolute deadlines.
 
@@ -314,11 +280,13 @@ def play(
     try:
         with _sigterm_raises():
             for k, events in enumerate(pieces):
-                if k and clock() > start + offset + 0.01:
+                if k == 0:  # the clock starts when the first piece is there (it may be generated first)
+                    start = clock() + lead_s
+                elif clock() > start + offset + 0.01:
                     stats.underruns += 1  # this piece was not ready when the one before it ended
                     start = clock() - offset
                 for e in events:
-                    wait_until(start + offset + e.t, clock)
+                    wait_until(start + offset + e.t, clock, stop)
                     sink.send(replace(e, t=offset + e.t))
                     stats.events += 1
                     channels.add(e.channel)
@@ -333,6 +301,8 @@ def play(
         stats.stopped = "terminated"
     except SinkClosed:
         stats.stopped = "output closed"
+    except _Stopped:
+        stats.stopped = "stopped"
     finally:
         try:
             for channel, pitch in sorted(sounding):
@@ -441,12 +411,6 @@ def perform(
     and finger that play each note."""
     if (source is None) == (run is None):
         raise InputError("give a MIDI FILE or --run RUN_DIR (not both)")
-    if port is not None and virtual is not None:
-        raise InputError("choose --port NAME or --virtual NAME, not both")
-    if all(x is None for x in (jsonl, port, virtual, osc, serve)):
-        raise InputError(
-            "choose an output: --port NAME, --virtual NAME, --jsonl PATH|-, --osc HOST:PORT or --serve PORT"
-        )
     check_finite("--tempo-scale", tempo_scale, low=0)
     if count_in_beats < 0:
         raise InputError(f"--count-in takes 0 or more beats, not {count_in_beats}")
@@ -457,15 +421,29 @@ def perform(
         count = None if loop else (pieces or 1)
         stream = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose, robot)
         qpm = 120.0
-    sink = _outputs(jsonl, port, virtual, osc, serve, clients)
+    sink = open_outputs(jsonl, port, virtual, osc, serve, clients)
     if count_in_beats:
         stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
     return play(iter(stream), sink)
 
 
-def _outputs(jsonl, port, virtual, osc, serve, clients) -> Sink:
+def open_outputs(
+    jsonl: str | None = None,
+    port: str | None = None,
+    virtual: str | None = None,
+    osc: str | None = None,
+    serve: str | None = None,
+    clients: int = 0,
+) -> Sink:
     """The sinks asked for (one, or a FanOut of several), each opened or none left open."""
     from etude.perform.network import OscSink, TcpServerSink
+
+    if port is not None and virtual is not None:
+        raise InputError("choose --port NAME or --virtual NAME, not both")
+    if all(x is None for x in (jsonl, port, virtual, osc, serve)):
+        raise InputError(
+            "choose an output: --port NAME, --virtual NAME, --jsonl PATH|-, --osc HOST:PORT or --serve PORT"
+        )
 
     sinks: list[Sink] = []
     try:

@@ -38,7 +38,11 @@ class Adapted:
 
 
 def adapt_notes(profile: RobotProfile, notes: list[Note]) -> Adapted:
-    """`notes` (any order) made to satisfy `profile`; see the module docstring."""
+    """`notes` (any order) made to satisfy `profile`; see the module docstring. A piece that
+    already satisfies it is returned as it is."""
+    notes = sorted(notes, key=lambda n: (n.start, n.pitch))
+    if not violations(profile, notes):
+        return Adapted(notes)
     out = Adapted([])
     placed = [n for n in (_fit_key(profile, n, out.changes) for n in notes) if n is not None]
     placed.sort(key=lambda n: (n.start, n.pitch))
