@@ -28,10 +28,11 @@ demo: $(STAMP)
 	$(ETUDE) generate $(DEMO)/run --genre all --n 1 --length 30s --out $(DEMO)/generated --force
 	@echo "demo: listen to $(DEMO)/generated/*.wav (MIDI and piano-roll PNG beside them)"
 
-# report.html opened in a real headless browser (installs Debian's chromium when missing).
+# report.html and the studio page in a real headless browser (installs Debian's chromium when missing).
 e2e: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) tests/e2e/check_report.py
+	$(PY) tests/e2e/check_studio.py
 
 # Re-make the built-in-corpus model shipped inside the package (src/etude/pretrained/builtin).
 pretrained: $(STAMP)
@@ -66,6 +67,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/nade_speed.py
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/perform_timing.py
+	$(PY) benchmarks/respond_latency.py
+	$(PY) benchmarks/robot_cost.py
+	$(PY) benchmarks/studio_load.py
 	$(PY) benchmarks/evaluate_speed.py
 	$(PY) benchmarks/evaluate_piano.py
 

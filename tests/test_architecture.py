@@ -22,6 +22,7 @@ LAYERS = [
     {"evaluation"},
     {"training"},
     {"study", "perform"},
+    {"studio"},
     {"cli", "__main__"},
 ]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}

@@ -878,6 +878,8 @@ def cmd_perform(args: argparse.Namespace) -> int:
         names = list_ports()
         print("\n".join(names) if names else "no MIDI output ports")
         return 0
+    if args.respond:
+        return _respond(args)
     stats = perform(
         _path(args.file),
         run=_path(args.run),
@@ -889,7 +891,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
         loop=args.loop,
         count_in_beats=args.count_in,
         genre=args.genre,
-        length=args.length,
+        length=args.length or "30s",
         pieces=args.pieces,
         seed=args.seed,
         sampling=Sampling(args.temperature, args.top_k, args.top_p),
@@ -900,6 +902,32 @@ def cmd_perform(args: argparse.Namespace) -> int:
     )
     print(f"etude: played {stats.events} events ({stats.stopped}; {stats.underruns} buffer underruns)", file=sys.stderr)
     return 0 if stats.stopped == "end" else 130
+
+
+def _respond(args: argparse.Namespace) -> int:
+    from etude.generation.generate import Sampling
+    from etude.perform.respond import call_and_response
+    from etude.perform.stream import open_outputs
+
+    if args.file:
+        raise InputError("--respond answers a player: give --run (or nothing, for the shipped model), not a FILE")
+    robot = _robot(args.robot)
+    sink = open_outputs(args.jsonl, args.port, args.virtual, args.osc, args.serve, args.clients)
+    exchanges = call_and_response(
+        args.run or "pretrained",
+        args.genre,
+        sink,
+        listen=args.listen,
+        wait=args.wait,
+        length=args.length or "8s",
+        sampling=Sampling(args.temperature, args.top_k, args.top_p),
+        seed=args.seed,
+        robot=robot,
+    )
+    for k, e in enumerate(exchanges, 1):
+        latency = f"{e.latency * 1000:.0f} ms after the pause" if e.latency is not None else "nothing to play"
+        print(f"etude: phrase {k}: {e.phrase_notes} notes, answered with {e.answer_notes} ({latency})", file=sys.stderr)
+    return 0
 
 
 def _add_perform(sub) -> None:
@@ -961,9 +989,30 @@ def _add_perform(sub) -> None:
         metavar="BEATS",
         help="metronome clicks before the music (drum channel)",
     )
-    gen = p.add_argument_group("generation (with --run)")
+    resp = p.add_argument_group("call and response (--respond)")
+    resp.add_argument(
+        "--respond",
+        action="store_true",
+        help=(
+            "listen to a player and, when they pause, answer with a continuation of their phrase "
+            "(in --genre, within --robot), then listen again"
+        ),
+    )
+    resp.add_argument(
+        "--listen",
+        default="-",
+        metavar="-|PORT",
+        help=(
+            'the player: - for JSON lines on stdin ({"type": "note_on"|"note_off", "pitch", "velocity"}), '
+            "or a MIDI input port"
+        ),
+    )
+    resp.add_argument(
+        "--wait", type=_finite(0), default=1.0, metavar="S", help="seconds of silence that end a phrase (default 1)"
+    )
+    gen = p.add_argument_group("generation (with --run or --respond)")
     gen.add_argument("--genre", help="genre to generate (default: the model's first)")
-    gen.add_argument("--length", default="30s", help="length of each generated piece (default 30s)")
+    gen.add_argument("--length", help="length of each generated piece (default 30s; each answer: 8s)")
     gen.add_argument(
         "--pieces", type=_at_least(1), default=1, help="pieces to generate and play (default 1; --loop: endless)"
     )
@@ -1079,6 +1128,49 @@ def _add_robot(sub) -> None:
     a.set_defaults(func=cmd_robot_adapt)
 
 
+# ----------------------------------------------------------------------------- studio
+def cmd_studio(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from etude.studio.app import StudioConfig, create_app
+    except ImportError:
+        raise InputError("the studio needs its extra: pip install 'etude[studio]' (fastapi, uvicorn)") from None
+    outputs = {
+        k: v
+        for k, v in {"jsonl": args.jsonl, "port": args.midi_port, "osc": args.osc, "serve": args.serve}.items()
+        if v is not None
+    }
+    config = StudioConfig(args.model, _path(args.runs), _path(args.folder), outputs)
+    app = create_app(config)
+    print(f"etude studio: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _add_studio(sub) -> None:
+    p = sub.add_parser(
+        "studio",
+        help="generation in the browser: a local web service and its page",
+        description=(
+            "Serve the studio: an HTTP API (generate, takes, perform; documented at /docs) and a page "
+            "to generate pieces by model, genre, length, temperature, top-p, seed and robot profile, "
+            "listen, download and perform them. Needs pip install 'etude[studio]'."
+        ),
+    )
+    p.add_argument("--model", default="pretrained", help="the model offered first (default: the shipped piano model)")
+    p.add_argument("--runs", metavar="DIR", help="also offer the run folders found in DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_at_least(0), default=8765, help="HTTP port (default 8765)")
+    p.add_argument("--folder", metavar="DIR", help="keep takes in DIR (default: a temporary folder, gone at exit)")
+    out = p.add_argument_group("where Perform plays (as etude perform)")
+    out.add_argument("--midi-port", metavar="NAME", help="a MIDI output port")
+    out.add_argument("--jsonl", metavar="PATH|-", help="JSON lines")
+    out.add_argument("--osc", metavar="HOST:PORT", help="OSC over UDP")
+    out.add_argument("--serve", metavar="[HOST:]PORT", help="a TCP server of JSON lines")
+    p.set_defaults(func=cmd_studio)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -1097,6 +1189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment(sub)
     _add_perform(sub)
     _add_robot(sub)
+    _add_studio(sub)
     _add_evaluate(sub)
     return parser
 

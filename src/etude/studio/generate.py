@@ -1,0 +1,154 @@
+"""What the studio's endpoints do: check a generate request, run it (on the worker thread),
+and play a take to the configured outputs."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from etude.errors import EtudeError
+from etude.robot.profile import RobotProfile
+
+
+def http_error(status: int, where: str, msg: str) -> HTTPException:
+    """A 4xx whose JSON detail names the request field at fault, as FastAPI's own validation does."""
+    return HTTPException(status, [{"loc": ["body", where], "msg": msg}])
+
+
+@dataclass
+class GenerateRequest:
+    model: str
+    genre: str
+    length: float  # seconds
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int
+    n: int
+    robot: str
+
+    def check(self, studio, primer: bytes | None) -> Checked:
+        """Every field against the model, before the request queues: HTTPException 4xx naming it."""
+        from etude.data.midi import read_piece
+        from etude.robot.profile import load_profile
+
+        try:
+            ckpt = studio.checkpoint(self.model)
+        except EtudeError as exc:
+            raise http_error(422, "model", str(exc)) from None
+        genre = self.genre or ckpt.encoding.genres[0]
+        if genre not in ckpt.encoding.genres:
+            raise http_error(
+                422, "genre", f"{genre!r} is not a genre of {self.model}: {', '.join(ckpt.encoding.genres)}"
+            )
+        robot = None
+        if self.robot:
+            try:
+                robot = load_profile(self.robot)
+            except EtudeError as exc:
+                raise http_error(422, "robot", str(exc)) from None
+        primer_path = None
+        if primer is not None:
+            if ckpt.model.unit != "token":
+                raise http_error(422, "primer", "a primer needs an event-token model")
+            handle = tempfile.NamedTemporaryFile(suffix=".mid", delete=False, dir=studio.takes.root)
+            handle.write(primer)
+            handle.close()
+            primer_path = Path(handle.name)
+            try:
+                read_piece(primer_path)
+            except EtudeError as exc:
+                primer_path.unlink()
+                raise http_error(422, "primer", f"not a MIDI file étude can read ({exc})") from None
+        return Checked(self, genre, robot, primer_path)
+
+
+@dataclass
+class Checked:
+    request: GenerateRequest
+    genre: str
+    robot: RobotProfile | None
+    primer: Path | None
+
+
+def run_request(studio, c: Checked) -> list[dict]:
+    """Generate the pieces (MIDI, WAV, PNG) and store each as a take; returns their descriptions."""
+    from etude.generation.generate import Sampling, generate
+
+    r = c.request
+    ckpt = studio.checkpoint(r.model)
+    with tempfile.TemporaryDirectory(dir=studio.takes.root) as work:
+        try:
+            pieces = generate(
+                ckpt.path,
+                c.genre,
+                r.n,
+                f"{r.length:g}s",
+                Path(work),
+                Sampling(r.temperature, r.top_k, r.top_p),
+                primer=str(c.primer) if c.primer else None,
+                seed=r.seed,
+                force=True,
+                robot=c.robot,
+            )
+        finally:
+            if c.primer is not None:
+                c.primer.unlink(missing_ok=True)
+        out = []
+        for k, piece in enumerate(pieces):
+            info = {
+                "model": r.model,
+                "genre": c.genre,
+                "seed": r.seed,
+                "index": k,
+                "robot": c.robot.name if c.robot else None,
+                "seconds": round(piece.seconds, 2),
+                "notes": piece.notes,
+            }
+            take = studio.takes.add({"piece.mid": piece.midi, "piece.wav": piece.wav, "piece.png": piece.png}, info)
+            files = {
+                name.split(".")[1]: f"/api/takes/{take}/{name}" for name in ("piece.mid", "piece.wav", "piece.png")
+            }
+            out.append({**info, "id": take, "urls": files})
+        return out
+
+
+def start_performance(studio, take: str) -> dict:
+    """Play a take to the outputs the studio was started with (in a thread); one at a time."""
+    from etude.data.midi import read_piece
+    from etude.perform.stream import open_outputs, play, score_events
+
+    if not studio.config.outputs:
+        raise http_error(409, "take", "no output: start etude studio with --jsonl, --port, --virtual, --osc or --serve")
+    path = studio.takes.file(take, "piece.mid")
+    if path is None:
+        raise http_error(404, "take", "no such take")
+    info = studio.takes.info(take)
+    robot = None
+    if info.get("robot"):
+        from etude.robot.profile import load_profile
+
+        robot = load_profile(info["robot"])
+    stop_performance(studio)
+    events = score_events(read_piece(path), robot=robot)
+    sink = open_outputs(**studio.config.outputs)
+    stop = threading.Event()
+    thread = threading.Thread(target=play, args=(iter([events]), sink), kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    studio.playing = (thread, stop)
+    return {"playing": take, "seconds": round(events[-1].t, 2) if events else 0.0}
+
+
+def stop_performance(studio) -> dict:
+    """Stop the performance, if any: play() releases every sounding note and closes the outputs."""
+    if studio.playing is None:
+        return {"stopped": None}
+    thread, stop = studio.playing
+    stop.set()
+    thread.join(timeout=5)
+    studio.playing = None
+    return {"stopped": True}

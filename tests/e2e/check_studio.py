@@ -1,0 +1,139 @@
+"""End-to-end check of the studio in a real headless browser (run by `make e2e`).
+
+Starts `etude studio` on a free loopback port, drives headless Chromium over its DevTools
+protocol: waits for the models, chooses the folk genre and 10 s, presses Generate, and passes
+when the new take's piano-roll image has decoded and its audio element reports a duration.
+Saves screenshots at a desktop's and a phone's width to out/e2e/studio*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import websockets
+
+OUT = Path("out/e2e")
+CHECK = """(() => {
+  const li = document.querySelector('#takes li');
+  if (!li) return JSON.stringify({ready: false, error: document.getElementById('error').textContent});
+  const img = li.querySelector('img'), audio = li.querySelector('audio');
+  return JSON.stringify({ready: img.complete && img.naturalWidth > 0 && audio.duration > 0,
+    width: img.naturalWidth, duration: audio.duration, title: li.querySelector('h3').textContent,
+    status: document.getElementById('status').textContent});
+})()"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, seconds: float) -> str:
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class DevTools:
+    def __init__(self, ws):
+        self.ws, self.next_id = ws, 0
+
+    async def call(self, method: str, **params):
+        self.next_id += 1
+        await self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(await self.ws.recv())
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    async def eval(self, expression: str):
+        result = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        return result.get("result", {}).get("value")
+
+    async def screenshot(self, path: Path, width: int, height: int, mobile: bool) -> None:
+        await self.call(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=mobile
+        )
+        await asyncio.sleep(0.5)
+        shot = await self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+
+async def drive(studio_url: str, debug_port: int) -> dict:
+    targets = json.loads(wait_http(f"http://127.0.0.1:{debug_port}/json/list", 30))
+    page = next(t for t in targets if t["type"] == "page")
+    async with websockets.connect(page["webSocketDebuggerUrl"], max_size=50_000_000) as ws:
+        tools = DevTools(ws)
+        await tools.call("Page.enable")
+        await tools.call("Page.navigate", url=studio_url)
+        for _ in range(300):  # the models are listed
+            if await tools.eval("document.getElementById('genre').options.length"):
+                break
+            await asyncio.sleep(0.1)
+        await tools.eval(
+            "const g = document.getElementById('genre'); g.value = 'folk'; g.dispatchEvent(new Event('change'));"
+            "document.getElementById('length').value = '10'; document.getElementById('go').click(); true"
+        )
+        state = {}
+        for _ in range(1200):  # up to 120 s
+            state = json.loads(await tools.eval(CHECK))
+            if state.get("ready") or state.get("error"):
+                break
+            await asyncio.sleep(0.1)
+        await tools.screenshot(OUT / "studio.png", 1200, 1100, mobile=False)
+        await tools.screenshot(OUT / "studio-phone.png", 390, 900, mobile=True)
+        return state
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    port, debug_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}/"
+    studio = subprocess.Popen([sys.executable, "-m", "etude", "studio", "--port", str(port)])
+    browser = subprocess.Popen(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",
+            f"--remote-debugging-port={debug_port}",
+            f"--user-data-dir={(OUT / 'chromium-studio').resolve()}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(url + "api/models", 120)
+        t0 = time.perf_counter()
+        state = asyncio.run(drive(url, debug_port))
+        seconds = time.perf_counter() - t0
+    finally:
+        browser.terminate()
+        studio.terminate()
+        browser.wait(timeout=30)
+        studio.wait(timeout=30)
+    print(f"e2e studio: {json.dumps(state)} after {seconds:.1f} s; screenshots in {OUT}/studio*.png")
+    return 0 if state.get("ready") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
