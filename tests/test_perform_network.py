@@ -140,19 +140,22 @@ def test_cli_serves_json_lines_until_sigint(tmp_path, good_corpus):
         stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 60
-    clients = []
-    while len(clients) < 2 and time.time() < deadline:
-        try:
-            clients.append(_client(port))
-        except OSError:
-            time.sleep(0.05)
-    stay, leave = clients
-    first = leave.recv(100)  # the music has begun
-    leave.close()
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.time() + 60
+        clients = []
+        while len(clients) < 2 and time.time() < deadline:
+            try:
+                clients.append(_client(port))
+            except OSError:
+                time.sleep(0.05)
+        stay, leave = clients
+        first = leave.recv(100)  # the music has begun
+        leave.close()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a performance that ignored the signal would loop for ever
     rows = _read_lines(stay)
     assert first and proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
     assert len(rows) > 4 and _balanced(rows) == set() and rows[-1]["control"] == 123

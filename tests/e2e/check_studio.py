@@ -88,7 +88,8 @@ async def drive(studio_url: str, debug_port: int) -> dict:
             await asyncio.sleep(0.1)
         await tools.eval(
             "const g = document.getElementById('genre'); g.value = 'folk'; g.dispatchEvent(new Event('change'));"
-            "document.getElementById('length').value = '10'; document.getElementById('go').click(); true"
+            "const l = document.getElementById('length'); l.value = '10'; l.dispatchEvent(new Event('input'));"
+            "document.getElementById('go').click(); true"
         )
         state = {}
         for _ in range(1200):  # up to 120 s

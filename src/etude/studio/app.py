@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import threading
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,7 +31,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from etude.errors import EtudeError
-from etude.studio.generate import GenerateRequest, http_error, run_request, start_performance, stop_performance
+from etude.studio.generate import (
+    GenerateRequest,
+    generate_pieces,
+    http_error,
+    start_performance,
+    stop_performance,
+    store_takes,
+)
 from etude.studio.jobs import QueueFull, Worker
 from etude.studio.takes import FILES, TakeStore
 
@@ -110,7 +119,14 @@ def _card(path: Path) -> str:
 
 def create_app(config: StudioConfig | None = None) -> FastAPI:
     studio = Studio(config or StudioConfig())
-    app = FastAPI(title="étude studio", description=__doc__)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        stop_performance(studio)
+        studio.worker.close()
+
+    app = FastAPI(title="étude studio", description=__doc__, lifespan=lifespan)
     app.state.studio = studio
     static = resources.files("etude") / "studio" / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -143,11 +159,15 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
         if primer_bytes is not None and len(primer_bytes) > MAX_PRIMER_BYTES:
             raise http_error(413, "primer", f"a primer is at most {MAX_PRIMER_BYTES // 1000} kB")
         checked = await asyncio.to_thread(request.check, studio, primer_bytes)
+        work = tempfile.mkdtemp(dir=studio.takes.root)
         try:
-            future = studio.worker.submit(lambda: run_request(studio, checked))
+            future = studio.worker.submit(generate_pieces, checked, work)
         except QueueFull:
             raise http_error(429, "n", "the studio is busy: too many requests are waiting; try again shortly") from None
-        return {"takes": await asyncio.wrap_future(future)}
+        try:
+            return {"takes": store_takes(studio, await asyncio.wrap_future(future))}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     @app.get("/api/takes")
     def takes() -> list[dict]:

@@ -75,46 +75,57 @@ class Checked:
     primer: Path | None
 
 
-def run_request(studio, c: Checked) -> list[dict]:
-    """Generate the pieces (MIDI, WAV, PNG) and store each as a take; returns their descriptions."""
-    from etude.generation.generate import Sampling, generate
+_MODELS: dict[str, object] = {}  # the worker process's loaded models
+
+
+def generate_pieces(c: Checked, work: str) -> list[dict]:
+    """In the worker process: generate the pieces of a checked request into `work`; returns per
+    piece its files (piece.mid/.wav/.png -> path) and its description."""
+    from etude.generation.generate import Sampling, generate, model_path
+    from etude.models.checkpoint import load_checkpoint
 
     r = c.request
-    ckpt = studio.checkpoint(r.model)
-    with tempfile.TemporaryDirectory(dir=studio.takes.root) as work:
-        try:
-            pieces = generate(
-                ckpt.path,
-                c.genre,
-                r.n,
-                f"{r.length:g}s",
-                Path(work),
-                Sampling(r.temperature, r.top_k, r.top_p),
-                primer=str(c.primer) if c.primer else None,
-                seed=r.seed,
-                force=True,
-                robot=c.robot,
-            )
-        finally:
-            if c.primer is not None:
-                c.primer.unlink(missing_ok=True)
-        out = []
-        for k, piece in enumerate(pieces):
-            info = {
-                "model": r.model,
-                "genre": c.genre,
-                "seed": r.seed,
-                "index": k,
-                "robot": c.robot.name if c.robot else None,
-                "seconds": round(piece.seconds, 2),
-                "notes": piece.notes,
-            }
-            take = studio.takes.add({"piece.mid": piece.midi, "piece.wav": piece.wav, "piece.png": piece.png}, info)
-            files = {
-                name.split(".")[1]: f"/api/takes/{take}/{name}" for name in ("piece.mid", "piece.wav", "piece.png")
-            }
-            out.append({**info, "id": take, "urls": files})
-        return out
+    if r.model not in _MODELS:
+        _MODELS[r.model] = load_checkpoint(model_path(r.model))
+    try:
+        pieces = generate(
+            _MODELS[r.model].path,
+            c.genre,
+            r.n,
+            f"{r.length:g}s",
+            Path(work),
+            Sampling(r.temperature, r.top_k, r.top_p),
+            primer=str(c.primer) if c.primer else None,
+            seed=r.seed,
+            force=True,
+            robot=c.robot,
+        )
+    finally:
+        if c.primer is not None:
+            c.primer.unlink(missing_ok=True)
+    out = []
+    for k, piece in enumerate(pieces):
+        info = {
+            "model": r.model,
+            "genre": c.genre,
+            "seed": r.seed,
+            "index": k,
+            "robot": c.robot.name if c.robot else None,
+            "seconds": round(piece.seconds, 2),
+            "notes": piece.notes,
+        }
+        out.append({"files": {"piece.mid": piece.midi, "piece.wav": piece.wav, "piece.png": piece.png}, "info": info})
+    return out
+
+
+def store_takes(studio, pieces: list[dict]) -> list[dict]:
+    """The generated pieces moved into takes; returns their descriptions with URLs."""
+    out = []
+    for piece in pieces:
+        take = studio.takes.add(piece["files"], piece["info"])
+        files = {name.split(".")[1]: f"/api/takes/{take}/{name}" for name in ("piece.mid", "piece.wav", "piece.png")}
+        out.append({**piece["info"], "id": take, "urls": files})
+    return out
 
 
 def start_performance(studio, take: str) -> dict:

@@ -1,13 +1,14 @@
-"""Generation off the event loop: one worker thread takes requests in arrival order from a
-bounded queue; each request gets a future the API awaits."""
+"""Generation off the server: one worker process takes requests in arrival order, so neither
+the event loop nor the interpreter lock that serves the page waits for the model, the audio
+renderer or the plots. At most `max_waiting` requests wait; each gets a future the API awaits."""
 
 from __future__ import annotations
 
 import logging
-import queue
+import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -19,27 +20,42 @@ class QueueFull(Exception):
 
 class Worker:
     def __init__(self, max_waiting: int = 32):
-        self.queue: queue.Queue = queue.Queue(maxsize=max_waiting)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.max_waiting = max_waiting
+        self.pool = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_a_core_free
+        )
+        self.lock = threading.Lock()
+        self.pending = 0
 
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        future: Future = Future()
-        try:
-            self.queue.put_nowait((fn, future))
-        except queue.Full:
-            raise QueueFull from None
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run fn(*args) (picklable) in the worker process after the requests before it."""
+        with self.lock:
+            if self.pending >= self.max_waiting:
+                raise QueueFull
+            self.pending += 1
+        future = self.pool.submit(fn, *args)
+        future.add_done_callback(self._done)
         return future
 
-    def waiting(self) -> int:
-        return self.queue.qsize()
+    def _done(self, _: Future) -> None:
+        with self.lock:
+            self.pending -= 1
 
-    def _run(self) -> None:
-        while True:
-            fn, future = self.queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the request that asked
-                future.set_exception(exc)
+    def waiting(self) -> int:
+        with self.lock:
+            return self.pending
+
+    def close(self) -> None:
+        """Cancel what waits and end the worker process now (a piece being made is abandoned)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():
+            child.terminate()
+
+
+def _leave_a_core_free() -> None:
+    """In the worker: torch uses all cores but one, so the server stays responsive."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
