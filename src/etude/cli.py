@@ -933,13 +933,14 @@ def _respond(args: argparse.Namespace) -> int:
 def _add_perform(sub) -> None:
     p = sub.add_parser(
         "perform",
-        help="stream a piece in real time to a MIDI port or as JSON lines",
+        help="play in real time (MIDI port, JSON lines, OSC, TCP), or answer a player",
         description=(
             "Play FILE.mid, or pieces generated on the fly from --run RUN_DIR (`pretrained`: the "
             "shipped model), in real time. Events go out at absolute deadlines from a monotonic "
             "clock, so timing does not drift. Ctrl-C, SIGTERM or the end of the stream release "
-            "every sounding note and send all-notes-off: no stuck notes. MIDI ports need "
-            "pip install 'etude[robot]' (mido, python-rtmidi)."
+            "every sounding note and send all-notes-off: no stuck notes. With --robot, music stays "
+            "within a robot's limits and events carry hand and finger; with --respond, étude answers "
+            "a player's phrases. MIDI ports and OSC need pip install 'etude[robot]'."
         ),
     )
     p.add_argument("file", nargs="?", metavar="FILE.mid")
