@@ -121,3 +121,20 @@ def test_the_page_and_the_api_docs_are_served(client):
     assert {"/api/models", "/api/generate", "/api/takes/{take}/{name}", "/api/perform", "/api/stop"} <= set(
         schema["paths"]
     )
+
+
+def test_the_worker_keeps_order_and_refuses_beyond_its_queue():
+    import time
+
+    from etude.studio.jobs import QueueFull, Worker
+
+    worker = Worker(max_waiting=2)
+    try:
+        first = worker.submit(time.sleep, 0.5)
+        second = worker.submit(abs, -2)
+        with pytest.raises(QueueFull):
+            worker.submit(abs, -3)
+        assert second.result(timeout=60) == 2 and first.done()  # first in, first out
+        assert worker.submit(abs, -4).result(timeout=60) == 4  # room again
+    finally:
+        worker.close()

@@ -229,7 +229,9 @@ def _answer_now(phrase: Phrase, pending: Future, sink: Sink, robot, clock, pause
             super().send(event)
 
     stats = play(iter([events]), Stamp(sink), clock=clock, lead_s=0.0)
-    exchange = Exchange(len(phrase.notes), pause_at, first[0] if first else None, len(events) // 2, stats)
+    exchange = Exchange(
+        len(phrase.notes) + len(phrase.down), pause_at, first[0] if first else None, len(events) // 2, stats
+    )
     log.info("answered a phrase of %d notes with %d notes", exchange.phrase_notes, exchange.answer_notes)
     return exchange
 
