@@ -22,7 +22,7 @@ from etude.models.registry import REGISTRY, build_model
 from etude.robot.adapt import adapt_notes, adapt_score
 from etude.robot.check import violations
 from etude.robot.hands import assign_hands, choose_hand
-from etude.robot.notes import Note, coverable, score_notes
+from etude.robot.notes import Note, score_notes
 from etude.robot.profile import SHIPPED, TOLERANCE_S, RobotProfile, load_profile, profile_from_dict
 
 PIANO = Path(__file__).resolve().parents[2] / "shared" / "data" / "piano"
@@ -116,11 +116,10 @@ def test_notes_ending_at_an_onset_are_up_and_a_restrike_after_the_rest_is_fine()
     assert [v.limit for v in violations(p, [Note(0, 1, 60, 64), Note(0.5, 0.8, 60, 64)])] == ["restrike", "polyphony"]
 
 
-def test_hands_cover_by_span_and_fingers():
-    assert coverable([48, 55, 60, 72], hands=2, span=12, fingers=5)
-    assert not coverable([48, 61, 74], hands=2, span=12, fingers=5)
-    assert not coverable([60, 61, 62], hands=1, span=12, fingers=2)
+def test_hands_are_chosen_within_span_fingers_and_order():
     p = RobotProfile(hands=2, hand_span=12, fingers=5)
+    assert violations(p, [Note(0, 1, k, 64) for k in (48, 55, 60, 72)]) == []
+    assert violations(RobotProfile(hands=1, hand_span=12, fingers=2), [Note(0, 1, k, 64) for k in (60, 61, 62)])
     assert choose_hand(p, [(48, 0), (50, 0)], 72) == 1  # free hand above
     assert choose_hand(p, [(48, 0), (70, 1)], 40) == 0  # the left hand stretches down to it
     assert choose_hand(p, [(48, 0), (58, 0)], 40) is None  # too wide for the left; the right would cross
@@ -128,12 +127,16 @@ def test_hands_cover_by_span_and_fingers():
 
 
 def test_a_held_key_keeps_its_hand():
-    """Keys 60 (held) and 70 fit one hand; then 49 arrives while 60 is still down: only a hand
-    change of 60 could play it, so the piece cannot be played by 2 hands of span 12."""
+    """45 and 60 together need two hands (15 apart): 60 is the right hand's and stays down. At
+    t = 2, 61 and 73 come: a cover of {60, 61, 73} exists ({60, 61} and {73}), but only by moving
+    60 to the left hand, so with 60 kept in the right hand the right would span 13. Whichever
+    onset takes the blame, the piece has exactly one moment no assignment plays."""
     p = RobotProfile(hands=2, hand_span=12)
-    notes = [Note(0, 4, 60, 64), Note(0, 1, 70, 64), Note(0.5, 1, 80, 64), Note(2, 3, 49, 64)]
-    assert coverable([49, 60], 2, 12, None)  # at each onset a cover exists ...
-    assert [v.limit for v in violations(p, notes)] == []  # ... and an assignment: 60 left, 70 and 80 right
+    unplayable = [Note(0, 1, 45, 64), Note(0, 4, 60, 64), Note(2, 3, 61, 64), Note(2, 3, 73, 64)]
+    found = [(v.time, v.limit, v.keys) for v in violations(p, unplayable)]
+    assert found in ([(0, "hands", (45, 60))], [(2, "hands", (60, 61, 73))])
+    playable = [Note(0, 4, 60, 64), Note(0, 1, 70, 64), Note(0.5, 1, 80, 64), Note(2, 3, 49, 64)]
+    assert violations(p, playable) == []  # 60 left, 70 and 80 right, then 49 joins the left
 
 
 # ----------------------------------------------------------------------------- real pieces
