@@ -109,10 +109,9 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
     its own train/valid/test split; one genre, named after the file. Returns the folder's meta."""
     import json
 
-    from etude import __version__
     from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict
     from etude.data.encoding import make_encoding, save_encoding
-    from etude.data.store import FORMAT, PieceRecord, install, scratch_dir, write_pieces
+    from etude.data.store import FORMAT, PieceRecord, install, meta_header, scratch_dir, write_pieces
 
     path, out = Path(path), Path(out)
     encoding_cfg = EncodingConfig(name="pianoroll", frames_per_beat=frames_per_beat(path))
@@ -144,16 +143,7 @@ def prepare_rolls(path: Path, out: Path, force: bool = False) -> dict:
     write_pieces(work / "pieces.csv", records)
     save_encoding(enc, work / "tokenizer.json")
     meta = {
-        "format": FORMAT,
-        "etude_version": __version__,
-        "settings_hash": digest,
-        "settings": settings,
-        "corpus": str(path.resolve()),
-        "genres": [genre],
-        "vocab_size": enc.vocab_size,
-        "vocab": enc.vocab,
-        "row_size": enc.row_size,
-        "dtype": "uint8",
+        **meta_header(enc, digest, settings, path.resolve()),
         "files": 1,
         "counts": counts,
         "rejection_counts": {},

@@ -306,16 +306,7 @@ def _build(
     write_pieces(work / "pieces.csv", records)
     save_encoding(enc, work / "tokenizer.json")
     meta = {
-        "format": FORMAT,
-        "etude_version": __version__,
-        "settings_hash": digest,
-        "settings": settings,
-        "corpus": str(corpus),
-        "genres": enc.genres,
-        "vocab_size": enc.vocab_size,
-        "vocab": enc.vocab,
-        "row_size": enc.row_size,
-        "dtype": np.dtype(enc.dtype).name,
+        **meta_header(enc, digest, settings, corpus),
         "files": len(files) + (base.meta["files"] if base else 0),
         "counts": _counts(records),
         "reduction": _reduction(pieces, base.meta.get("reduction") if base else None),
@@ -375,6 +366,23 @@ def _reduction(pieces: list[dict], stored: dict | None) -> dict[str, Any]:
         pitched, drums = p["tracks"]
         counts[p["genre"]].update({"files": 1, "merged": int(pitched > 1), "drums_dropped": int(drums > 0)})
     return {"rule": REDUCTION, "genres": {g: dict(c) for g, c in sorted(counts.items())}}
+
+
+def meta_header(enc: Encoding, digest: str, settings: dict, corpus: Path | str) -> dict[str, Any]:
+    """The part of meta.json that says what a prepared folder holds and how it was made (format,
+    version, settings and their hash, corpus, genres, vocabulary, row layout)."""
+    return {
+        "format": FORMAT,
+        "etude_version": __version__,
+        "settings_hash": digest,
+        "settings": settings,
+        "corpus": str(corpus),
+        "genres": enc.genres,
+        "vocab_size": enc.vocab_size,
+        "vocab": enc.vocab,
+        "row_size": enc.row_size,
+        "dtype": np.dtype(enc.dtype).name,
+    }
 
 
 def write_pieces(path: Path, records: list[PieceRecord]) -> None:
