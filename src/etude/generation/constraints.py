@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from etude.data.encoding import EventEncoding
+from etude.data.midi import PIANO_LOW
 from etude.errors import InputError
 from etude.generation.grammar import Cursor, Grammar, beats
-from etude.robot.hands import choose_hand
+from etude.robot.hands import choose_hand, hand_reach
 from etude.robot.profile import RobotProfile
 
 EPS = 1e-9  # seconds: float noise, far below etude.robot.check's tolerance
@@ -38,6 +39,11 @@ class _Sounded:
     start: float  # seconds
     end: float | None  # seconds; None while its duration (or note-off) is still to come
     hand: int | None
+
+
+def _held(down: list[_Sounded]) -> list[tuple[int, int]]:
+    """(key, hand) of the notes down that have a hand."""
+    return [(n.pitch, n.hand) for n in down if n.hand is not None]
 
 
 @dataclass
@@ -68,7 +74,7 @@ class Keyboard:
         if any(n.pitch == key for n in down):
             return False
         if profile.limits_hands():
-            hand = choose_hand(profile, [(n.pitch, n.hand) for n in down if n.hand is not None], key)
+            hand = choose_hand(profile, _held(down), key)
             return False if hand is None else hand
         return None
 
@@ -80,35 +86,14 @@ class Keyboard:
         blocked = {n.pitch for n in down} | {k for k, free in self.free_at.items() if free > t + EPS}
         if blocked:
             ok &= ~np.isin(keys, list(blocked))
-        if profile.limits_hands():
-            ok &= self._hand_room(profile, keys, down)
+        if profile.limits_hands():  # some hand can reach the key (choose_hand's rule, all keys at once)
+            reach = hand_reach(profile, _held(down))
+            ok &= np.logical_or.reduce([(keys >= r[0]) & (keys <= r[1]) for r in reach if r], initial=False)
         return ok
 
-    def _hand_room(self, profile: RobotProfile, keys: np.ndarray, down: list[_Sounded]) -> np.ndarray:
-        """Keys some hand can take (etude.robot.hands.choose_hand's rule, for all keys at once)."""
-        hands = profile.hands or 2
-        held: list[list[int]] = [[] for _ in range(hands)]
-        for n in down:
-            if n.hand is not None:
-                held[n.hand].append(n.pitch)
-        room = np.zeros(len(keys), dtype=bool)
-        for h in range(hands):
-            below = [k for g in held[:h] for k in g]
-            above = [k for g in held[h + 1 :] for k in g]
-            mine = held[h]
-            if profile.fingers is not None and len(mine) + 1 > profile.fingers:
-                continue
-            lo, hi = (max(below) + 1 if below else -1), (min(above) - 1 if above else 128)
-            if mine and profile.hand_span is not None:
-                lo, hi = max(lo, max(mine) - profile.hand_span), min(hi, min(mine) + profile.hand_span)
-            room |= (keys >= lo) & (keys <= hi)
-        return room
-
-    def strike(self, key: int, t: float, hand: int | None, end: float | None = None) -> None:
-        self.notes.append(_Sounded(key, t, end, hand))
+    def strike(self, key: int, t: float, hand: int | None) -> None:
+        self.notes.append(_Sounded(key, t, None, hand))
         self.onsets.append(t)
-        if end is not None:
-            self.release(self.notes[-1], end)
 
     def release(self, note: _Sounded, end: float, restrike: float = 0.0) -> None:
         note.end = end
@@ -181,7 +166,7 @@ class EventGuard:
 class FrameGuard:
     """Robot limits for piano-roll sampling, one Keyboard per sequence; frames last `frame_s`."""
 
-    def __init__(self, profile: RobotProfile, n: int, frame_s: float, low_key: int = 21):
+    def __init__(self, profile: RobotProfile, n: int, frame_s: float, low_key: int = PIANO_LOW):
         self.profile, self.frame_s, self.low_key = profile, frame_s, low_key
         self.keyboards = [Keyboard() for _ in range(n)]
         self.sounding: list[dict[int, _Sounded]] = [{} for _ in range(n)]

@@ -303,7 +303,7 @@ class Generated:
 
 
 def generate(
-    model: Path | None = None,
+    model: str | Path | None = None,
     genre: str | None = None,
     n: int = 1,
     length: str = "60s",

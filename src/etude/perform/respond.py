@@ -124,14 +124,18 @@ def midi_input(name: str, out: queue.Queue, clock: Callable[[], float]):
     return port
 
 
-class _KeepOpen:
-    """A sink whose close() is ignored: each answer ends with play()'s all-notes-off, the
-    outputs stay open for the next."""
+class _AnswerSink:
+    """The outputs as one answer sees them: the clock time of its first event is kept, and
+    close() is ignored (each answer ends with play()'s all-notes-off; the outputs stay open for
+    the next)."""
 
-    def __init__(self, sink: Sink):
-        self.sink = sink
+    def __init__(self, sink: Sink, clock: Callable[[], float]):
+        self.sink, self.clock = sink, clock
+        self.first: float | None = None
 
     def send(self, event: Event) -> None:
+        if self.first is None:
+            self.first = self.clock()
         self.sink.send(event)
 
     def close(self) -> None:
@@ -220,18 +224,9 @@ def _drain(events: queue.Queue) -> None:
 def _answer_now(phrase: Phrase, pending: Future, sink: Sink, robot, clock, pause_at: float) -> Exchange:
     reply = pending.result()
     events = score_events(reply, robot=robot)
-    first: list[float] = []
-
-    class Stamp(_KeepOpen):
-        def send(self, event: Event) -> None:
-            if not first:
-                first.append(clock())
-            super().send(event)
-
-    stats = play(iter([events]), Stamp(sink), clock=clock, lead_s=0.0)
-    exchange = Exchange(
-        len(phrase.notes) + len(phrase.down), pause_at, first[0] if first else None, len(events) // 2, stats
-    )
+    out = _AnswerSink(sink, clock)
+    stats = play(iter([events]), out, clock=clock, lead_s=0.0)
+    exchange = Exchange(len(phrase.notes) + len(phrase.down), pause_at, out.first, len(events) // 2, stats)
     log.info("answered a phrase of %d notes with %d notes", exchange.phrase_notes, exchange.answer_notes)
     return exchange
 

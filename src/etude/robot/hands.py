@@ -90,28 +90,45 @@ def _home(profile: RobotProfile, hands: int) -> tuple[float, ...]:
     return tuple(low + (h + 0.5) * (high - low) / hands for h in range(hands))
 
 
-def choose_hand(profile: RobotProfile, held: list[tuple[int, int]], key: int) -> int | None:
-    """The hand to strike `key` with while the (key, hand) pairs in `held` are down, keeping hands
-    uncrossed and within hand_span and fingers; the nearest such hand, or None if there is none.
-    Online: what generation and adapt use note by note; a piece built this way has an
-    assignment, so `hand_overloads` finds nothing in it."""
-    hands = profile.hands or 2
-    by_hand: list[list[int]] = [[] for _ in range(hands)]
+def _by_hand(profile: RobotProfile, held: list[tuple[int, int]]) -> list[list[int]]:
+    """The keys each hand holds, from (key, hand) pairs."""
+    by_hand: list[list[int]] = [[] for _ in range(profile.hands or 2)]
     for k, h in held:
         by_hand[h].append(k)
-    best = None
-    for h in range(hands):
+    return by_hand
+
+
+def hand_reach(profile: RobotProfile, held: list[tuple[int, int]]) -> list[tuple[int, int] | None]:
+    """Per hand, the keys lo..hi (inclusive) it can strike next while the (key, hand) pairs in
+    `held` are down: above every key of the hands left of it, below those right of it, within
+    hand_span of its own keys; None when its fingers are all down."""
+    by_hand = _by_hand(profile, held)
+    out: list[tuple[int, int] | None] = []
+    for h, mine in enumerate(by_hand):
         below = [k for g in by_hand[:h] for k in g]
         above = [k for g in by_hand[h + 1 :] for k in g]
-        if (below and max(below) >= key) or (above and min(above) <= key):
-            continue
-        keys = by_hand[h] + [key]
-        if profile.hand_span is not None and max(keys) - min(keys) > profile.hand_span:
-            continue
-        if profile.fingers is not None and len(set(keys)) > profile.fingers:
+        lo, hi = (max(below) + 1 if below else -1), (min(above) - 1 if above else 128)
+        if mine and profile.hand_span is not None:
+            lo, hi = max(lo, max(mine) - profile.hand_span), min(hi, min(mine) + profile.hand_span)
+        full = profile.fingers is not None and len(set(mine)) >= profile.fingers
+        wide = bool(mine) and profile.hand_span is not None and max(mine) - min(mine) > profile.hand_span
+        out.append(None if full or wide or lo > hi else (lo, hi))
+    return out
+
+
+def choose_hand(profile: RobotProfile, held: list[tuple[int, int]], key: int) -> int | None:
+    """The hand to strike `key` (a key not down) with while the (key, hand) pairs in `held` are
+    down (`hand_reach`); the nearest such hand, or None if there is none. Online: what generation
+    and adapt use note by note; a piece built this way has an assignment, so `hand_overloads`
+    finds nothing in it."""
+    by_hand = _by_hand(profile, held)
+    home = _home(profile, len(by_hand))
+    best = None
+    for h, reach in enumerate(hand_reach(profile, held)):
+        if reach is None or not reach[0] <= key <= reach[1]:
             continue
         # an empty hand is taken to be at its home: the hands spread evenly over the keyboard
-        centre = sum(by_hand[h]) / len(by_hand[h]) if by_hand[h] else _home(profile, hands)[h]
+        centre = sum(by_hand[h]) / len(by_hand[h]) if by_hand[h] else home[h]
         distance = abs(key - centre)
         if best is None or distance < best[0]:
             best = (distance, h)

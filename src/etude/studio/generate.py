@@ -75,21 +75,15 @@ class Checked:
     primer: Path | None
 
 
-_MODELS: dict[str, object] = {}  # the worker process's loaded models
-
-
 def generate_pieces(c: Checked, work: str) -> list[dict]:
     """In the worker process: generate the pieces of a checked request into `work`; returns per
     piece its files (piece.mid/.wav/.png -> path) and its description."""
-    from etude.generation.generate import Sampling, generate, model_path
-    from etude.models.checkpoint import load_checkpoint
+    from etude.generation.generate import Sampling, generate
 
     r = c.request
-    if r.model not in _MODELS:
-        _MODELS[r.model] = load_checkpoint(model_path(r.model))
     try:
         pieces = generate(
-            _MODELS[r.model].path,
+            r.model,
             c.genre,
             r.n,
             f"{r.length:g}s",
