@@ -85,3 +85,23 @@ def test_classifier_cli(real_data, tmp_path, capsys, good_corpus):
     )
     captured = capsys.readouterr()
     assert code == 2 and "march0.mid: " in captured.out and "missing.mid" in captured.err
+
+
+def test_original_pieces_are_cut_to_the_generated_length(real_data):
+    """Length-bound statistics (pitch range, pitches used) compare like with like: each test
+    piece keeps exactly its notes that start in the first 8 s, none sounding past 8 s."""
+    from etude.data.store import open_encoding
+    from etude.evaluation.compare import original_set
+    from etude.generation.generate import Length
+
+    enc = open_encoding(real_data)
+    whole = original_set(real_data, enc, 6)
+    cut = original_set(real_data, enc, 6, Length.parse("8s"))
+    assert cut.labels == whole.labels
+    assert max(w.to("second").end() for w in whole.scores) > 20  # chorales and tunes run longer
+    for w, c in zip(whole.scores, cut.scores):
+        starts = [n.time for n in w.to("second").tracks[0].notes if n.time < 8 - 1e-6]
+        assert c.note_num() == len(starts) > 0
+        assert c.to("second").end() <= 8 + 0.05  # the cut is rounded to a tick (16 a quarter)
+    tokens = original_set(real_data, enc, 6, Length.parse("40t"))
+    assert all(0 < t.note_num() < w.note_num() for t, w in zip(tokens.scores, whole.scores))

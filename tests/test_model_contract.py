@@ -103,6 +103,18 @@ def test_training_through_its_objective_raises_its_likelihood(data, name):
 
 
 @pytest.mark.parametrize("data,name", MODELS)
+def test_scoring_leaves_the_model_in_the_mode_it_found(data, name):
+    """Validation inside training must not switch dropout off for the rest of the run, and
+    scoring a loaded model must not switch it on for the generation that follows."""
+    model = _model(data, name)
+    rows, index = _toy_split(model, n_pieces=2, length=16)
+    for training in (True, False):
+        model.train(training)
+        _likelihood(model, rows, index)
+        assert all(m.training == training for m in model.modules())
+
+
+@pytest.mark.parametrize("data,name", MODELS)
 def test_samples_have_the_documented_shape(data, name):
     model = _model(data, name).eval()
     genre = torch.tensor([0, 1])

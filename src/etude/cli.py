@@ -760,10 +760,11 @@ def _add_evaluate(sub) -> None:
         help="compare generated music with the original: spectra, statistics, genre, memorisation",
         description=(
             "Generate N pieces from RUN (and from each --baseline run), take N test pieces of RUN's "
-            "data, render all with one SoundFont, and compare: mean spectra and spectrograms "
-            "(log-spectral and Jensen-Shannon distances), musical statistics (Yang & Lerch KL and "
-            "overlapped area), genre adherence by a classifier (trained on RUN's data unless "
-            "--classifier), longest run copied from the training set, and test-set likelihood. "
+            "data (each cut to its first LENGTH), render all with one SoundFont, and compare: mean "
+            "spectra and spectrograms (log-spectral and Jensen-Shannon distances), musical "
+            "statistics (Yang & Lerch KL and overlapped area, overall and per genre), genre "
+            "adherence by a classifier (trained on RUN's data unless --classifier), longest run "
+            "copied from the training set (notes and bars), and test-set likelihood. "
             "Writes report.html (self-contained), report.json and PNG figures into --out."
         ),
     )

@@ -1,9 +1,10 @@
 """`etude evaluate`: generated music against the original, by spectrum, statistics, likelihood,
 genre and memorisation; writes report.json, report.html and PNG figures.
 
-Sets: "original" (the run's test pieces), "lstm" (pieces the run generates), and one set per
-baseline run. Every set is rendered with the same SoundFont and sample rate. Problems (a baseline
-that does not load, an empty set) are listed in the report and logged; the rest is still written.
+Sets: "original" (the run's test pieces, each cut to the generated length), "lstm" (pieces the
+run generates), and one set per baseline run. Every set is rendered with the same SoundFont and
+sample rate. Problems (a baseline that does not load, an empty set) are listed in the report and
+logged; the rest is still written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from symusic import Score
 
 from etude.audio.render import render
 from etude.data.encoding import EventEncoding
+from etude.data.midi import clip_score, seconds_to_ticks
 from etude.data.store import open_encoding, open_split
 from etude.errors import EtudeError, InputError
 from etude.evaluation import metrics as M
@@ -44,8 +46,10 @@ class PieceSet:
     features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def original_set(data: Path, encoding: EventEncoding, n: int) -> PieceSet:
-    """Up to n test pieces of a prepared event-token folder, shared out over the genres."""
+def original_set(data: Path, encoding: EventEncoding, n: int, length: Length | None = None) -> PieceSet:
+    """Up to n test pieces of a prepared event-token folder, shared out over the genres; with
+    `length`, each cut to its first `length` (seconds through its tempo map, or tokens), so that
+    length-bound statistics (pitch range, pitches used) compare like with like."""
     rows, index = open_split(data, "test")
     by_genre: dict[int, list[int]] = {}
     for k, (_, _, g) in enumerate(index):
@@ -53,8 +57,20 @@ def original_set(data: Path, encoding: EventEncoding, n: int) -> PieceSet:
     longest = max((len(v) for v in by_genre.values()), default=0)
     order = [ks[i] for i in range(longest) for ks in by_genre.values() if i < len(ks)]  # round robin
     chosen = order[:n]
-    scores = [encoding.decode(np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0])) for k in chosen]
+    ids = [np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0]) for k in chosen]
+    if length is not None and length.unit == "t":
+        ids = [a[: 1 + int(length.value)] for a in ids]  # the genre token, then `length` tokens
+    scores = [encoding.decode(a) for a in ids]
+    if length is not None and length.unit == "s":
+        scores = [_first_seconds(sc, length.value) for sc in scores]
     return PieceSet("original", scores, [encoding.genres[int(index[k, 2])] for k in chosen])
+
+
+def _first_seconds(score: Score, seconds: float) -> Score:
+    """The notes of a one-track score that start in its first `seconds`, cut there."""
+    if not score.tracks:
+        return score
+    return clip_score(score, 0, int(seconds_to_ticks(score, np.array([seconds]))[0]))
 
 
 def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int) -> PieceSet:
@@ -256,7 +272,7 @@ def _sets(ckpt: Checkpoint, baselines: list[Path], n: int, length: str, seed: in
     baselines' checkpoints); a baseline that fails is added to `problems`."""
     genres = ckpt.encoding.genres
     sets = [
-        original_set(Path(ckpt.config.data), ckpt.encoding, n),
+        original_set(Path(ckpt.config.data), ckpt.encoding, n, Length.parse(length)),
         generated_set("lstm", ckpt, genres, n, length, seed),
     ]
     loaded = []

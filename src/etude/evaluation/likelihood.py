@@ -40,6 +40,7 @@ def token_likelihood(
 ) -> dict[str, float]:
     """Mean loss (nats/token), perplexity and next-token accuracy over non-pad targets of
     batches (x, y, genre) from `Windows`; with `unigram`, its loss on the same targets."""
+    was_training = model.training
     model.eval()
     total = correct = 0
     nll = uni = 0.0
@@ -53,7 +54,7 @@ def token_likelihood(
         total += mask.sum().item()
         if unigram is not None:
             uni -= unigram.to(device)[y[mask]].sum().item()
-    model.train()
+    model.train(was_training)  # the caller's mode back
     if total == 0:
         return {"loss": math.nan, "perplexity": math.nan, "accuracy": math.nan}
     out = {"loss": nll / total, "perplexity": math.exp(nll / total), "accuracy": correct / total, "tokens": total}
@@ -95,6 +96,7 @@ def frame_likelihood(
     """Frame NLL (nats, mean over scored frames), frame accuracy of the model's most likely next
     frame, and with `marginal` the floor's NLL on the same frames. `ais` sets the estimate of
     log Z for models whose likelihood is estimated (their default when None)."""
+    was_training = model.training
     model.eval()
     nll_sum = floor_sum = 0.0
     frames_scored = frames_total = 0
@@ -115,7 +117,7 @@ def frame_likelihood(
         fn += float(((1 - pred) * target * m).sum())
         if marginal is not None:
             floor_sum -= float((marginal[1] * target + marginal[0] * (1 - target))[scored].sum())
-    model.train()
+    model.train(was_training)  # the caller's mode back
     out = {
         "loss": nll_sum / frames_scored if frames_scored else math.nan,
         "accuracy": frame_accuracy(tp, fp, fn),
@@ -140,5 +142,4 @@ def split_likelihood(ckpt: Checkpoint, split: str = "test") -> dict:
         return {"test_nll_nats_per_frame": m["loss"], "frame_accuracy": m["accuracy"], "frames": m["frames_scored"]}
     batches = Windows(rows, index, ckpt.config.train.seq_len, model.pad_id).fixed_batches(32, 512)
     m = token_likelihood(model, batches, next(model.parameters()).device)
-    model.eval()
     return {"test_nll_nats_per_token": m["loss"], "test_perplexity": m["perplexity"], "tokens": m["tokens"]}

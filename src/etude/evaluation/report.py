@@ -158,6 +158,12 @@ def _tables(report: dict) -> dict[str, list]:
         [name, v["share_as_labelled"], *[v["by_genre"].get(g, float("nan")) for g in genres]]
         for name, v in report["genre"]["adherence"].items()
     ]
+    test = report["genre"].get("test") or {}
+    if test.get("pieces"):  # the classifier on whole test pieces, beside the cut ones above
+        c = np.asarray(test["confusion"], dtype=float)
+        per = dict(zip(test["genres"], np.diag(c) / np.maximum(c.sum(axis=1), 1)))
+        whole = [f"test split, whole pieces ({test['pieces']})", test["accuracy"]]
+        adherence.insert(0, whole + [per.get(g, float("nan")) for g in genres])
     by_genre = [
         [name, *[d.get(g, {}).get("mean_overlap") for g in genres]]
         for name, d in report["set_comparison_by_genre"].items()
@@ -230,7 +236,8 @@ def write_report(report: dict, sets, out: Path) -> Path:
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 img{{max-width:100%}}</style></head><body>
 <h1>Evaluation of {html.escape(report["run"])}</h1>
-<p>Pieces per set: {html.escape(_inline(report["pieces_per_set"]))}; generated length {html.escape(report["length"])};
+<p>Pieces per set: {html.escape(_inline(report["pieces_per_set"]))}; generated length {html.escape(report["length"])}
+(original pieces cut to their first {html.escape(report["length"])});
 audio rendered at {rate} Hz with one SoundFont for every set. Took {report["seconds"]} s.</p>
 <h2>Spectrum: generated against original</h2>
 {tables["spectral"]}
