@@ -155,6 +155,10 @@ def test_copied_run_in_bars():
     assert (start, length) == (2, 7)
     assert run_bars(query, start, length) == pytest.approx(7 / 3)
     assert run_bars(score([40, 41, *range(61, 68)]), start, length) == pytest.approx(7 / 4)
+    # a one-beat "bar" (POP909's 1/4) is a file's habit, not a metre: read as 4/4, as 6/8 is read
+    # as 3 quarters to the bar
+    assert run_bars(score([40, 41, *range(61, 68)], (1, 4)), start, length) == pytest.approx(7 / 4)
+    assert run_bars(score([40, 41, *range(61, 68)], (6, 8)), start, length) == pytest.approx(7 / 3)
     assert index.copied_runs([note_codes(score([20, 21]))]) == [(0, 0)]
     assert run_bars(query, 0, 0) == 0.0
 

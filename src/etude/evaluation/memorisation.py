@@ -30,17 +30,25 @@ def note_codes(score: Score, steps_per_beat: int = 4) -> np.ndarray:
     return np.array([p for _, p, _ in notes], dtype=np.int64) * 1024 + delta
 
 
+def quarters_per_bar(score: Score) -> float:
+    """Quarter notes in a bar of the score's first time signature; 4/4's 4 when it has none, or
+    when its bar holds one beat (1/4, 1/8, 1/2): that is how a file was written, not a metre.
+    Most POP909 files declare 1/4, which would make every quarter note a "bar"."""
+    ts = score.time_signatures
+    if not len(ts) or ts[0].numerator < 2:
+        return 4.0
+    return ts[0].numerator * 4 / ts[0].denominator
+
+
 def run_bars(score: Score, start: int, length: int) -> float:
     """Bars spanned by notes start..start+length-1 of `score` (in note_codes' order): from the
-    first one's onset to the latest end among them, over the bar length of the score's first
-    time signature (4/4 when it has none). 0 for an empty run."""
+    first one's onset to the latest end among them, over quarters_per_bar(score). 0 for an
+    empty run."""
     notes = _notes(score)[start : start + length]
     if not notes:
         return 0.0
-    ts = score.time_signatures
-    quarters_per_bar = ts[0].numerator * 4 / ts[0].denominator if len(ts) else 4.0
     end = max(t + d for t, _, d in notes)
-    return (end - notes[0][0]) / score.ticks_per_quarter / quarters_per_bar
+    return (end - notes[0][0]) / score.ticks_per_quarter / quarters_per_bar(score)
 
 
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
