@@ -21,13 +21,25 @@ from etude.models.checkpoint import load_checkpoint, write_checkpoint
 from etude.models.registry import REGISTRY, build_model
 
 GENRES = ["folk", "jazz"]
-MODELS = sorted(REGISTRY)  # (data, name)
+# (data, name); "NAME:K" is NAME with its output a mixture of K NADE key orders (model.head_orders)
+MODELS = [*sorted(REGISTRY), ("rolls", "lstm-nade:3")]
 ESTIMATE = AIS(temps=300, runs=50)  # RBM outputs: log Z by AIS, seeded, so repeatable
 QUICK = AIS(temps=100, runs=10)  # enough to tell a trained RBM output from an untrained one
 
 
 def _config(name: str) -> ModelConfig:
-    return ModelConfig(name=name, embed=8, genre_embed=4, hidden=24, layers=2, keep_prob=0.9, head_hidden=8, cd_k=1)
+    name, _, orders = name.partition(":")
+    return ModelConfig(
+        name=name,
+        embed=8,
+        genre_embed=4,
+        hidden=24,
+        layers=2,
+        keep_prob=0.9,
+        head_hidden=8,
+        cd_k=1,
+        head_orders=int(orders or 1),
+    )
 
 
 def _encoding(data: str):

@@ -8,7 +8,7 @@ import torch
 from etude.config import AIS, ModelConfig
 from etude.data.windows import Windows, piece_batches
 from etude.evaluation.likelihood import frame_accuracy, frame_likelihood, marginal_log_probs
-from etude.models.nade import NADEHead
+from etude.models.nade import NADEHead, NADEMixture
 from etude.models.rbm import RBM
 from etude.models.rnn_rbm import RBMHead
 from etude.models.roll_lstm import BernoulliHead, RollModel
@@ -19,11 +19,18 @@ def _all_frames(k: int) -> torch.Tensor:
     return torch.tensor(list(itertools.product([0.0, 1.0], repeat=k)))  # (2^k, k)
 
 
-@pytest.mark.parametrize("head", ["nade", "bernoulli"])
+HEADS = {
+    "nade": lambda K: NADEHead(7, K, 4),
+    "nade-mixture": lambda K: NADEMixture(7, K, 4, orders=3),
+    "bernoulli": lambda K: BernoulliHead(7, K),
+}
+
+
+@pytest.mark.parametrize("head", HEADS)
 def test_output_sums_to_one_over_every_frame(head):
     torch.manual_seed(0)
     K = 5
-    h = NADEHead(7, K, 4) if head == "nade" else BernoulliHead(7, K)
+    h = HEADS[head](K)
     for p in h.parameters():  # away from the near-uniform initialisation
         torch.nn.init.normal_(p, std=1.0)
     u = torch.randn(3, 7)
@@ -66,6 +73,27 @@ def test_nade_greedy_decode_and_sampling_follow_the_conditionals():
     # decided, is above 1/2: the frame must agree with its own teacher-forced conditionals
     conditional_on = torch.sigmoid(h.logits(u, greedy)) > 0.5  # (1, K)
     assert torch.equal(conditional_on.float(), greedy)
+
+
+def test_nade_mixture_is_its_gate_weighted_parts_and_samples_them():
+    """p(v) = sum_k pi_k p_k(v in order k), by hand from the parts; the order 1 part reads the
+    keys high to low; samples follow the mixture; the greedy frame is the likeliest part's."""
+    torch.manual_seed(2)
+    h = NADEMixture(3, 4, 5, orders=3)
+    for p in h.parameters():
+        torch.nn.init.normal_(p, std=2.0)
+    u = torch.randn(1, 3)
+    frames = _all_frames(4)
+    pi = torch.softmax(h.gate(u), -1)[0]
+    by_hand = sum(pi[k] * torch.exp(-h.parts[k].nll(u.expand(16, -1), frames[:, h.perms[k]])) for k in range(3))
+    probs = torch.exp(-h.nll(u.expand(16, -1), frames))
+    torch.testing.assert_close(probs, by_hand, atol=1e-6, rtol=1e-5)
+    assert h.perms[1].tolist() == [3, 2, 1, 0]
+    samples = h.sample(u.expand(6000, -1), 1.0, torch.Generator().manual_seed(0), torch.zeros(6000, 4))
+    freq = torch.tensor([(samples == f).all(-1).float().mean() for f in frames])
+    assert (freq - probs.detach()).abs().max() < 0.03
+    best = int(pi.argmax())
+    assert torch.equal(h.predict(u)[0, h.perms[best]], h.parts[best].predict(u)[0])
 
 
 def _exact_rbm_frame_nll(head: RBMHead, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

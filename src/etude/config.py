@@ -136,6 +136,7 @@ class ModelConfig:
     keep_prob: float = 0.7
     input_keep: float = 1.0  # piano rolls: probability of keeping each key of the input frames (input dropout)
     head_hidden: int = 150  # hidden units of the NADE or RBM output (lstm-nade, rnn-rbm, rbm)
+    head_orders: int = 1  # lstm-nade: NADEs in the output's mixture, each with its own key order (1: one, low to high)
     window: int = 1  # rbm: frames per visible window (window x 88 visible units)
     cd_k: int = 10  # rbm, rnn-rbm: Gibbs steps of contrastive divergence
     persistent: bool = False  # rbm: persistent CD (chains carried across batches)
@@ -149,6 +150,7 @@ class ModelConfig:
         "keep_prob": between(0, 1, low_open=True),
         "input_keep": between(0, 1, low_open=True),
         "head_hidden": at_least(1),
+        "head_orders": at_least(1),
         "window": at_least(1),
         "cd_k": at_least(1),
     }
@@ -161,7 +163,8 @@ class ModelConfig:
         dropout = f"keep_prob {self.keep_prob:.2f} (dropout {1 - self.keep_prob:.2f})"
         lstm = f"{self.layers} layers x {self.hidden} units, {dropout}"
         head = {
-            "lstm-nade": f"; NADE output, {self.head_hidden} hidden units",
+            "lstm-nade": f"; NADE output, {self.head_hidden} hidden units"
+            + (f", a mixture of {self.head_orders} key orders" if self.head_orders > 1 else ""),
             "rnn-rbm": f"; RBM output, {self.head_hidden} hidden units, CD-{self.cd_k}",
         }
         return f"{self.name}: {lstm}{head.get(self.name, '')}"

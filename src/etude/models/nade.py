@@ -83,3 +83,68 @@ class NADEHead(nn.Module):
     def predict(self, u: torch.Tensor) -> torch.Tensor:
         """The greedy frame: each key on when p > 0.5 given the keys chosen below it."""
         return self._decode(u, lambda z: (z > 0).float())
+
+
+class NADEMixture(nn.Module):
+    """A mixture of K NADEs, each predicting the keys of a frame in its own fixed order:
+      p(v | u) = sum_k pi_k(u) p_k(v | u),   pi(u) = softmax(gate(u)),
+    exact like each NADE. Order 0 is low to high, order 1 high to low, further orders are fixed
+    random permutations (seeded, saved with the weights). Uria, Murray & Larochelle (2014) get
+    better likelihoods from ensembles of NADE orderings; here the mixture is trained directly,
+    so its components may specialise, and the gate weighs them per frame."""
+
+    estimated_likelihood = False
+
+    def __init__(self, state_size: int, n_keys: int, hidden: int, orders: int):
+        super().__init__()
+        perms = [torch.arange(n_keys), torch.arange(n_keys).flip(0)]
+        gen = torch.Generator().manual_seed(0)
+        perms += [torch.randperm(n_keys, generator=gen) for _ in range(orders - 2)]
+        self.register_buffer("perms", torch.stack(perms[:orders]))  # (K, keys): key order of each NADE
+        self.parts = nn.ModuleList(NADEHead(state_size, n_keys, hidden) for _ in range(orders))
+        self.gate = nn.Linear(state_size, orders)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)  # uniform weights at the start
+
+    def _log_joint(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """log pi_k(u) + log p_k(v | u) for every component: (..., S), (..., K keys) -> (..., K)."""
+        parts = [-part.objective(u, v[..., perm]) for part, perm in zip(self.parts, self.perms)]
+        return torch.log_softmax(self.gate(u), -1) + torch.stack(parts, -1)
+
+    def objective(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """-log p(v | u) in nats, exact: u (..., S), v (..., K) -> (...)."""
+        return -torch.logsumexp(self._log_joint(u, v), -1)
+
+    def nll(self, u: torch.Tensor, v: torch.Tensor, ais: AIS | None = None) -> torch.Tensor:
+        """Exact: the objective (`ais` is not needed)."""
+        return self.objective(u, v)
+
+    @torch.no_grad()
+    def start_biases(self, log_odds: torch.Tensor) -> None:
+        for part, perm in zip(self.parts, self.perms):
+            part.start_biases(log_odds[perm])
+
+    def _by_component(self, u: torch.Tensor, k: torch.Tensor, draw) -> torch.Tensor:
+        """A frame per row of u (B, S) from component k (B,): draw(part, rows) -> those rows'
+        frames in the part's key order."""
+        out = torch.zeros(u.shape[0], self.perms.shape[1])
+        for c, (part, perm) in enumerate(zip(self.parts, self.perms)):
+            rows = (k == c).nonzero()[:, 0]
+            if len(rows):
+                frame = torch.zeros(len(rows), self.perms.shape[1])
+                frame[:, perm] = draw(part, rows)
+                out[rows] = frame
+        return out
+
+    @torch.no_grad()
+    def sample(
+        self, u: torch.Tensor, temperature: float, generator: torch.Generator | None, previous: torch.Tensor
+    ) -> torch.Tensor:
+        """One frame per row of u (B, S): a component drawn from pi(u), then its NADE's frame."""
+        k = torch.multinomial(torch.softmax(self.gate(u) / temperature, -1), 1, generator=generator)[:, 0]
+        return self._by_component(u, k, lambda part, rows: part.sample(u[rows], temperature, generator, previous[rows]))
+
+    @torch.no_grad()
+    def predict(self, u: torch.Tensor) -> torch.Tensor:
+        """The greedy frame of the most likely component."""
+        return self._by_component(u, self.gate(u).argmax(-1), lambda part, rows: part.predict(u[rows]))

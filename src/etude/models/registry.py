@@ -10,7 +10,7 @@ from torch import nn
 from etude.config import ModelConfig, check_model, validate
 from etude.data.encoding import Encoding, PianoRollEncoding
 from etude.models.lstm import LSTMGenerator
-from etude.models.nade import NADEHead
+from etude.models.nade import NADEHead, NADEMixture
 from etude.models.rnn_rbm import RBMHead
 from etude.models.roll_lstm import BernoulliHead, RollModel
 from etude.models.window_rbm import WindowRBM
@@ -23,7 +23,12 @@ REGISTRY: dict[tuple[str, str], Builder] = {
     ("events", "lstm"): lambda cfg, enc, k: LSTMGenerator(enc.vocab_size, len(enc.genres), cfg, pad_id=enc.pad_id),
     ("rolls", "lstm"): lambda cfg, enc, k: RollModel(len(enc.genres), cfg, BernoulliHead(cfg.hidden, k), k),
     ("rolls", "lstm-nade"): lambda cfg, enc, k: RollModel(
-        len(enc.genres), cfg, NADEHead(cfg.hidden, k, cfg.head_hidden), k
+        len(enc.genres),
+        cfg,
+        NADEHead(cfg.hidden, k, cfg.head_hidden)
+        if cfg.head_orders == 1
+        else NADEMixture(cfg.hidden, k, cfg.head_hidden, cfg.head_orders),
+        k,
     ),
     ("rolls", "rnn-rbm"): lambda cfg, enc, k: RollModel(
         len(enc.genres), cfg, RBMHead(cfg.hidden, k, cfg.head_hidden, cfg.cd_k), k
