@@ -213,6 +213,14 @@ def seconds_to_ticks(score: Score, seconds: np.ndarray) -> np.ndarray:
     return np.round(ticks[k] + (seconds - starts[k]) / sec_per_tick[k]).astype(np.int64)
 
 
+def first_seconds(score: Score, seconds: float) -> Score:
+    """A one-track score's notes that start in its first `seconds` (through its tempo map), cut
+    there (clip_score); a score without tracks as it is."""
+    if not score.tracks:
+        return score
+    return clip_score(score, 0, int(seconds_to_ticks(score, np.array([seconds]))[0]))
+
+
 def clip_score(score: Score, start: int, end: int) -> Score:
     """Notes of a one-track score that start in [start, end) ticks, cut at `end`, moved to tick 0.
 

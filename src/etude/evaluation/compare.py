@@ -20,7 +20,7 @@ from symusic import Score
 
 from etude.audio.render import render
 from etude.data.encoding import EventEncoding
-from etude.data.midi import clip_score, seconds_to_ticks
+from etude.data.midi import first_seconds
 from etude.data.store import open_encoding, open_split
 from etude.errors import EtudeError, InputError
 from etude.evaluation import metrics as M
@@ -62,15 +62,8 @@ def original_set(data: Path, encoding: EventEncoding, n: int, length: Length | N
         ids = [a[: 1 + int(length.value)] for a in ids]  # the genre token, then `length` tokens
     scores = [encoding.decode(a) for a in ids]
     if length is not None and length.unit == "s":
-        scores = [_first_seconds(sc, length.value) for sc in scores]
+        scores = [first_seconds(sc, length.value) for sc in scores]
     return PieceSet("original", scores, [encoding.genres[int(index[k, 2])] for k in chosen])
-
-
-def _first_seconds(score: Score, seconds: float) -> Score:
-    """The notes of a one-track score that start in its first `seconds`, cut there."""
-    if not score.tracks:
-        return score
-    return clip_score(score, 0, int(seconds_to_ticks(score, np.array([seconds]))[0]))
 
 
 def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int) -> PieceSet:

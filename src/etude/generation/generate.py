@@ -19,7 +19,7 @@ import torch
 from symusic import Score
 
 from etude.data.encoding import EventEncoding
-from etude.data.midi import clip_score, read_piece, seconds_to_ticks
+from etude.data.midi import first_seconds, read_piece
 from etude.errors import ConfigError, InputError
 from etude.generation.constraints import EventGuard, FrameGuard
 from etude.generation.grammar import Cursor, Grammar
@@ -139,8 +139,7 @@ def primer_tokens(
     except InputError as exc:
         raise InputError(f"primer {exc}") from None
     if secs:
-        end = int(seconds_to_ticks(score, np.array([float(secs)]))[0])
-        score = clip_score(score, 0, end)
+        score = first_seconds(score, float(secs))
     if robot is not None:
         score, adapted, before = adapt_score(robot, score)
         log.info("primer adapted to robot %s: %s", robot.name, adapted.report(before))

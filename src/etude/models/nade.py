@@ -127,13 +127,11 @@ class NADEMixture(nn.Module):
     def _by_component(self, u: torch.Tensor, k: torch.Tensor, draw) -> torch.Tensor:
         """A frame per row of u (B, S) from component k (B,): draw(part, rows) -> those rows'
         frames in the part's key order."""
-        out = torch.zeros(u.shape[0], self.perms.shape[1])
+        out = u.new_zeros(u.shape[0], self.perms.shape[1])
         for c, (part, perm) in enumerate(zip(self.parts, self.perms)):
             rows = (k == c).nonzero()[:, 0]
             if len(rows):
-                frame = torch.zeros(len(rows), self.perms.shape[1])
-                frame[:, perm] = draw(part, rows)
-                out[rows] = frame
+                out[rows[:, None], perm] = draw(part, rows)
         return out
 
     @torch.no_grad()
