@@ -45,3 +45,29 @@ def test_clock_follows_a_real_piece(good_corpus, name):
     last_onset = max(n.time for n in decoded.tracks[0].notes)
     last_time = last_onset if name != "midilike" else max(n.end for n in decoded.tracks[0].notes)
     assert abs(c.seconds - last_time) < 0.05
+
+
+@pytest.mark.parametrize(
+    "name, tempos, time_signatures, opening",
+    [
+        ("remi", True, True, ["Bar_None", "TimeSig", "Position_0", "Tempo"]),
+        ("remi", False, False, ["Bar_None", "Position_0"]),
+        ("tsd", True, True, ["TimeSig", "Tempo"]),
+        ("midilike", True, False, ["Tempo"]),
+    ],
+)
+def test_every_walk_opens_as_the_tokenizer_opens_a_piece(name, tempos, time_signatures, opening):
+    # MidiTok writes these before any piece's first note; a generated piece that skipped the opening
+    # Tempo would play at the decoder's default 120 quarter notes per minute, whatever its genre.
+    enc = make_encoding(EncodingConfig(name=name, tempos=tempos, time_signatures=time_signatures), ["a"])
+    grammar = Grammar(enc)
+    rng = np.random.default_rng(1)
+    for walk in range(20):
+        c = Cursor()
+        tokens = []
+        for _ in opening:
+            tok = int(rng.choice(np.flatnonzero(grammar.allowed(c, may_end=False))))
+            grammar.advance(c, tok)
+            tokens.append(enc.vocab[tok])
+        assert [t if "_" in o else t.split("_")[0] for t, o in zip(tokens, opening)] == opening
+        assert (grammar.allowed(c, may_end=False) & grammar.note_starts).any()  # then the music

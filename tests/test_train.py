@@ -55,6 +55,76 @@ def test_windows_stay_inside_pieces():
     assert covered == set(range(2, 6)) | set(range(7, 21))  # every target of every piece
 
 
+def test_start_share_begins_windows_where_pieces_begin():
+    import numpy as np
+
+    rows = np.arange(1, 41, dtype=np.uint16)[:, None]
+    index = np.array([[0, 20, 0], [20, 20, 1]])  # pieces open with tokens 1 and 21
+    firsts = {
+        share: Windows(rows, index, seq_len=4, pad_id=0, start_share=share).random_batch(np.random.default_rng(0), 400)[
+            0
+        ][:, 0]
+        for share in (0.0, 0.5, 1.0)
+    }
+    at_start = {share: np.isin(x.numpy(), [1, 21]).mean() for share, x in firsts.items()}
+    assert at_start[1.0] == 1.0
+    assert 0.4 < at_start[0.5] < 0.65  # half at the start, the rest anywhere (1 in 16 of them too)
+    assert at_start[0.0] < 0.15
+
+
+def test_init_fine_tunes_a_trained_model_and_refuses_a_mismatch(tiny_run, real_data, tmp_path):
+    source = tiny_run / "checkpoints" / "best"
+    run = tmp_path / "fine"
+    done = subprocess.run(
+        _etude(
+            "train",
+            str(real_data),
+            "--out",
+            str(run),
+            "--preset",
+            "tiny",
+            "--init",
+            str(source),
+            "--train.iterations=2",
+            "--train.lr=0",
+            "--train.eval_every=2",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert (
+        saved["init"] == str(source)
+        and saved["model"] == json.loads((source / "config.json").read_text())["run"]["model"]
+    )
+    before, after = (
+        load_file(source / "model.safetensors"),
+        load_file(run / "checkpoints" / "last" / "model.safetensors"),
+    )
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)  # lr 0: unchanged
+    first_valid = next(float(r["loss"]) for r in _rows(run) if r["split"] == "valid")
+    best = json.loads((source / "state.json").read_text())["best"]["loss"]
+    assert first_valid == pytest.approx(best, abs=0.05)  # it starts where the source model was, not from scratch
+
+    bigger = subprocess.run(
+        _etude(
+            "train",
+            str(real_data),
+            "--out",
+            str(tmp_path / "bad"),
+            "--preset",
+            "tiny",
+            "--init",
+            str(source),
+            "--model.hidden=64",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert bigger.returncode == 2 and "cannot start from" in bigger.stderr and "Traceback" not in bigger.stderr
+
+
 def test_lr_schedule():
     cfg = load_preset("tiny").train
     cfg.iterations, cfg.warmup, cfg.min_lr_frac = 100, 10, 0.1

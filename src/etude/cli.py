@@ -392,6 +392,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append("train.compile=true")
     if args.budget is not None:
         overrides.append(f"train.max_minutes={args.budget}")
+    if args.resume and args.init:
+        raise InputError("--init starts a new run from a model's weights; --resume continues a run: give one")
     if args.resume:
         result = train(run_dir=Path(args.resume), resume=True, overrides=overrides)
     else:
@@ -407,6 +409,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         config = load_preset(args.preset, args.model, pianoroll=encoding == "pianoroll")
         config.data = str(Path(args.data).resolve())
+        if args.init:
+            from etude.generation.generate import model_path
+            from etude.models.checkpoint import load_checkpoint
+
+            config.init = str(model_path(args.init))
+            config.model = load_checkpoint(Path(config.init)).config.model
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
     if result.metrics:
         from etude.training.loop import describe_metrics
@@ -468,6 +476,13 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--encoding", choices=ENCODINGS, help="check that DATA_DIR holds this encoding")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="fine-tune: start from a trained model's weights and model settings (a checkpoint folder, "
+        "or pretrained / pretrained:NAME) with a fresh optimiser and schedule; DATA_DIR must have its "
+        "vocabulary and genres",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: cuda when available")
     p.add_argument("--seed", type=_at_least(0), help="seeds Python, NumPy and torch (default 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile=true)")

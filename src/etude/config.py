@@ -194,6 +194,9 @@ class TrainConfig:
     # decay of a moving average of the weights (e.g. 0.99), validated and saved in place of the raw weights (0: off)
     average: float = 0.0
     roll_transpose: int = 0  # piano rolls: shift each training window by a random -K..K keys (augmentation; 0: off)
+    # share of training windows that begin where their piece begins (else anywhere inside it), so
+    # the model learns how pieces open: generation always starts there
+    start_share: float = 0.0
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
     ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)
@@ -220,6 +223,7 @@ class TrainConfig:
         "precision": one_of("auto", "fp32", "bf16"),
         "average": between(0, 1, high_open=True),
         "roll_transpose": between(0, 87),
+        "start_share": between(0, 1),
         "max_minutes": at_least(0),
         "ais_temps": at_least(2),
         "ais_runs": at_least(1),
@@ -234,6 +238,9 @@ class RunConfig:
     data: str = ""  # prepared data folder (etude data prepare)
     seed: int = 0  # seeds Python, NumPy and torch
     device: str = "auto"  # auto | cpu | cuda
+    # a trained model's checkpoint folder to start from (fine-tuning): its weights, with a fresh
+    # optimiser and schedule; "" starts from random weights
+    init: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

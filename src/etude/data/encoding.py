@@ -73,11 +73,14 @@ class EventEncoding:
     def genre_id(self, genre: str) -> int:
         return self.base_size + self.genres.index(genre)
 
+    def events(self, score: Score) -> list[int]:
+        """MidiTok's token ids for a one-track score, without genre or EOS."""
+        seqs = self.tokenizer.encode(score)
+        return list(seqs[0].ids if isinstance(seqs, list) else seqs.ids)
+
     def encode(self, score: Score, genre: str) -> np.ndarray:
         """Token ids, shape (T,): the genre token, the piece's events, EOS."""
-        seqs = self.tokenizer.encode(score)
-        ids = seqs[0].ids if isinstance(seqs, list) else seqs.ids
-        return np.array([self.genre_id(genre), *ids, self.eos_id], dtype=self.dtype)
+        return np.array([self.genre_id(genre), *self.events(score), self.eos_id], dtype=self.dtype)
 
     def decode(self, ids: np.ndarray) -> Score:
         """A one-track piano score from token ids; genre and special tokens are skipped."""

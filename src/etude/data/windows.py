@@ -33,10 +33,12 @@ class Windows:
         roll: bool = False,
         lead: bool = True,
         transpose: int = 0,
+        start_share: float = 0.0,
     ):
         self.rows, self.index, self.seq_len, self.pad_id = rows, index, seq_len, pad_id
         self.roll, self.first = roll, -1 if roll and lead else 0
         self.transpose = transpose if roll else 0  # random batches: each window shifted by -transpose..transpose keys
+        self.start_share = start_share  # random batches: share of windows that begin at their piece's start
         lengths = index[:, 1].astype(np.float64)
         self.weights = np.maximum(lengths - 1, 1) / np.maximum(lengths - 1, 1).sum()
 
@@ -64,7 +66,8 @@ class Windows:
         return w[:, :-1], w[:, 1:], genres
 
     def random_batch(self, rng: np.random.Generator, batch_size: int, part: slice = slice(None)):
-        """A batch of windows at random places, pieces drawn by length.
+        """A batch of windows at random places (a `start_share` of them at their piece's start),
+        pieces drawn by length.
 
         The whole batch's positions are drawn; only the windows in `part` are read, so data-parallel
         processes each read their own share of the same global batch.
@@ -72,6 +75,8 @@ class Windows:
         pieces = rng.choice(len(self.index), size=batch_size, p=self.weights)
         rooms = np.maximum(0, self.index[pieces, 1] - self.seq_len - 1 - self.first)
         offsets = (rng.random(batch_size) * (rooms + 1)).astype(np.int64) + self.first
+        if self.start_share:  # drawn only when asked, so runs without it keep their random stream
+            offsets[rng.random(batch_size) < self.start_share] = self.first
         batch = self._tensors([(int(p), int(o)) for p, o in zip(pieces, offsets)][part])
         if self.transpose:
             shifts = rng.integers(-self.transpose, self.transpose + 1, batch_size)[part]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from symusic import Note, Score, Track
+
 from etude.data.encoding import EventEncoding
 
 MAX_CHORD = 10  # notes allowed at one instant
@@ -42,6 +44,7 @@ class Cursor:
     seconds: float = 0.0
     chord: int = 0  # notes at the current instant
     sounding: set[int] = field(default_factory=set)  # MIDILike: keys with a NoteOn and no NoteOff yet
+    tokens: int = 0  # tokens after the genre token
 
     def move_to(self, quarters: float) -> None:
         self.seconds += max(0.0, quarters - self.quarters) * 60.0 / self.qpm
@@ -84,6 +87,24 @@ class Grammar:
         self.note_starts = self._of("Pitch", "NoteOn")
         velocities = np.flatnonzero(self.types["Velocity"])
         self.middle_velocity = int(velocities[len(velocities) // 2])
+        self.opening = self._opening(enc)
+
+    def _opening(self, enc: EventEncoding) -> list[np.ndarray]:
+        """One mask per token MidiTok writes before every piece's first note (REMI with tempos and
+        time signatures: Bar, TimeSig, Position_0, Tempo): the tokens that carry a value (TimeSig,
+        Tempo) with any value, the others exactly as written."""
+        score, track = Score(480), Track(program=0)
+        track.notes.append(Note(0, 480, 60, 64))
+        score.tracks.append(track)
+        masks = []
+        for tok in enc.events(score):
+            kind = self.type_of[tok]
+            if kind in ("Pitch", "NoteOn"):
+                break
+            mask = self.types[kind].copy() if kind in ("TimeSig", "Tempo") else np.zeros(self.size, dtype=bool)
+            mask[tok] = True
+            masks.append(mask)
+        return masks
 
     def _of(self, *types: str) -> np.ndarray:
         mask = np.zeros(self.size, dtype=bool)
@@ -96,7 +117,8 @@ class Grammar:
     def allowed(self, c: Cursor, may_end: bool) -> np.ndarray:
         """Boolean mask (V,) of tokens that may follow; EOS only when `may_end`.
 
-        Token types follow MidiTok's own succession graph for the encoding; on top of it,
+        Token types follow MidiTok's own succession graph for the encoding; on top of it, a piece
+        opens with the tokens the tokenizer writes before every piece's first note (`opening`),
         positions move forward inside the bar, a key is released only while it sounds and struck
         only while it is silent, chords hold at most MAX_CHORD notes, and at most MAX_EMPTY_BARS
         bars in a row are empty.
@@ -113,6 +135,8 @@ class Grammar:
             for key, (on, off) in self.key_ids.items():
                 mask[on] &= key not in c.sounding
                 mask[off] &= key in c.sounding
+        if c.tokens < len(self.opening) and (mask & self.opening[c.tokens]).any():
+            mask &= self.opening[c.tokens]  # a piece opens as the tokenizer opens every piece
         if c.chord >= MAX_CHORD:
             mask &= ~self.note_starts
         if may_end and c.last in self.end_after:
@@ -148,6 +172,7 @@ class Grammar:
         elif t == "NoteOff":
             c.sounding.discard(int(v))
         c.last = t
+        c.tokens += 1
 
     def closing(self, c: Cursor, velocity: int | None = None) -> list[int]:
         """Tokens that end a sequence cleanly from any state: the note being written is

@@ -79,7 +79,7 @@ class LSTMGenerator(nn.Module):
 
     def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
         """Windows of train.seq_len + 1 tokens inside pieces."""
-        return Windows(rows, index, train.seq_len, self.pad_id)
+        return Windows(rows, index, train.seq_len, self.pad_id, start_share=train.start_share)
 
     def objective(self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss summed over non-pad targets, and their count (batches from Windows)."""

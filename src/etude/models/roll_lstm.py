@@ -79,7 +79,9 @@ class RollModel(nn.Module):
     def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
         """Windows of train.seq_len + 1 frames, which may start at the silent frame before a piece,
         each shifted by up to train.roll_transpose keys."""
-        return Windows(rows, index, train.seq_len, roll=True, transpose=train.roll_transpose)
+        return Windows(
+            rows, index, train.seq_len, roll=True, transpose=train.roll_transpose, start_share=train.start_share
+        )
 
     def start_biases(self, log_odds: torch.Tensor) -> None:
         """Start the output's visible biases at the training data's per-key log-odds (K,): without

@@ -181,6 +181,8 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
         torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
         start, best, metrics = ckpt.state["iteration"], ckpt.state["best"], ckpt.state.get("metrics", {})
         log.info("resuming %s at iteration %d", run_dir, start)
+    elif config.init:
+        _load_init(model, Path(config.init), encoding, config.model)
     else:
         if resume:
             log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
@@ -229,6 +231,24 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
         metrics_log,
         density,
     )
+
+
+def _load_init(model: torch.nn.Module, path: Path, encoding, model_config) -> None:
+    """The weights of the trained model at `path` into `model` (same vocabulary, genres, shapes)."""
+    source = load_checkpoint(path)
+    if source.encoding.vocab != encoding.vocab or source.encoding.genres != encoding.genres:
+        raise CheckpointError(
+            f"cannot start from {path}: its vocabulary or genres ({', '.join(source.encoding.genres)}) differ from "
+            "the data's; prepare the data with the model's encoding settings and genre folders"
+        )
+    try:
+        model.load_state_dict(source.model.state_dict())
+    except RuntimeError:
+        raise CheckpointError(
+            f"cannot start from {path}: its model is {source.config.model.describe()}, not "
+            f"{model_config.describe()}; leave the model settings as saved"
+        ) from None
+    log.info("starting from the weights of %s", path)
 
 
 def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> MetricsLog:
