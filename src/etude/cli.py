@@ -370,7 +370,8 @@ PIANO_ESTIMATE = (
     "piano (2 x 256, the shipped piano model's settings, chosen on the piano corpus's validation\n"
     "split under a generation-speed limit; 16000 iterations of 64 x 256 tokens = 262M tokens):\n"
     "about 7.6 minutes on one H100 GPU (15389 iterations measured in 7.3), many hours on 2 CPU\n"
-    "cores, so give it --budget MINUTES and go on with --resume"
+    "cores, so give it --budget MINUTES and go on with --resume; a quarter of its windows begin\n"
+    "where their piece begins (train.start_share), which the shipped model got as a fine-tune"
 )
 PAPER_ESTIMATE = (
     "paper preset (4 x 1024 units, keep_prob 0.7, 6000 iterations of 32 x 256 tokens = 49M "
@@ -413,7 +414,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             from etude.generation.generate import model_path
             from etude.models.checkpoint import load_checkpoint
 
-            config.init = str(model_path(args.init))
+            config.init = str(model_path(args.init).resolve())
             config.model = load_checkpoint(Path(config.init)).config.model
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
     if result.metrics:
