@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from symusic import Note, Score, Track
 
 from etude.data.encoding import EventEncoding
