@@ -414,7 +414,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             from etude.generation.generate import model_path
             from etude.models.checkpoint import load_checkpoint
 
-            config.init = str(model_path(args.init).resolve())
+            config.init = str(model_path(args.init).absolute())
             config.model = load_checkpoint(Path(config.init)).config.model
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
     if result.metrics:
