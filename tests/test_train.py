@@ -60,10 +60,9 @@ def test_start_share_begins_windows_where_pieces_begin():
 
     rows = np.arange(1, 41, dtype=np.uint16)[:, None]
     index = np.array([[0, 20, 0], [20, 20, 1]])  # pieces open with tokens 1 and 21
+    rng = np.random.default_rng(0)
     firsts = {
-        share: Windows(rows, index, seq_len=4, pad_id=0, start_share=share).random_batch(np.random.default_rng(0), 400)[
-            0
-        ][:, 0]
+        share: Windows(rows, index, seq_len=4, pad_id=0, start_share=share).random_batch(rng, 400)[0][:, 0]
         for share in (0.0, 0.5, 1.0)
     }
     at_start = {share: np.isin(x.numpy(), [1, 21]).mean() for share, x in firsts.items()}
