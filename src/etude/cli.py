@@ -412,10 +412,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.data = str(Path(args.data).resolve())
         if args.init:
             from etude.generation.generate import model_path
-            from etude.models.checkpoint import load_checkpoint
 
             config.init = str(model_path(args.init).absolute())
-            config.model = load_checkpoint(Path(config.init)).config.model
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
     if result.metrics:
         from etude.training.loop import describe_metrics

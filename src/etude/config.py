@@ -238,8 +238,8 @@ class RunConfig:
     data: str = ""  # prepared data folder (etude data prepare)
     seed: int = 0  # seeds Python, NumPy and torch
     device: str = "auto"  # auto | cpu | cuda
-    # a trained model's checkpoint folder to start from (fine-tuning): its weights, with a fresh
-    # optimiser and schedule; "" starts from random weights
+    # a trained model's checkpoint folder to start from (fine-tuning): its model settings and
+    # weights, with a fresh optimiser and schedule; "" starts from random weights
     init: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

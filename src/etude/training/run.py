@@ -21,7 +21,7 @@ from etude.data.windows import Windows, piece_batches, thin_pieces
 from etude.errors import CheckpointError, ConfigError, InputError
 from etude.evaluation.likelihood import frame_likelihood, marginal_log_probs, token_likelihood, unigram_log_probs
 from etude.models.base import Model
-from etude.models.checkpoint import load_checkpoint
+from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.registry import build_model
 from etude.paths import ensure_dir
 from etude.runtime import pick_device, seed_everything
@@ -129,8 +129,10 @@ class Run:
 
 
 def _run_config(config: RunConfig | None, run_dir: Path, resume: bool, overrides: list[str], force: bool):
-    """The run's settings (saved ones on resume, overrides on top), validated, and its last checkpoint."""
-    ckpt = None
+    """The run's settings (saved ones on resume, overrides on top), validated; its last checkpoint;
+    and, for a run with no checkpoint yet that starts from a trained model (`init`), that model,
+    whose model settings a new run takes before the overrides."""
+    ckpt = source = None
     if resume:
         config_path = run_dir / "config.json"
         if not config_path.exists():
@@ -145,14 +147,19 @@ def _run_config(config: RunConfig | None, run_dir: Path, resume: bool, overrides
         raise CheckpointError(
             f"{run_dir} exists and is not an empty folder; use --resume to continue it or --force to overwrite it"
         )
-    config = apply_overrides(config or RunConfig(), overrides)
+    config = config or RunConfig()
+    if ckpt is None and config.init:
+        source = load_checkpoint(Path(config.init))
+        if not resume:
+            config.model = copy.deepcopy(source.config.model)
+    config = apply_overrides(config, overrides)
     validate(config)
-    return config, ckpt
+    return config, ckpt, source
 
 
 def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: list[str], force: bool) -> Run:
     """Settings, device, data, model, optimiser (restored on resume), run folder and metrics log."""
-    config, ckpt = _run_config(config, run_dir, resume, overrides, force)
+    config, ckpt, source = _run_config(config, run_dir, resume, overrides, force)
     tc, device = config.train, pick_device(config.device)
     ddp = Distributed.from_env(device.type == "cuda")
     device = ddp.device(device)
@@ -181,8 +188,8 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
         torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
         start, best, metrics = ckpt.state["iteration"], ckpt.state["best"], ckpt.state.get("metrics", {})
         log.info("resuming %s at iteration %d", run_dir, start)
-    elif config.init:
-        _load_init(model, Path(config.init), encoding, config.model)
+    elif source is not None:
+        _load_init(model, source, encoding, config.model)
     else:
         if resume:
             log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
@@ -233,9 +240,9 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
     )
 
 
-def _load_init(model: torch.nn.Module, path: Path, encoding, model_config) -> None:
-    """The weights of the trained model at `path` into `model` (same vocabulary, genres, shapes)."""
-    source = load_checkpoint(path)
+def _load_init(model: torch.nn.Module, source: Checkpoint, encoding, model_config) -> None:
+    """The weights of the trained model `source` into `model` (same vocabulary, genres, shapes)."""
+    path = source.path
     if source.encoding.vocab != encoding.vocab or source.encoding.genres != encoding.genres:
         raise CheckpointError(
             f"cannot start from {path}: its vocabulary or genres ({', '.join(source.encoding.genres)}) differ from "
