@@ -370,8 +370,9 @@ PIANO_ESTIMATE = (
     "piano (2 x 256, the shipped piano model's settings, chosen on the piano corpus's validation\n"
     "split under a generation-speed limit; 16000 iterations of 64 x 256 tokens = 262M tokens):\n"
     "about 7.6 minutes on one H100 GPU (15389 iterations measured in 7.3), many hours on 2 CPU\n"
-    "cores, so give it --budget MINUTES and go on with --resume; a quarter of its windows begin\n"
-    "where their piece begins (train.start_share), which the shipped model got as a fine-tune"
+    "cores, so give it --budget MINUTES and go on with --resume. The shipped model then learnt how\n"
+    "pieces open in a fine-tune (--init, train.start_share=0.25); from scratch, start_share 0.25\n"
+    "cost validation perplexity (4.91 at 12000 iterations against 4.81 at 8400 without)"
 )
 PAPER_ESTIMATE = (
     "paper preset (4 x 1024 units, keep_prob 0.7, 6000 iterations of 32 x 256 tokens = 49M "
