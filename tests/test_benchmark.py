@@ -112,3 +112,26 @@ def test_benchmark_rejects_unknown_model_and_missing_file(tmp_path, small_jsb):
         )
         == 2
     )
+
+
+def test_table_says_which_published_rows_each_model_beats():
+    from dataclasses import asdict
+
+    from etude.study.benchmark import ModelResult, table
+
+    def result(name, nll, ais):
+        return asdict(ModelResult(name, nll, 0.0, [nll], 0.3, nll, 10, 10, 1.0, 0.1, 100, ais, ""))
+
+    report = {
+        "dataset": "jsb",
+        "marginal_floor_test_nll": 11.06,
+        "models": {"lstm-nade": result("lstm-nade", 4.9, None), "rnn-rbm": result("rnn-rbm", 6.0, {"temps": 5, "runs": 2, "repeats": 1})},
+    }
+    lines = table(report).splitlines()
+    row = {line.split(":")[0].lstrip("- "): line for line in lines if line.startswith("- ")}
+    assert row["RNN-RBM, Boulanger-Lewandowski 2012"].endswith(
+        "6.27: beaten by lstm-nade (4.90), rnn-rbm (6.00, AIS estimate)"
+    )
+    assert row["RNN-NADE (HF), Boulanger-Lewandowski 2012"].endswith("5.19: beaten by lstm-nade (4.90)")
+    assert row["SRNN (bound), Fraccaro et al. 2016"].endswith("4.74: not beaten")
+    assert "| lstm-nade | 4.90 |" in table(report) and "<= 5.0: met" in table(report)
