@@ -1,6 +1,6 @@
 """Generation speed as a real-time factor: seconds of music per second of wall time.
 
-The shipped piano model (2 x 384) makes one 30 s piece of each of its six genres at batch 1,
+The shipped piano model (2 x 256) makes one 30 s piece of each of its six genres at batch 1,
 the way `etude generate --genre G --n 1` and a robot's `perform --run pretrained` do; the
 shipped built-in-corpus model (cpu preset, 2 x 256) the same at batch 1 and 16; the paper
 preset (4 x 1024, random weights: speed does not depend on the weights) tokens/s at batch 1

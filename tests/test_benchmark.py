@@ -125,7 +125,10 @@ def test_table_says_which_published_rows_each_model_beats():
     report = {
         "dataset": "jsb",
         "marginal_floor_test_nll": 11.06,
-        "models": {"lstm-nade": result("lstm-nade", 4.9, None), "rnn-rbm": result("rnn-rbm", 6.0, {"temps": 5, "runs": 2, "repeats": 1})},
+        "models": {
+            "lstm-nade": result("lstm-nade", 4.9, None),
+            "rnn-rbm": result("rnn-rbm", 6.0, {"temps": 5, "runs": 2, "repeats": 1}),
+        },
     }
     lines = table(report).splitlines()
     row = {line.split(":")[0].lstrip("- "): line for line in lines if line.startswith("- ")}
