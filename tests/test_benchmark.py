@@ -130,11 +130,11 @@ def test_table_says_which_published_rows_each_model_beats():
             "rnn-rbm": result("rnn-rbm", 6.0, {"temps": 5, "runs": 2, "repeats": 1}),
         },
     }
-    lines = table(report).splitlines()
-    row = {line.split(":")[0].lstrip("- "): line for line in lines if line.startswith("- ")}
+    text = table(report)
+    row = {line.split(":")[0].lstrip("- "): line for line in text.splitlines() if line.startswith("- ")}
     assert row["RNN-RBM, Boulanger-Lewandowski 2012"].endswith(
         "6.27: beaten by lstm-nade (4.90), rnn-rbm (6.00, AIS estimate)"
     )
     assert row["RNN-NADE (HF), Boulanger-Lewandowski 2012"].endswith("5.19: beaten by lstm-nade (4.90)")
     assert row["SRNN (bound), Fraccaro et al. 2016"].endswith("4.74: not beaten")
-    assert "| lstm-nade | 4.90 |" in table(report) and "<= 5.0: met" in table(report)
+    assert "| lstm-nade | 4.90 |" in text and "<= 5.0: met" in text
