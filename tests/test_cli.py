@@ -182,3 +182,13 @@ def test_generate_prints_paths(tiny_run, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and str(out / "fiddle-00.mid") in lines[0]
     assert (out / "fiddle-01.png").exists() and not (out / "fiddle-01.wav").exists()
+
+
+@pytest.mark.parametrize("flags, spare", [([], ("Duration",)), (["--cut-durations"], ())])
+def test_sampling_options_reach_the_sampler(flags, spare):
+    from etude.cli import _sampling, build_parser
+
+    for command in (["generate"], ["perform", "--jsonl", "-"]):
+        args = build_parser().parse_args([*command, "--top-k", "3", "--top-p", "0.9", *flags])
+        s = _sampling(args)
+        assert (s.top_k, s.top_p, s.temperature, s.spare) == (3, 0.9, 1.0, spare)

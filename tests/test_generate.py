@@ -27,6 +27,22 @@ def test_top_k_and_top_p():
     assert torch.allclose(torch.softmax(t, -1), torch.softmax(logits / 2, -1))
     greedy = torch.softmax(filter_logits(logits, Sampling(temperature=1e-30)), -1)  # no inf - inf = nan
     assert greedy.tolist() == [[1.0, 0.0, 0.0, 0.0]]
+    spared = filter_logits(logits, Sampling(top_k=1, temperature=2.0), torch.tensor([False, False, True, False]))
+    assert torch.isinf(spared[0, [1, 3]]).all() and torch.allclose(spared[0, [0, 2]], t[0, [0, 2]])
+
+
+def test_durations_are_spared_by_top_k_unless_cut(tiny_run):
+    """Greedy top-k on every kind repeats one sequence in every row; sparing durations (the
+    default) lets the rows part, first at a Duration token."""
+    ckpt = load_checkpoint(tiny_run)
+    vocab = ckpt.encoding.vocab
+    greedy = sample_tokens(ckpt, "bach", 6, Length(120, "t"), Sampling(top_k=1, spare=()), seed=0)
+    assert len({tuple(s) for s in greedy}) == 1
+    spared = sample_tokens(ckpt, "bach", 6, Length(120, "t"), Sampling(top_k=1), seed=0)
+    assert len({tuple(s) for s in spared}) > 1
+    for s in spared[1:]:
+        first = next(k for k, (a, b) in enumerate(zip(spared[0], s)) if a != b)
+        assert vocab[s[first]].startswith("Duration_") and vocab[spared[0][first]].startswith("Duration_")
 
 
 @pytest.mark.parametrize("genre", ["bach", "fiddle"])

@@ -69,6 +69,12 @@ def _finite(low: float, inclusive: bool = False):
     return parse
 
 
+def _sampling(args: argparse.Namespace):
+    from etude.generation.generate import Sampling
+
+    return Sampling(args.temperature, args.top_k, args.top_p, () if args.cut_durations else ("Duration",))
+
+
 def _path(text: str | None) -> Path | None:
     return Path(text) if text else None
 
@@ -77,7 +83,17 @@ def _add_sampling(p) -> None:
     """The sampling options shared by generate and perform."""
     p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (default 0: all)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=0.95,
+        help="nucleus sampling mass (default 0.95); top-k and top-p leave note durations whole",
+    )
+    p.add_argument(
+        "--cut-durations",
+        action="store_true",
+        help="let top-k and top-p cut note durations too (plain nucleus sampling; it shortens notes)",
+    )
     p.add_argument("--seed", type=_at_least(0), default=0, help="sampling seed (default 0)")
 
 
@@ -498,7 +514,7 @@ def _add_train(sub) -> None:
 
 # ----------------------------------------------------------------------------- generate
 def cmd_generate(args: argparse.Namespace) -> int:
-    from etude.generation.generate import Sampling, generate
+    from etude.generation.generate import generate
 
     results = generate(
         _path(args.model),
@@ -506,7 +522,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         n=args.n,
         length=args.length,
         out=Path(args.out),
-        sampling=Sampling(args.temperature, args.top_k, args.top_p),
+        sampling=_sampling(args),
         primer=args.primer,
         seed=args.seed,
         device=args.device,
@@ -797,8 +813,13 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--classifier", metavar="CLF", help="a classifier folder from `etude classifier train`")
     p.add_argument("--n", type=_at_least(1), default=20, help="pieces per set (default 20)")
     p.add_argument("--length", default="30s", help="length of generated pieces (default 30s)")
-    p.add_argument("--seed", type=_at_least(0), default=0)
-    p.add_argument("--soundfont", metavar="SF2")
+    p.add_argument(
+        "--seed",
+        type=_at_least(0),
+        default=0,
+        help="sampling seed of the generated sets (default 0; event models sample at top-p 0.95, durations whole)",
+    )
+    p.add_argument("--soundfont", metavar="SF2", help="SoundFont for rendering (default: the bundled General MIDI one)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR")
     p.set_defaults(func=cmd_evaluate)
 
@@ -887,7 +908,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- perform
 def cmd_perform(args: argparse.Namespace) -> int:
-    from etude.generation.generate import Sampling
     from etude.perform.stream import list_ports, perform
 
     if args.list_ports:
@@ -910,7 +930,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
         length=args.length or "30s",
         pieces=args.pieces,
         seed=args.seed,
-        sampling=Sampling(args.temperature, args.top_k, args.top_p),
+        sampling=_sampling(args),
         robot=_robot(args.robot),
         osc=args.osc,
         serve=args.serve,
@@ -921,7 +941,6 @@ def cmd_perform(args: argparse.Namespace) -> int:
 
 
 def _respond(args: argparse.Namespace) -> int:
-    from etude.generation.generate import Sampling
     from etude.perform.respond import call_and_response
     from etude.perform.stream import open_outputs
 
@@ -936,7 +955,7 @@ def _respond(args: argparse.Namespace) -> int:
         listen=args.listen,
         wait=args.wait,
         length=args.length or "8s",
-        sampling=Sampling(args.temperature, args.top_k, args.top_p),
+        sampling=_sampling(args),
         seed=args.seed,
         robot=robot,
     )

@@ -74,16 +74,15 @@ class Grammar:
         # after a time step (REMI: with a Bar).
         self.graph = {t: set(n) for t, n in enc.tokenizer.tokens_types_graph.items()}
         self.graph["Genre"] = {"Bar"} if self.kind == "remi" else set(self.graph["TimeShift"])
-        self.next_types = {
-            t: self._of(*(n - {"PAD", "BOS", "EOS", "PitchDrum", "DrumOn", "DrumOff"})) for t, n in self.graph.items()
-        }
+        unused = {"PAD", "BOS", "EOS", "PitchDrum", "DrumOn", "DrumOff"}
+        self.next_types = {t: self.of_types(*(n - unused)) for t, n in self.graph.items()}
         self.end_after = {"TimeShift", "NoteOff", "Velocity"} if self.kind == "midilike" else {"Duration", "TimeShift"}
         self.shortest = {
             kind: min((i for i, t in enumerate(self.type_of) if t == kind), key=lambda i: beats(self.value_of[i]))
             for kind in ("Duration", "TimeShift")
             if kind in self.types
         }
-        self.note_starts = self._of("Pitch", "NoteOn")
+        self.note_starts = self.of_types("Pitch", "NoteOn")
         velocities = np.flatnonzero(self.types["Velocity"])
         self.middle_velocity = int(velocities[len(velocities) // 2])
         self.opening = self._opening(enc)
@@ -105,7 +104,8 @@ class Grammar:
             masks.append(mask)
         return masks
 
-    def _of(self, *types: str) -> np.ndarray:
+    def of_types(self, *types: str) -> np.ndarray:
+        """Boolean mask (V,) of the tokens of these types (types the vocabulary lacks add none)."""
         mask = np.zeros(self.size, dtype=bool)
         for t in types:
             if t in self.types:
@@ -193,7 +193,7 @@ class Grammar:
     def time_steps(self, c: Cursor) -> np.ndarray:
         """The bar lines and time shifts MidiTok's graph allows after the last token, whatever
         the empty-bar cap says (for when a robot can strike nothing in the bar)."""
-        return self.next_types[c.last] & self._of("Bar", "TimeShift")
+        return self.next_types[c.last] & self.of_types("Bar", "TimeShift")
 
     def is_time_step(self, token: int) -> bool:
         return self.type_of[token] in ("Bar", "Position", "TimeShift")
