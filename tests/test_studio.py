@@ -138,3 +138,23 @@ def test_the_worker_keeps_order_and_refuses_beyond_its_queue():
         assert worker.submit(abs, -4).result(timeout=60) == 4  # room again
     finally:
         worker.close()
+
+
+def test_closing_the_worker_ends_its_process_only():
+    import multiprocessing
+    import time
+
+    from etude.studio.jobs import Worker
+
+    other = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    other.start()
+    worker = Worker()
+    try:
+        worker.submit(time.sleep, 60)  # abandoned by close
+        pool_process = next(iter(worker.pool._processes.values()))
+        worker.close()
+        pool_process.join(timeout=30)
+        assert not pool_process.is_alive() and other.is_alive()
+    finally:
+        other.terminate()
+        other.join(timeout=30)

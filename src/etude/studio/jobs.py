@@ -46,10 +46,14 @@ class Worker:
             return self.pending
 
     def close(self) -> None:
-        """Cancel what waits and end the worker process now (a piece being made is abandoned)."""
+        """Cancel what waits and end the worker process now (a piece being made is abandoned).
+        Only the pool's own process is ended, not other children of the process that serves."""
+        # the pool has no public handle on its processes before Python 3.14's terminate_workers,
+        # and shutdown() forgets them: take them first
+        workers = list((getattr(self.pool, "_processes", None) or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
-        for child in multiprocessing.active_children():
-            child.terminate()
+        for process in workers:
+            process.terminate()
 
 
 def _leave_a_core_free() -> None:
