@@ -70,9 +70,12 @@ def _finite(low: float, inclusive: bool = False):
 
 
 def _sampling(args: argparse.Namespace):
+    from dataclasses import replace
+
     from etude.generation.generate import Sampling
 
-    return Sampling(args.temperature, args.top_k, args.top_p, () if args.cut_durations else ("Duration",))
+    sampling = Sampling(args.temperature, args.top_k, args.top_p)
+    return replace(sampling, spare=()) if args.cut_durations else sampling
 
 
 def _path(text: str | None) -> Path | None:
