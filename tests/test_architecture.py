@@ -114,3 +114,17 @@ def test_readme_layout_names_every_sub_package():
     layout = layout.split("\n## ")[0]  # up to the next section, if any
     for pkg in sorted(p.parent.name for p in SRC.glob("*/__init__.py")):
         assert re.search(rf"^\s*{pkg}/", layout, re.M), f"README layout does not show {pkg}/"
+
+
+MAX_FUNCTION_LINES = 80  # a screen or two
+
+
+def test_no_function_is_longer_than_two_screens():
+    long = [
+        f"{_module(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for path in MODULES.values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, "\n".join(long)

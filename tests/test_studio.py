@@ -1,5 +1,6 @@
-"""The studio's HTTP API through FastAPI's test client: every endpoint, and bad input answered
-with a 4xx that names the field; a generated take's MIDI loads with symusic."""
+"""The studio's HTTP API through FastAPI's test client: every endpoint, bad input answered with a
+4xx that names the field, JSON and form bodies alike; the access checks (Host, Origin, token, no
+CORS); a generated take's MIDI loads with symusic."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from symusic import Score
 
-from etude.studio.app import StudioConfig, create_app
+from etude.studio.access import Access
+from etude.studio.app import create_app
+from etude.studio.config import StudioConfig
+
+HOME = "http://127.0.0.1:8765"  # the address the test clients call the studio by
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +22,7 @@ def client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
     outputs = {"jsonl": str(folder / "performed.jsonl")}
     app = create_app(StudioConfig(model="pretrained:builtin", folder=folder, outputs=outputs))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=HOME) as c:
         c.folder = folder
         yield c
 
@@ -52,8 +57,8 @@ def test_generate_writes_takes_whose_files_load(client, tmp_path):
     assert Score(str(tmp_path / "take.mid")).note_num() == takes[0]["notes"] > 0
     assert client.get(takes[0]["urls"]["png"]).content[:4] == b"\x89PNG"
     assert client.get(takes[0]["urls"]["wav"]).content[:4] == b"RIFF"
-    listed = [t["id"] for t in client.get("/api/takes").json()]
-    assert [t["id"] for t in takes] == listed[-2:]
+    listed = client.get("/api/takes").json()
+    assert listed[-2:] == takes  # one shape for a take in every answer: the page needs its urls
 
 
 def test_a_primer_is_continued_and_a_non_midi_primer_refused(client, good_corpus):
@@ -123,6 +128,146 @@ def test_the_page_and_the_api_docs_are_served(client):
     )
 
 
+def test_a_json_body_is_read_with_the_same_fields_and_checks(client):
+    ok = client.post("/api/generate", json={"genre": "irish", "length": 2, "seed": 3})
+    assert ok.status_code == 200, ok.text
+    take = ok.json()["takes"][0]
+    assert take["genre"] == "irish" and take["seed"] == 3 and take["seconds"] <= 3
+    for body, field in [
+        ({"genre": "__none__", "length": 0}, "length"),
+        ({"genre": "__none__"}, "genre"),
+        ({"n": "many"}, "n"),
+        ({"length": 2, "lenght": 3}, "lenght"),  # an unknown field is refused, never ignored
+        ({"primer": "TVRoZA=="}, "primer"),  # a primer comes as a file in a form
+    ]:
+        r = client.post("/api/generate", json=body)
+        assert r.status_code == 422 and field in [d["loc"][-1] for d in r.json()["detail"]], r.text
+    assert (
+        client.post("/api/generate", content=b"[1, 2]", headers={"content-type": "application/json"}).status_code == 422
+    )
+    assert client.post("/api/generate", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    other = client.post("/api/generate", content=b"genre=irish", headers={"content-type": "text/plain"})
+    assert other.status_code == 415 and "application/json" in other.json()["detail"][0]["msg"]
+
+
+def test_a_foreign_host_is_refused(client):
+    for path in ("/", "/api/takes", "/api/models", "/static/studio.js"):
+        r = client.get(path, headers={"host": "attacker.example:8765"})
+        assert r.status_code == 403 and "host" in r.json()["detail"][0]["loc"], path
+    assert client.post("/api/stop", headers={"host": "attacker.example:8765"}).status_code == 403
+    for name in ("localhost:8765", "127.0.0.1:8765", "[::1]:8765", "LOCALHOST"):
+        assert client.get("/api/takes", headers={"host": name}).status_code == 200, name
+
+
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/api/generate", {"genre": "irish", "length": 2}),
+        ("POST", "/api/perform", {"take": "{take}"}),
+        ("POST", "/api/stop", None),
+        ("DELETE", "/api/takes/{take}", None),
+    ],
+)
+def test_a_foreign_origin_cannot_change_anything(client, method, path, body):
+    take = _generate(client, length=2).json()["takes"][0]["id"]
+    path = path.format(take=take)
+    body = body and {k: v.format(take=take) if isinstance(v, str) else v for k, v in body.items()}
+    before = len(client.get("/api/takes").json())
+    for headers in (
+        {"origin": "http://evil.example"},
+        {"origin": "null"},
+        {"origin": "http://127.0.0.1:9999"},  # another local server is another origin
+        {"sec-fetch-site": "cross-site"},
+    ):
+        r = client.request(method, path, json=body, headers=headers)
+        assert r.status_code == 403 and "origin" in r.json()["detail"][0]["loc"], (headers, r.text)
+    assert len(client.get("/api/takes").json()) == before  # nothing made or deleted
+    own = client.request(method, path, json=body, headers={"origin": HOME})
+    assert own.status_code == 200, own.text
+
+
+def test_a_form_post_from_another_page_is_refused(client):
+    # what a hostile page's <form method=post> sends: a simple request, no preflight
+    r = _generate_with(client, {"origin": "http://evil.example", "sec-fetch-site": "cross-site"})
+    assert r.status_code == 403
+
+
+def _generate_with(client, headers):
+    data = {"genre": "irish", "length": "2"}
+    return client.post("/api/generate", data=data, headers=headers)
+
+
+def test_no_cors_headers_are_sent(client):
+    preflight = client.options(
+        "/api/generate",
+        headers={"origin": "http://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    r = client.get("/api/takes", headers={"origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "host,token,hosts",
+    [
+        ("127.0.0.1", False, {"localhost", "127.0.0.1", "::1"}),
+        ("::1", False, {"localhost", "127.0.0.1", "::1"}),
+        ("127.0.0.1", True, {"localhost", "127.0.0.1", "::1"}),
+        ("192.168.1.20", False, {"localhost", "127.0.0.1", "::1", "192.168.1.20"}),
+        ("0.0.0.0", False, None),
+    ],
+)
+def test_access_rules_follow_the_address(host, token, hosts):
+    access = Access.for_address(host, 8765, token=token)
+    assert access.hosts == hosts
+    assert (access.token is not None) == (token or host not in ("127.0.0.1", "::1"))
+    assert Access.for_address("0.0.0.0", 8765, ["pi.local"]).hosts == {"localhost", "127.0.0.1", "::1", "pi.local"}
+    if access.token:
+        assert access.url(host, 8765).endswith(f"/?token={access.token}")
+        assert Access.for_address(host, 8765, token=token).token != access.token  # made at each start
+
+
+def test_a_token_is_asked_on_every_api_call_beyond_loopback(tmp_path):
+    access = Access.for_address("0.0.0.0", 8765)
+    app = create_app(StudioConfig(model="pretrained:builtin", folder=tmp_path, access=access))
+    with TestClient(app, base_url="http://studio.lan:8765") as c:
+        for method, path in [
+            ("GET", "/api/takes"),
+            ("GET", "/api/models"),
+            ("POST", "/api/stop"),
+            ("GET", "/api/takes/" + "0" * 32 + "/piece.mid"),
+        ]:
+            r = c.request(method, path)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
+        assert c.get("/api/takes", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/api/takes", params={"token": "wrong"}).status_code == 401
+        assert c.get("/api/takes", headers={"authorization": f"Bearer {access.token}"}).status_code == 200
+        assert c.get("/api/takes", params={"token": access.token}).status_code == 200
+        assert c.get("/").status_code == 200 and not c.cookies  # the page itself holds no secret
+        page = c.get("/", params={"token": access.token})  # the printed address: the page keeps the token
+        assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Strict" in page.headers["set-cookie"]
+        assert c.get("/api/takes").status_code == 200  # as a cookie, sent by the browser on every call
+        c.cookies.clear()
+        assert c.get("/api/takes").status_code == 401
+
+
+def test_loopback_asks_no_token_unless_told(client, tmp_path):
+    assert client.get("/api/takes").status_code == 200
+    access = Access.for_address("127.0.0.1", 8765, token=True)
+    app = create_app(StudioConfig(model="pretrained:builtin", folder=tmp_path, access=access))
+    with TestClient(app, base_url=HOME) as c:
+        assert c.get("/api/takes").status_code == 401
+        assert c.get("/api/takes", params={"token": access.token}).status_code == 200
+
+
+def test_perform_without_outputs_names_the_studios_own_flags(tmp_path):
+    with TestClient(create_app(StudioConfig(model="pretrained:builtin", folder=tmp_path)), base_url=HOME) as c:
+        take = _generate(c, length=2).json()["takes"][0]["id"]
+        r = c.post("/api/perform", json={"take": take})
+    msg = r.json()["detail"][0]["msg"]
+    assert r.status_code == 409 and "--midi-port" in msg and "--virtual" not in msg
+
+
 def test_the_worker_keeps_order_and_refuses_beyond_its_queue():
     import time
 
@@ -153,8 +298,21 @@ def test_closing_the_worker_ends_its_process_only():
         worker.submit(time.sleep, 60)  # abandoned by close
         pool_process = next(iter(worker.pool._processes.values()))
         worker.close()
-        pool_process.join(timeout=30)
-        assert not pool_process.is_alive() and other.is_alive()
+        assert not pool_process.is_alive() and other.is_alive()  # gone when close returns: no wait
     finally:
         other.terminate()
         other.join(timeout=30)
+
+
+def test_closing_the_worker_kills_a_process_that_ignores_sigterm():
+    import signal
+    import time
+
+    from etude.studio.jobs import Worker
+
+    worker = Worker()
+    worker.submit(signal.signal, signal.SIGTERM, signal.SIG_IGN).result(timeout=120)  # the worker now ignores it
+    worker.submit(time.sleep, 60)
+    pool_process = next(iter(worker.pool._processes.values()))
+    worker.close(grace=0.2)
+    assert not pool_process.is_alive() and pool_process.exitcode == -signal.SIGKILL

@@ -342,3 +342,21 @@ def test_patience_stops_a_run_that_no_longer_improves(real_data, tmp_path):
     assert [int(r["iteration"]) for r in _rows(run, "valid")] == [10, 20, 30]
     assert train(run_dir=run, resume=True, progress=False).iteration == 30  # a stopped run stays stopped
     assert train(run_dir=run, resume=True, overrides=["train.patience=0"], progress=False).iteration == 100
+
+
+def test_progress_without_a_terminal_is_logged_as_lines(real_data, tmp_path, caplog, monkeypatch):
+    """Under pytest stderr is no terminal, as in a log file or CI: tqdm draws nothing there."""
+    from etude.training import loop
+
+    monkeypatch.setattr(loop._Bar, "LOG_EVERY_S", 0.0)  # a line at every iteration
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    with caplog.at_level("INFO", logger="etude.training.loop"):
+        train(cfg, tmp_path / "run", overrides=["train.iterations=5", "train.eval_every=5"])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train: iteration")]
+    assert [line.split(",")[0] for line in lines] == [f"train: iteration {k} of 5" for k in range(1, 6)]
+    assert all("loss" in line and "tok_s" in line for line in lines)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="etude.training.loop"):
+        train(cfg, tmp_path / "quiet", overrides=["train.iterations=3", "train.eval_every=3"], progress=False)
+    assert not [r for r in caplog.records if r.getMessage().startswith("train: iteration")]

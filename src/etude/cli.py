@@ -826,6 +826,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--out", required=True, metavar="REPORT_DIR")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_classifier(sub) -> None:
     c = sub.add_parser(
         "classifier", help="train a genre classifier", description="Train a genre classifier on event tokens."
     )
@@ -985,35 +987,7 @@ def _add_perform(sub) -> None:
     p.add_argument(
         "--run", metavar="RUN_DIR", help="generate pieces from this run (or `pretrained`), ahead of playback"
     )
-    out = p.add_argument_group("outputs (one or more)")
-    out.add_argument("--port", metavar="NAME", help="a MIDI output port (see --list-ports)")
-    out.add_argument(
-        "--virtual", metavar="NAME", help="create a virtual MIDI port with this name (where the platform allows)"
-    )
-    out.add_argument(
-        "--jsonl",
-        metavar="PATH|-",
-        help=(
-            'one JSON object per event ({"t", "type", "pitch", "velocity", "channel"}), flushed when due; - for stdout'
-        ),
-    )
-    out.add_argument(
-        "--osc",
-        metavar="HOST:PORT",
-        help="OSC over UDP: /etude/note_on|note_off t pitch velocity channel hand finger (needs python-osc)",
-    )
-    out.add_argument(
-        "--serve",
-        metavar="[HOST:]PORT",
-        help="a TCP server sending every event as a JSON line to each connected client (host default 127.0.0.1)",
-    )
-    out.add_argument(
-        "--clients",
-        type=_at_least(0),
-        default=0,
-        metavar="N",
-        help="with --serve: wait (up to 60 s) for N clients before playing (default 0)",
-    )
+    _add_outputs(p.add_argument_group("outputs (one or more)"))
     p.add_argument("--list-ports", action="store_true", help="list MIDI output ports and exit")
     _add_robot_option(p)
     p.add_argument(
@@ -1057,6 +1031,38 @@ def _add_perform(sub) -> None:
     )
     _add_sampling(gen)
     p.set_defaults(func=cmd_perform)
+
+
+def _add_outputs(out) -> None:
+    """perform's outputs: MIDI port, virtual port, JSON lines, OSC, TCP."""
+    out.add_argument("--port", metavar="NAME", help="a MIDI output port (see --list-ports)")
+    out.add_argument(
+        "--virtual", metavar="NAME", help="create a virtual MIDI port with this name (where the platform allows)"
+    )
+    out.add_argument(
+        "--jsonl",
+        metavar="PATH|-",
+        help=(
+            'one JSON object per event ({"t", "type", "pitch", "velocity", "channel"}), flushed when due; - for stdout'
+        ),
+    )
+    out.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        help="OSC over UDP: /etude/note_on|note_off t pitch velocity channel hand finger (needs python-osc)",
+    )
+    out.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="a TCP server sending every event as a JSON line to each connected client (host default 127.0.0.1)",
+    )
+    out.add_argument(
+        "--clients",
+        type=_at_least(0),
+        default=0,
+        metavar="N",
+        help="with --serve: wait (up to 60 s) for N clients before playing (default 0)",
+    )
 
 
 # ----------------------------------------------------------------------------- robot
@@ -1172,41 +1178,55 @@ def cmd_studio(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from etude.studio.app import StudioConfig, create_app
+        from etude.studio.app import create_app
     except ImportError:
         raise InputError("the studio needs its extra: pip install 'etude[studio]' (fastapi, uvicorn)") from None
-    outputs = {
-        k: v
-        for k, v in {"jsonl": args.jsonl, "port": args.midi_port, "osc": args.osc, "serve": args.serve}.items()
-        if v is not None
-    }
-    config = StudioConfig(args.model, _path(args.runs), _path(args.folder), outputs)
-    app = create_app(config)
-    print(f"etude studio: http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops it", file=sys.stderr)
+    from etude.studio.access import Access
+    from etude.studio.config import OUTPUT_FLAGS, StudioConfig
+
+    given = {key: getattr(args, f"output_{key}") for key in OUTPUT_FLAGS}
+    outputs = {key: value for key, value in given.items() if value is not None}
+    access = Access.for_address(args.host, args.port, args.allow_host, token=args.token)
+    app = create_app(StudioConfig(args.model, _path(args.runs), _path(args.folder), outputs, access=access))
+    print(f"etude studio: {access.url(args.host, args.port)} (API docs at /docs); Ctrl-C stops it", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def _add_studio(sub) -> None:
+    from etude.studio.config import OUTPUT_FLAGS
+
     p = sub.add_parser(
         "studio",
         help="generation in the browser: a local web service and its page",
         description=(
             "Serve the studio: an HTTP API (generate, takes, perform; documented at /docs) and a page "
             "to generate pieces by model, genre, length, temperature, top-p, seed and robot profile, "
-            "listen, download and perform them. Needs pip install 'etude[studio]'."
+            "listen, download and perform them. Only its own page may change anything; it answers "
+            "only the host names it listens on; beyond this machine, every API call needs the token "
+            "in the address it prints. Needs pip install 'etude[studio]'."
         ),
     )
     p.add_argument("--model", default="pretrained", help="the model offered first (default: the shipped piano model)")
     p.add_argument("--runs", metavar="DIR", help="also offer the run folders found in DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_at_least(0), default=8765, help="HTTP port (default 8765)")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to this host name (repeatable; loopback names always are)",
+    )
+    p.add_argument(
+        "--token",
+        action="store_true",
+        help="ask for a token on this machine too (always asked when --host is not a loopback address)",
+    )
     p.add_argument("--folder", metavar="DIR", help="keep takes in DIR (default: a temporary folder, gone at exit)")
     out = p.add_argument_group("where Perform plays (as etude perform)")
-    out.add_argument("--midi-port", metavar="NAME", help="a MIDI output port")
-    out.add_argument("--jsonl", metavar="PATH|-", help="JSON lines")
-    out.add_argument("--osc", metavar="HOST:PORT", help="OSC over UDP")
-    out.add_argument("--serve", metavar="[HOST:]PORT", help="a TCP server of JSON lines")
+    for key, (flag, text) in OUTPUT_FLAGS.items():
+        out.add_argument(flag, dest=f"output_{key}", help=text)
     p.set_defaults(func=cmd_studio)
 
 
@@ -1230,6 +1250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_robot(sub)
     _add_studio(sub)
     _add_evaluate(sub)
+    _add_classifier(sub)
     return parser
 
 

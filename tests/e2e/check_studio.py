@@ -1,9 +1,11 @@
 """End-to-end check of the studio in a real headless browser (run by `make e2e`).
 
-Starts `etude studio` on a free loopback port, drives headless Chromium over its DevTools
-protocol: waits for the models, chooses the folk genre and 10 s, presses Generate, and passes
-when the new take's piano-roll image has decoded and its audio element reports a duration.
-Saves screenshots at a desktop's and a phone's width to out/e2e/studio*.png.
+Starts `etude studio --token` on a free loopback port and opens the address it prints (with its
+token, as a user would), drives headless Chromium over its DevTools protocol: waits for the
+models, chooses the folk genre and 10 s, presses Generate, and waits until the new take's
+piano-roll image has decoded and its audio element reports a duration. Then reloads the page
+(the token has left the address; the page keeps it) and passes when the take is listed again with
+its roll and audio. Saves screenshots at a desktop's and a phone's width to out/e2e/studio*.png.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -75,6 +79,16 @@ class DevTools:
         path.write_bytes(base64.b64decode(shot["data"]))
 
 
+async def wait_for_take(tools: DevTools, tries: int) -> dict:
+    state = {}
+    for _ in range(tries):  # 0.1 s each
+        state = json.loads(await tools.eval(CHECK))
+        if state.get("ready") or state.get("error"):
+            break
+        await asyncio.sleep(0.1)
+    return state
+
+
 async def drive(studio_url: str, debug_port: int) -> dict:
     targets = json.loads(wait_http(f"http://127.0.0.1:{debug_port}/json/list", 30))
     page = next(t for t in targets if t["type"] == "page")
@@ -91,22 +105,37 @@ async def drive(studio_url: str, debug_port: int) -> dict:
             "const l = document.getElementById('length'); l.value = '10'; l.dispatchEvent(new Event('input'));"
             "document.getElementById('go').click(); true"
         )
-        state = {}
-        for _ in range(1200):  # up to 120 s
-            state = json.loads(await tools.eval(CHECK))
-            if state.get("ready") or state.get("error"):
-                break
-            await asyncio.sleep(0.1)
+        state = await wait_for_take(tools, 1200)  # up to 120 s
+        if not state.get("ready"):
+            return state
+        state["address after load"] = await tools.eval("location.href")
+        await tools.call("Page.reload")
+        await asyncio.sleep(0.5)
+        again = await wait_for_take(tools, 300)
+        state["after reload"] = again
+        state["ready"] = bool(again.get("ready")) and "token" not in state["address after load"]
         await tools.screenshot(OUT / "studio.png", 1200, 1100, mobile=False)
         await tools.screenshot(OUT / "studio-phone.png", 390, 900, mobile=True)
         return state
 
 
+def start_studio(port: int) -> tuple[subprocess.Popen, str]:
+    """`etude studio --token` and the address it prints (with the token)."""
+    studio = subprocess.Popen(
+        [sys.executable, "-m", "etude", "studio", "--port", str(port), "--token"], stderr=subprocess.PIPE, text=True
+    )
+    for line in studio.stderr:
+        found = re.search(r"(http://\S+token=\S+)", line)
+        if found:
+            threading.Thread(target=studio.stderr.read, daemon=True).start()  # the pipe never fills
+            return studio, found.group(1)
+    raise RuntimeError(f"etude studio printed no address with a token (exit status {studio.wait()})")
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     port, debug_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{port}/"
-    studio = subprocess.Popen([sys.executable, "-m", "etude", "studio", "--port", str(port)])
+    studio, url = start_studio(port)
     browser = subprocess.Popen(
         [
             "chromium",
@@ -114,6 +143,9 @@ def main() -> int:
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             "--autoplay-policy=no-user-gesture-required",
             f"--remote-debugging-port={debug_port}",
             f"--user-data-dir={(OUT / 'chromium-studio').resolve()}",
@@ -123,7 +155,7 @@ def main() -> int:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_http(url + "api/models", 120)
+        wait_http(url.replace("/?", "/api/models?"), 120)
         t0 = time.perf_counter()
         state = asyncio.run(drive(url, debug_port))
         seconds = time.perf_counter() - t0

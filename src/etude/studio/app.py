@@ -1,7 +1,7 @@
 """The studio's HTTP API (FastAPI) and the page on top of it.
 
   GET    /api/models                   models: shipped, and runs under --runs DIR
-  POST   /api/generate                 form fields (and a primer file) -> the new takes
+  POST   /api/generate                 JSON or form fields (a primer file in a form) -> the new takes
   GET    /api/takes                    this session's takes
   GET    /api/takes/{id}/{file}        piece.mid, piece.wav or piece.png of a take
   DELETE /api/takes/{id}
@@ -9,6 +9,7 @@
   POST   /api/stop                     stop it, every note released
   GET    /                             the page; /docs: the OpenAPI page
 
+Every request first passes the access checks of `etude.studio.access` (Host, Origin, token).
 Errors are JSON {"detail": [{"loc": [...], "msg": ...}]} with a 4xx status naming the field.
 """
 
@@ -20,21 +21,22 @@ import shutil
 import tempfile
 import threading
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from etude.errors import EtudeError
+from etude.studio.access import AccessMiddleware
+from etude.studio.config import StudioConfig
 from etude.studio.generate import (
-    GenerateRequest,
+    OPENAPI_BODY,
     generate_pieces,
     http_error,
+    read_generate_request,
     start_performance,
     stop_performance,
     store_takes,
@@ -43,18 +45,7 @@ from etude.studio.jobs import QueueFull, Worker
 from etude.studio.takes import FILES, TakeStore
 
 log = logging.getLogger(__name__)
-MAX_N = 8  # pieces per request
-MAX_SECONDS = 120.0  # length per piece
-MAX_PRIMER_BYTES = 2_000_000
-
-
-@dataclass
-class StudioConfig:
-    model: str = "pretrained"  # the default model
-    runs: Path | None = None  # a folder whose run folders are offered too
-    folder: Path | None = None  # where takes are written (default: a temporary folder)
-    outputs: dict = field(default_factory=dict)  # perform outputs: jsonl, port, virtual, osc, serve
-    max_waiting: int = 32  # generate requests queued at most
+STATIC = resources.files("etude") / "studio" / "static"
 
 
 class PerformRequest(BaseModel):
@@ -117,7 +108,76 @@ def _card(path: Path) -> str:
     return ""
 
 
+api = APIRouter()
+
+
+def _studio(request: Request) -> Studio:
+    return request.app.state.studio
+
+
+@api.get("/", response_class=HTMLResponse, include_in_schema=False)
+def page() -> str:
+    return (STATIC / "index.html").read_text()
+
+
+@api.get("/api/models")
+async def models(request: Request) -> list[dict]:
+    return await asyncio.to_thread(_studio(request).models)
+
+
+@api.post("/api/generate", openapi_extra=OPENAPI_BODY)
+async def generate(request: Request) -> dict:
+    """Generate pieces: a JSON object or form fields (the schema below); a primer file in a form."""
+    studio = _studio(request)
+    fields, primer = await read_generate_request(request, studio.config.model)
+    checked = await asyncio.to_thread(fields.check, studio, primer)
+    work = tempfile.mkdtemp(dir=studio.takes.root)
+    try:
+        future = studio.worker.submit(generate_pieces, checked, work)
+    except QueueFull:
+        raise http_error(429, "n", "the studio is busy: too many requests are waiting; try again shortly") from None
+    try:
+        return {"takes": store_takes(studio, await asyncio.wrap_future(future))}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@api.get("/api/takes")
+def takes(request: Request) -> list[dict]:
+    return _studio(request).takes.list()
+
+
+@api.get("/api/takes/{take}/{name}")
+def take_file(request: Request, take: str, name: str) -> FileResponse:
+    path = _studio(request).takes.file(take, name)
+    if path is None:
+        raise HTTPException(404, [{"loc": ["path", "take"], "msg": "no such take or file"}])
+    return FileResponse(path, media_type=FILES[name], filename=f"{take[:8]}-{name}")
+
+
+@api.delete("/api/takes/{take}")
+def delete_take(request: Request, take: str) -> dict:
+    if not _studio(request).takes.delete(take):
+        raise HTTPException(404, [{"loc": ["path", "take"], "msg": "no such take"}])
+    return {"deleted": take}
+
+
+@api.post("/api/perform")
+def perform(request: Request, body: PerformRequest) -> dict:
+    return start_performance(_studio(request), body.take)
+
+
+@api.post("/api/stop")
+def stop(request: Request) -> dict:
+    return stop_performance(_studio(request))
+
+
+async def _etude_error(request: Request, exc: EtudeError) -> JSONResponse:
+    return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc)}]}, status_code=422)
+
+
 def create_app(config: StudioConfig | None = None) -> FastAPI:
+    """The studio as an ASGI app: the API, the page, the access checks in front of both."""
     studio = Studio(config or StudioConfig())
 
     @asynccontextmanager
@@ -128,74 +188,8 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="étude studio", description=__doc__, lifespan=lifespan)
     app.state.studio = studio
-    static = resources.files("etude") / "studio" / "static"
-    app.mount("/static", StaticFiles(directory=str(static)), name="static")
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return (static / "index.html").read_text()
-
-    @app.get("/api/models")
-    async def models() -> list[dict]:
-        return await asyncio.to_thread(studio.models)
-
-    @app.post("/api/generate")
-    async def generate(
-        model: Annotated[str, Form()] = "",
-        genre: Annotated[str, Form()] = "",
-        length: Annotated[float, Form(gt=0, le=MAX_SECONDS, description="seconds")] = 30.0,
-        temperature: Annotated[float, Form(gt=0, le=5)] = 1.0,
-        top_k: Annotated[int, Form(ge=0)] = 0,
-        top_p: Annotated[float, Form(gt=0, le=1)] = 0.95,
-        seed: Annotated[int, Form(ge=0)] = 0,
-        n: Annotated[int, Form(ge=1, le=MAX_N)] = 1,
-        robot: Annotated[str, Form()] = "",
-        primer: Annotated[UploadFile | None, File()] = None,
-    ) -> dict:
-        request = GenerateRequest(
-            model or studio.config.model, genre, length, temperature, top_k, top_p, seed, n, robot
-        )
-        primer_bytes = await primer.read(MAX_PRIMER_BYTES + 1) if primer is not None and primer.filename else None
-        if primer_bytes is not None and len(primer_bytes) > MAX_PRIMER_BYTES:
-            raise http_error(413, "primer", f"a primer is at most {MAX_PRIMER_BYTES // 1000} kB")
-        checked = await asyncio.to_thread(request.check, studio, primer_bytes)
-        work = tempfile.mkdtemp(dir=studio.takes.root)
-        try:
-            future = studio.worker.submit(generate_pieces, checked, work)
-        except QueueFull:
-            raise http_error(429, "n", "the studio is busy: too many requests are waiting; try again shortly") from None
-        try:
-            return {"takes": store_takes(studio, await asyncio.wrap_future(future))}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
-    @app.get("/api/takes")
-    def takes() -> list[dict]:
-        return studio.takes.list()
-
-    @app.get("/api/takes/{take}/{name}")
-    def take_file(take: str, name: str) -> FileResponse:
-        path = studio.takes.file(take, name)
-        if path is None:
-            raise HTTPException(404, [{"loc": ["path", "take"], "msg": "no such take or file"}])
-        return FileResponse(path, media_type=FILES[name], filename=f"{take[:8]}-{name}")
-
-    @app.delete("/api/takes/{take}")
-    def delete_take(take: str) -> dict:
-        if not studio.takes.delete(take):
-            raise HTTPException(404, [{"loc": ["path", "take"], "msg": "no such take"}])
-        return {"deleted": take}
-
-    @app.post("/api/perform")
-    def perform(body: PerformRequest) -> dict:
-        return start_performance(studio, body.take)
-
-    @app.post("/api/stop")
-    def stop() -> dict:
-        return stop_performance(studio)
-
-    @app.exception_handler(EtudeError)
-    async def etude_error(request, exc: EtudeError) -> JSONResponse:
-        return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc)}]}, status_code=422)
-
+    app.add_middleware(AccessMiddleware, access=studio.config.access)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(api)
+    app.add_exception_handler(EtudeError, _etude_error)
     return app

@@ -1,5 +1,5 @@
-"""What the studio's endpoints do: check a generate request, run it (on the worker thread),
-and play a take to the configured outputs."""
+"""What the studio's endpoints do: read and check a generate request, run it (in the worker
+process), and play a take to the configured outputs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
 
 from etude.errors import EtudeError
 from etude.robot.profile import RobotProfile
+from etude.studio.config import OUTPUT_FLAGS
+
+MAX_N = 8  # pieces per request
+MAX_SECONDS = 120.0  # length per piece
+MAX_PRIMER_BYTES = 2_000_000
+BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def http_error(status: int, where: str, msg: str) -> HTTPException:
@@ -19,17 +27,21 @@ def http_error(status: int, where: str, msg: str) -> HTTPException:
     return HTTPException(status, [{"loc": ["body", where], "msg": msg}])
 
 
-@dataclass
-class GenerateRequest:
-    model: str
-    genre: str
-    length: float  # seconds
-    temperature: float
-    top_k: int
-    top_p: float
-    seed: int
-    n: int
-    robot: str
+class GenerateRequest(BaseModel):
+    """The fields of POST /api/generate, the same in a JSON object and in a form; any other
+    field is refused (422), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("", description="a model id of GET /api/models (default: the studio's)")
+    genre: str = Field("", description="one of the model's genres (default: its first)")
+    length: float = Field(30.0, gt=0, le=MAX_SECONDS, description="seconds per piece")
+    temperature: float = Field(1.0, gt=0, le=5)
+    top_k: int = Field(0, ge=0, description="0: all tokens")
+    top_p: float = Field(0.95, gt=0, le=1)
+    seed: int = Field(0, ge=0)
+    n: int = Field(1, ge=1, le=MAX_N, description="pieces")
+    robot: str = Field("", description="a robot profile, or empty for none")
 
     def check(self, studio, primer: bytes | None) -> Checked:
         """Every field against the model, before the request queues: HTTPException 4xx naming it."""
@@ -65,6 +77,64 @@ class GenerateRequest:
                 primer_path.unlink()
                 raise http_error(422, "primer", f"not a MIDI file étude can read ({exc})") from None
         return Checked(self, genre, robot, primer_path)
+
+
+_PRIMER = {"type": "string", "format": "binary", "description": "a MIDI file to continue"}
+_SCHEMA = GenerateRequest.model_json_schema()
+OPENAPI_BODY = {  # the request body as /docs shows it (the endpoint reads it itself)
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": _SCHEMA},
+            "multipart/form-data": {"schema": {**_SCHEMA, "properties": {**_SCHEMA["properties"], "primer": _PRIMER}}},
+            "application/x-www-form-urlencoded": {"schema": _SCHEMA},
+        },
+    }
+}
+
+
+async def read_generate_request(request: Request, default_model: str) -> tuple[GenerateRequest, bytes | None]:
+    """The checked fields of a generate request and its primer's bytes (or None): 415 for a body
+    of another type, 422 naming the field for a bad value or an unknown field."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    primer = None
+    if kind == "application/json":
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise http_error(400, "body", "the body is not valid JSON") from None
+        if not isinstance(raw, dict):
+            raise http_error(422, "body", "the body must be a JSON object of the fields")
+        if "primer" in raw:
+            raise http_error(422, "primer", "send a primer as a file in a multipart/form-data body")
+    elif kind in BODY_TYPES:
+        form = await request.form()
+        raw = {k: v for k, v in form.items() if k != "primer"}
+        primer = await _primer(form.get("primer"))
+    elif not kind and not await request.body():
+        raw = {}  # no body: every field at its default
+    else:
+        raise http_error(
+            415, "body", f"send the fields as one of {', '.join(BODY_TYPES)}, not {kind or 'untyped data'}"
+        )
+    try:
+        fields = GenerateRequest.model_validate(raw)
+    except ValidationError as exc:
+        detail = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
+        raise HTTPException(422, detail) from None
+    return fields.model_copy(update={"model": fields.model or default_model}), primer
+
+
+async def _primer(value) -> bytes | None:
+    """A form's primer: the uploaded file's bytes, None when no file was chosen; 413 when too big."""
+    if isinstance(value, UploadFile):
+        data = await value.read(MAX_PRIMER_BYTES + 1)
+        if len(data) > MAX_PRIMER_BYTES:
+            raise http_error(413, "primer", f"a primer is at most {MAX_PRIMER_BYTES // 1000} kB")
+        return data if value.filename else None  # a form's file field with no file chosen
+    if value is None or value == "":
+        return None
+    raise http_error(422, "primer", "a primer is a MIDI file uploaded in a multipart/form-data body")
 
 
 @dataclass
@@ -114,12 +184,7 @@ def generate_pieces(c: Checked, work: str) -> list[dict]:
 
 def store_takes(studio, pieces: list[dict]) -> list[dict]:
     """The generated pieces moved into takes; returns their descriptions with URLs."""
-    out = []
-    for piece in pieces:
-        take = studio.takes.add(piece["files"], piece["info"])
-        files = {name.split(".")[1]: f"/api/takes/{take}/{name}" for name in ("piece.mid", "piece.wav", "piece.png")}
-        out.append({**piece["info"], "id": take, "urls": files})
-    return out
+    return [studio.takes.describe(studio.takes.add(piece["files"], piece["info"])) for piece in pieces]
 
 
 def start_performance(studio, take: str) -> dict:
@@ -128,7 +193,8 @@ def start_performance(studio, take: str) -> dict:
     from etude.perform.stream import open_outputs, play, score_events
 
     if not studio.config.outputs:
-        raise http_error(409, "take", "no output: start etude studio with --jsonl, --port, --virtual, --osc or --serve")
+        flags = ", ".join(flag for flag, _ in OUTPUT_FLAGS.values())
+        raise http_error(409, "take", f"no output to perform on: start etude studio with one of {flags}")
     path = studio.takes.file(take, "piece.mid")
     if path is None:
         raise http_error(404, "take", "no such take")

@@ -45,15 +45,24 @@ class Worker:
         with self.lock:
             return self.pending
 
-    def close(self) -> None:
+    def close(self, grace: float = 5.0) -> None:
         """Cancel what waits and end the worker process now (a piece being made is abandoned).
-        Only the pool's own process is ended, not other children of the process that serves."""
+        Only the pool's own process is ended, not other children of the process that serves.
+        Certain: SIGTERM, up to `grace` seconds to go, then SIGKILL; the process is reaped either
+        way, so it is gone when close returns (one still importing torch or busy in native code
+        can outlive a SIGTERM)."""
         # the pool has no public handle on its processes before Python 3.14's terminate_workers,
         # and shutdown() forgets them: take them first
         workers = list((getattr(self.pool, "_processes", None) or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
         for process in workers:
             process.terminate()
+        for process in workers:
+            process.join(grace)
+            if process.is_alive():
+                log.warning("the generation worker (pid %s) ignored SIGTERM; killing it", process.pid)
+                process.kill()
+                process.join()
 
 
 def _leave_a_core_free() -> None:

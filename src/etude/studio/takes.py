@@ -42,6 +42,13 @@ class TakeStore:
         folder = self._folder(take)
         return None if folder is None else json.loads((folder / "take.json").read_text())
 
+    def describe(self, take: str) -> dict | None:
+        """A take as every answer of the API shows it: its description, id and file URLs."""
+        info = self.info(take)
+        if info is None:
+            return None
+        return {**info, "urls": {name.split(".")[1]: f"/api/takes/{take}/{name}" for name in FILES}}
+
     def file(self, take: str, name: str) -> Path | None:
         """The path of a take's file, or None unless both the id and the name are the studio's own."""
         folder = self._folder(take)
@@ -61,7 +68,7 @@ class TakeStore:
     def list(self) -> list[dict]:
         with self.lock:
             ids = list(self.order)
-        return [i for i in (self.info(t) for t in ids) if i]
+        return [d for d in (self.describe(t) for t in ids) if d]
 
     def _folder(self, take: str) -> Path | None:
         if not _ID.match(take):

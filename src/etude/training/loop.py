@@ -111,7 +111,10 @@ def average_into(averaged: torch.nn.Module, model: torch.nn.Module, decay: float
 
 class _Bar:
     """The progress bar: iterations, loss, tokens/s, and with train.max_minutes the time left
-    (the sooner of the budget's end and the iterations' end)."""
+    (the sooner of the budget's end and the iterations' end). Without a terminal (a log file, CI)
+    tqdm draws nothing, so the same figures are logged as a line every LOG_EVERY_S seconds."""
+
+    LOG_EVERY_S = 30.0
 
     def __init__(self, run: Run, show: bool):
         tc = run.config.train
@@ -126,6 +129,8 @@ class _Bar:
             disable=None if show and run.ddp.main else True,
         )
         self.start, self.total = run.start, tc.iterations
+        self.lines = show and run.ddp.main and self.bar.disable  # wanted, but no terminal to draw on
+        self.logged = time.monotonic()
 
     def update(self, done: int, loss: float, tps: float, elapsed: float) -> None:
         self.bar.update(1)
@@ -135,6 +140,9 @@ class _Bar:
             left = max(0.0, min(self.budget_s - elapsed, by_iterations))
             post["left"] = f"{int(left // 60)}:{int(left % 60):02d}"
         self.bar.set_postfix(post)
+        if self.lines and time.monotonic() - self.logged >= self.LOG_EVERY_S:
+            self.logged = time.monotonic()
+            log.info("train: iteration %d of %d, %s", done, self.total, ", ".join(f"{k} {v}" for k, v in post.items()))
 
 
 def _step(run: Run, net, it: int, autocast, part: slice) -> tuple[float, int]:

@@ -178,25 +178,12 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
     torch.manual_seed(config.seed + ddp.rank)  # dropout masks differ between processes
     optimizer = _build_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
-    start, best, metrics = 0, {"loss": math.inf, "iteration": -1}, {}
+    start, best, metrics = _start_from(model, optimizer, scheduler, ckpt, source, config, encoding, train_split, ddp)
     if ckpt is not None:
-        extra = read_resume_state(ckpt)
-        model.load_state_dict(extra.get("training_weights", ckpt.model.state_dict()))
-        optimizer.load_state_dict(extra["optimizer"])
-        scheduler.load_state_dict(extra["scheduler"])
-        rng = extra["torch_rng"]  # one state per process of the run that wrote it
-        torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
-        start, best, metrics = ckpt.state["iteration"], ckpt.state["best"], ckpt.state.get("metrics", {})
         log.info("resuming %s at iteration %d", run_dir, start)
-    elif source is not None:
-        _load_init(model, source, encoding, config.model)
-    else:
-        if resume:
-            log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
-        if model.unit == "frame":
-            logp = marginal_log_probs(train_split[0])
-            model.start_biases((logp[1] - logp[0]).to(device))
-    averaged = copy.deepcopy(model).requires_grad_(False) if tc.average > 0 else None
+    elif resume:
+        log.info("%s has no checkpoint yet: starting from iteration 0", run_dir)
+    averaged = copy.deepcopy(model).requires_grad_(False) if config.train.average > 0 else None
     if averaged is not None and ckpt is not None:
         averaged.load_state_dict(ckpt.model.state_dict())
 
@@ -238,6 +225,26 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
         metrics_log,
         density,
     )
+
+
+def _start_from(model, optimizer, scheduler, ckpt, source, config, encoding, train_split, ddp) -> tuple:
+    """Where training starts: a checkpoint's weights, optimiser, schedule and RNG (resume), a
+    trained model's weights (--init), or fresh (frame models' output biases at the training
+    frames' marginals). Returns (iteration, best, metrics)."""
+    if ckpt is not None:
+        extra = read_resume_state(ckpt)
+        model.load_state_dict(extra.get("training_weights", ckpt.model.state_dict()))
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        rng = extra["torch_rng"]  # one state per process of the run that wrote it
+        torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
+        return ckpt.state["iteration"], ckpt.state["best"], ckpt.state.get("metrics", {})
+    if source is not None:
+        _load_init(model, source, encoding, config.model)
+    elif model.unit == "frame":
+        logp = marginal_log_probs(train_split[0])
+        model.start_biases((logp[1] - logp[0]).to(next(model.parameters()).device))
+    return 0, {"loss": math.inf, "iteration": -1}, {}
 
 
 def _load_init(model: torch.nn.Module, source: Checkpoint, encoding, model_config) -> None:

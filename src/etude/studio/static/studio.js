@@ -98,6 +98,9 @@ async function generate(event) {
 }
 
 async function start() {
+  // The address `etude studio` printed may carry its token; the studio has kept it as a cookie
+  // for this page's calls, so it leaves the address bar (and the history).
+  if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
   bindOutput("length", " s");
   bindOutput("temperature", "");
   bindOutput("top_p", "");
