@@ -61,15 +61,24 @@ def test_report_files_and_numbers(report):
         assert v["mean_overlap"] is None or 0 <= v["mean_overlap"] <= 1.0001
     # the baseline folder holds no checkpoint: listed as a problem, the rest still written
     assert any("baseline" in p for p in saved["problems"])
-    for png in ("spectra.png", "statistics.png", "confusion.png", "spectrogram_lstm.png"):
+    for png in ("spectra.png", "statistics.png", "confusion.png", "spectrogram_lstm.png", "lag_profile.png"):
         assert (out / png).stat().st_size > 5000
+    # measures of form per set and genre, each as etude.evaluation.form computes it on the set's pieces
+    form = saved["form"]
+    assert set(form) == {"original", "lstm"} and set(form["lstm"]) == set(adherence["by_genre"])
+    for by_genre in form.values():
+        for values in by_genre.values():
+            assert values["key_consistency"] is None or 0 <= values["key_consistency"] <= 1
+            assert values["bar_repetition"] is None or 0 <= values["bar_repetition"] <= 1
+            assert len(values["lag_profile"]) == 8
+            assert values["last_30s_same_key"] is None  # 8 s pieces: too short for long form
 
 
 def test_html_embeds_every_image_and_audio(report):
     out, _ = report
     page = _Media()
     page.feed((out / "report.html").read_text())
-    assert len(page.images) == 5  # spectra, two spectrograms, statistics, confusion
+    assert len(page.images) == 6  # spectra, two spectrograms, statistics, confusion, lag profiles
     assert len(page.audio) == 4  # two excerpts per set
     for src in page.images:
         assert src.startswith("data:image/png;base64,") and len(src) > 5000

@@ -187,6 +187,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         valid_frac=args.valid_frac,
         seed=args.seed,
         transpose=args.transpose,
+        retime=args.retime,
     )
     encoding = EncodingConfig(
         name=args.encoding,
@@ -354,6 +355,16 @@ def _add_split_options(prep) -> None:
         help="add training copies shifted by ±1..K semitones (default 0: none)",
     )
     prep.add_argument("--seed", type=_at_least(0), default=d.seed, help=f"seed of the split (default {d.seed})")
+    prep.add_argument(
+        "--retime",
+        choices=("auto", "off"),
+        default=d.retime,
+        help=(
+            "auto (default): a piece whose notes do not sit on its file's beat grid (a performance, a "
+            "piano roll, a grid shifted off the beat) is re-timed onto the beats and bars found from its "
+            "notes; off: every file's own grid"
+        ),
+    )
 
 
 def _add_data(sub) -> None:

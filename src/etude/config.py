@@ -85,6 +85,8 @@ class DataConfig:
     valid_frac: float = 0.1  # share of each genre's training part held out for validation
     seed: int = 0  # seeds the split
     transpose: int = 0  # augment training pieces by every shift in ±1..transpose semitones
+    retime: str = "auto"  # "auto": a piece whose own beat grid does not fit its notes is re-timed
+    # onto the grid found from them (etude.data.beats); "off": every file's grid as it is
 
     RULES: ClassVar[dict[str, Rule]] = {
         "min_seconds": at_least(0),
@@ -94,6 +96,7 @@ class DataConfig:
         "valid_frac": between(0, 1, high_open=True),
         "seed": at_least(0),
         "transpose": between(0, 12),
+        "retime": one_of("auto", "off"),
     }
     INFINITE_OK: ClassVar[tuple[str, ...]] = ("max_seconds",)
 

@@ -7,7 +7,7 @@ Layout of a prepared folder:
   {split}.bin        all pieces of the split back to back: uint16 tokens, or uint8 rows of 88 keys
   {split}.idx.npy    int64 (pieces, 3): first row, number of rows, genre index
   pieces.csv         one line per stored piece: id, genre, split, seconds, rows, transposition,
-                     notes fingerprint (for duplicates)
+                     notes fingerprint (for duplicates), grid fit before and after re-timing
 
 Files are parsed and encoded by worker processes and streamed to disk as they arrive, so memory
 stays flat whatever the corpus size. Rows are written once to a scratch file, then copied into
@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from etude import __version__
 from etude.config import DataConfig, EncodingConfig, settings_hash, to_dict, validate
+from etude.data.beats import KEEP_FIT, fit_to_grid
 from etude.data.corpus import SPLITS, SourceFile, assign_split, discover, load_split, save_split
 from etude.data.encoding import Encoding, encoding_from_state, load_encoding, make_encoding, save_encoding
 from etude.data.isolation import Failed, Limits, isolated_map
@@ -39,7 +40,7 @@ from etude.errors import InputError
 from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
-FORMAT = 2  # bump when the layout above changes: old caches are then rebuilt
+FORMAT = 3  # bump when the layout above changes: old caches are then rebuilt
 
 
 @dataclass
@@ -51,6 +52,7 @@ class _Encoded:
     fingerprint: str
     rows: np.ndarray
     source_tracks: tuple[int, int]  # (pitched, drum) tracks of the file
+    fit: tuple[float, float]  # grid fit of the file's own grid and of the one encoded (etude.data.beats)
 
 
 _worker: dict[str, Any] = {}
@@ -66,12 +68,16 @@ def _load_and_encode(src: SourceFile) -> list[_Encoded] | Rejection:
     if isinstance(result, Rejection):
         return result
     enc: Encoding = _worker["encoding"]
-    return [
-        _Encoded(
-            p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), enc.encode(p.score, p.genre), p.source_tracks
+    out = []
+    for p in result:
+        score, before, after = fit_to_grid(p.score, _worker["cfg"].retime)
+        rows = enc.encode(score, p.genre)
+        out.append(
+            _Encoded(
+                p.id, src.id, p.genre, p.seconds, notes_fingerprint(p.score), rows, p.source_tracks, (before, after)
+            )
         )
-        for p in result
-    ]
+    return out
 
 
 def _results(files: list[SourceFile], state: dict, cfg: DataConfig, workers: int, limits: Limits):
@@ -225,6 +231,7 @@ def _encode_all(files, enc, data, workers, work: Path, seen: dict[str, str], lim
                         rows=len(p.rows),
                         fingerprint=p.fingerprint,
                         tracks=p.source_tracks,
+                        fit=p.fit,
                     )
                 )
                 n_rows += len(p.rows)
@@ -254,7 +261,16 @@ def _write_splits(pieces, split, enc, data, work: Path, n_rows: int) -> list[Pie
                     written += len(moved)
                     fingerprint = p["fingerprint"] if k == 0 else ""
                     records.append(
-                        PieceRecord(p["id"], p["genre"], name, round(p["seconds"], 3), len(moved), k, fingerprint)
+                        PieceRecord(
+                            p["id"],
+                            p["genre"],
+                            name,
+                            round(p["seconds"], 3),
+                            len(moved),
+                            k,
+                            fingerprint,
+                            *(round(f, 4) for f in p["fit"]),
+                        )
                     )
         np.save(work / f"{name}.idx.npy", np.array(index, dtype=np.int64).reshape(-1, 3))
     del scratch_rows
@@ -310,6 +326,7 @@ def _build(
         "files": len(files) + (base.meta["files"] if base else 0),
         "counts": _counts(records),
         "reduction": _reduction(pieces, base.meta.get("reduction") if base else None),
+        "grid": _grid(records),
         "rejection_counts": dict(Counter(r.reason for r in rejections).most_common()),
         "rejections": [{"path": r.path, "reason": r.reason, "detail": r.detail} for r in rejections],
     }
@@ -337,6 +354,8 @@ class PieceRecord(NamedTuple):
     rows: int  # tokens or frames stored
     transpose: int  # semitones this copy is shifted by (0: the piece itself)
     fingerprint: str  # notes fingerprint of the piece itself ("" for copies)
+    fit_before: float  # grid fit of the file's own beat grid (etude.data.beats.grid_fit)
+    fit_after: float  # grid fit of the grid encoded: re-timed where the file's did not fit
 
     @classmethod
     def of(cls, row: dict[str, str]) -> PieceRecord:
@@ -349,6 +368,8 @@ class PieceRecord(NamedTuple):
             int(row["rows"]),
             int(row["transpose"]),
             row["fingerprint"],
+            float(row["fit_before"]),
+            float(row["fit_after"]),
         )
 
 
@@ -366,6 +387,30 @@ def _reduction(pieces: list[dict], stored: dict | None) -> dict[str, Any]:
         pitched, drums = p["tracks"]
         counts[p["genre"]].update({"files": 1, "merged": int(pitched > 1), "drums_dropped": int(drums > 0)})
     return {"rule": REDUCTION, "genres": {g: dict(c) for g, c in sorted(counts.items())}}
+
+
+def _grid(records: list[PieceRecord]) -> dict[str, Any]:
+    """How well each genre's pieces sit on a beat grid: per genre the pieces, those re-timed, and
+    the median grid fit of the files' own grids and of the grids encoded."""
+    by_genre: dict[str, list[PieceRecord]] = defaultdict(list)
+    for r in records:
+        if r.transpose == 0:
+            by_genre[r.genre].append(r)
+    genres = {}
+    for genre, rows in sorted(by_genre.items()):
+        before = np.array([r.fit_before for r in rows])
+        after = np.array([r.fit_after for r in rows])
+        genres[genre] = {
+            "pieces": len(rows),
+            "retimed": int(np.sum(after != before)),
+            "fit_before": round(float(np.nanmedian(before)), 3),
+            "fit_after": round(float(np.nanmedian(after)), 3),
+        }
+    rule = (
+        f"share of onsets within a 16th or a triplet 8th of the beat grid; files under {KEEP_FIT} "
+        "re-timed onto the beats found from their notes (etude.data.beats)"
+    )
+    return {"rule": rule, "genres": genres}
 
 
 def meta_header(enc: Encoding, digest: str, settings: dict, corpus: Path | str) -> dict[str, Any]:
@@ -484,6 +529,17 @@ def info(data_dir: Path) -> str:
         for genre, c in reduction["genres"].items():
             lines.append(
                 f"  {genre:<16} {c.get('files', 0):>6} {c.get('merged', 0):>14} {c.get('drums_dropped', 0):>14}"
+            )
+    grid = meta.get("grid")
+    if grid:
+        lines += [
+            "",
+            f"beat grid: {grid['rule']}",
+            f"  {'genre':<16} {'pieces':>6} {'re-timed':>9} {'fit before':>11} {'after':>6}",
+        ]
+        for genre, c in grid["genres"].items():
+            lines.append(
+                f"  {genre:<16} {c['pieces']:>6} {c['retimed']:>9} {c['fit_before']:>11.2f} {c['fit_after']:>6.2f}"
             )
     rejected = meta["rejection_counts"]
     lines += ["", f"rejected: {sum(rejected.values())}"]

@@ -23,6 +23,7 @@ from etude.data.encoding import EventEncoding
 from etude.data.midi import first_seconds
 from etude.data.store import open_encoding, open_split
 from etude.errors import EtudeError, InputError
+from etude.evaluation import form as F
 from etude.evaluation import metrics as M
 from etude.evaluation.likelihood import split_likelihood
 from etude.evaluation.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
@@ -44,6 +45,8 @@ class PieceSet:
     spectra: list[np.ndarray] = field(default_factory=list)
     # every metric of etude.evaluation.metrics per piece, computed once: name -> (pieces, values)
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    # measures of form (etude.evaluation.form) per piece: name -> (pieces,); "lag_profile" (pieces, 8)
+    form: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def original_set(data: Path, encoding: EventEncoding, n: int, length: Length | None = None) -> PieceSet:
@@ -94,6 +97,39 @@ def analyse(s: PieceSet, soundfont: Path | None) -> None:
             s.audio.append(audio)
         s.spectra.append(M.mean_spectrum(audio))
     s.features = {name: np.array([np.ravel(f(n)) for n in notes]) for name, f in {**M.SCALARS, **M.HISTOGRAMS}.items()}
+    s.form = form_of(s.scores)
+
+
+def form_of(scores: list[Score]) -> dict[str, np.ndarray]:
+    """Each measure of form per piece, the bar lag profile, and the long-form comparison."""
+    bars = [F.Bars.of(score) for score in scores]
+    out = {name: np.array([f(b) for b in bars]) for name, f in F.FORM.items()}
+    out["lag_profile"] = np.array([F.lag_profile(b) for b in bars]).reshape(len(bars), F.MAX_LAG)
+    longs = [F.long_form(b.notes) for b in bars]
+    for key in ("same_key", "register_shift", "density_ratio"):
+        out[f"last_30s_{key}"] = np.array([lf[key] for lf in longs])
+    return out
+
+
+def _form_by_genre(s: PieceSet) -> dict:
+    """Per genre, the mean of each measure of form over the set's pieces (None where every piece
+    was too short to say), and the mean lag profile."""
+    out = {}
+    labels = np.array(s.labels)
+    for genre in dict.fromkeys(s.labels):
+        mine = labels == genre
+        out[genre] = {name: _mean_or_none(values[mine]) for name, values in s.form.items()}
+    return out
+
+
+def _mean_or_none(values: np.ndarray):
+    """Mean over the first axis ignoring nan: a float (or a list for rows), None where all are nan."""
+    known = ~np.isnan(values)
+    count = known.sum(axis=0)
+    mean = np.where(count > 0, np.where(known, values, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    if np.ndim(mean):
+        return [None if np.isnan(v) else float(v) for v in mean]
+    return None if np.isnan(mean) else float(mean)
 
 
 SPECTRAL = {
@@ -295,6 +331,7 @@ def _against_original(sets: list[PieceSet]) -> dict:
         },
         "set_comparison_by_genre": {s.name: _comparison_by_genre(s, original) for s in sets[1:]},
         "histogram_js_distance": {s.name: _histogram_distances(s, original) for s in sets},
+        "form": {s.name: _form_by_genre(s) for s in sets},
     }
 
 

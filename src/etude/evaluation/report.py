@@ -17,6 +17,7 @@ from scipy.io import wavfile  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
 from etude.evaluation import metrics as M  # noqa: E402
+from etude.evaluation.form import FORM  # noqa: E402
 from etude.evaluation.memorisation import COPY_FLAG_BARS  # noqa: E402
 
 AUDIO_SECONDS = 15  # excerpt length embedded in the page
@@ -92,6 +93,26 @@ def confusion_png(info: dict, path: Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Genre classifier on test pieces (accuracy {info['accuracy']:.2f})", fontsize=9)
+    return save_figure(fig, path)
+
+
+def lag_profile_png(form: dict, path: Path) -> Path:
+    """Per genre, each set's mean bar lag profile (etude.evaluation.form.lag_profile)."""
+    genres = list(next(iter(form.values()), {}))
+    fig, axes = plt.subplots(
+        1, max(len(genres), 1), figsize=(2.6 * max(len(genres), 1), 2.8), sharey=True, squeeze=False
+    )
+    for ax, genre in zip(axes[0], genres):
+        for name, by_genre in form.items():
+            profile = (by_genre.get(genre) or {}).get("lag_profile")
+            if profile:
+                lags = np.arange(1, len(profile) + 1)
+                ax.plot(lags, [np.nan if v is None else v for v in profile], marker="o", ms=3, label=name)
+        ax.set_title(genre, fontsize=9)
+        ax.set_xlabel("lag (bars)", fontsize=8)
+        ax.set_xticks([1, 2, 4, 8])
+    axes[0][0].set_ylabel("correlation of bar pitch classes", fontsize=8)
+    axes[0][0].legend(fontsize=7)
     return save_figure(fig, path)
 
 
@@ -188,7 +209,14 @@ def _tables(report: dict) -> dict[str, list]:
         [name, *[v if v is not None else float("nan") for v in d.values()]]
         for name, d in report["histogram_js_distance"].items()
     ]
+    form_names = [*FORM, *(k for k in LONG_FORM if _any_value(report["form"], k))]
+    form = [
+        [name, genre, *[values.get(k) for k in form_names]]
+        for name, by_genre in report["form"].items()
+        for genre, values in by_genre.items()
+    ]
     return {
+        "form": html_table(form, ["set", "genre", *[k.replace("_", " ") for k in form_names]]),
         "spectral": html_table(
             spectral, ["set", "log-spectral distance (dB)", "Jensen-Shannon distance", "correlation of log spectra"]
         ),
@@ -222,6 +250,7 @@ def write_report(report: dict, sets, out: Path) -> Path:
     ]
     figs.append(statistics_png(sets, out / "statistics.png"))
     figs.append(confusion_png(report["genre"]["test"], out / "confusion.png"))
+    lags = lag_profile_png(report["form"], out / "lag_profile.png")
 
     tables = _tables(report)
     audio = "".join(
@@ -249,6 +278,13 @@ audio rendered at {rate} Hz with one SoundFont for every set. Took {report["seco
 {tables["comparison"]}
 <h3>Per genre: mean overlapped area over the features</h3>
 {tables["by_genre"]}
+<h2>Form: repetition, key, phrases, pulse</h2>
+<p>Per genre, the mean over pieces (etude.evaluation.form): bars repeating an earlier bar exactly or
+transposed; the same in seconds, grid-free; 4-bar windows in the piece's key, and keys visited;
+bars alike at lags 4 and 8 more than at others; steadiness of the bass's pulse; with pieces of
+60 s or more, the last 30 s against the first.</p>
+{tables["form"]}
+{img_tag(lags)}
 <h2>Genre</h2>
 {img_tag(figs[-1])}
 {tables["adherence"]}
@@ -267,6 +303,14 @@ audio rendered at {rate} Hz with one SoundFont for every set. Took {report["seco
     path = out / "report.html"
     path.write_text(page)
     return path
+
+
+LONG_FORM = ("last_30s_same_key", "last_30s_register_shift", "last_30s_density_ratio")
+
+
+def _any_value(form: dict, key: str) -> bool:
+    """Whether any set and genre has a value for a measure (long form needs pieces of 60 s+)."""
+    return any(values.get(key) is not None for by_genre in form.values() for values in by_genre.values())
 
 
 def _inline(d: dict) -> str:

@@ -1,0 +1,364 @@
+"""A piece's beat grid, found from its notes, and the piece re-timed onto it.
+
+REMI's bars and positions come from a file's own beat grid (its tempo map and time signature).
+Where that grid is not the music's (piano-roll transcriptions, unquantised performances, a grid
+shifted off the beat), the beats are found from the notes and the piece is re-timed so that each
+found beat falls on a beat of the file it becomes.
+
+The tracker (Ellis 2007, "Beat tracking by dynamic programming", J. New Music Research 36(1)):
+1. an onset-strength signal at `FPS` frames per second from note onsets (chord size and velocity
+   weighted, the lowest notes counted more), smoothed;
+2. the beat period from its autocorrelation, weighted by a log-normal tempo prior one octave
+   wide, centred on IOI_BEATS median inter-onset intervals; the file's own tempo (or twice or
+   half it) is kept where it scores nearly as well (POP909's tempos are right, its phase is not);
+3. beats by dynamic programming: each beat's score is the onset strength there plus the best
+   earlier beat's score less `TIGHTNESS * log(interval / period)^2`, so the tempo may drift;
+4. the beats moved onto the onsets' sixteenth and triplet grid (`refine`);
+5. downbeats: a Viterbi path over the position in a bar of four beats, rewarding bar starts on
+   beats with bass, a chord change and strong onsets, where a bar of another length costs
+   BAR_CHANGE_COST.
+
+Grid fit (`grid_fit`): the share of onsets within `FIT_TOLERANCE` beats of a sixteenth or a triplet
+eighth of the grid; notes placed at random score about 0.36 (6 grid points per beat x 0.06).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from symusic import Score, Tempo, TimeSignature, Track
+from symusic.core import NoteTickList
+
+FPS = 100  # onset-strength frames per second
+PRIOR_S = 0.55  # centre of the tempo prior: seconds per beat (~110 bpm)
+MIN_PERIOD_S, MAX_PERIOD_S = 0.25, 1.5  # 40-240 beats per minute
+TIGHTNESS = 80.0  # how strongly the tracker holds the tempo (Ellis's alpha)
+FIT_TOLERANCE = 0.03  # beats either side of a grid point that count as on it
+KEEP_FIT = 0.75  # a file whose own grid fits at least this well is left as it is
+IOI_BEATS = 2.5  # the tempo prior's centre in median inter-onset intervals
+PRIOR_RANGE_S = (0.35, 0.8)  # ... kept within these seconds per beat
+FILE_TEMPO_SHARE = 0.8  # the file's own tempo is kept when it scores this share of the best
+TEMPO_TOLERANCE_S = 0.03  # a new tempo is written before any beat strays further from its time
+BAR_CHANGE_COST = 8.0  # downbeat evidence (in units of its mean) a bar of another length must earn
+
+
+@dataclass(frozen=True)
+class BeatGrid:
+    """Beat times and bar starts of a piece, in seconds."""
+
+    beats: np.ndarray  # (B,) seconds, increasing
+    bar_starts: np.ndarray  # (D,) indices into beats of the beats that start bars, increasing
+
+    @property
+    def downbeats(self) -> np.ndarray:
+        return self.beats[self.bar_starts]
+
+
+# ----------------------------------------------------------------------------- grid fit
+def grid_fit(onsets_in_beats: np.ndarray) -> float:
+    """Share of onsets (in beats) within FIT_TOLERANCE beats of a sixteenth or a triplet eighth:
+    mean over onsets of [min(|4b - round(4b)| / 4, |3b - round(3b)| / 3) <= FIT_TOLERANCE];
+    nan for no onsets."""
+    b = np.asarray(onsets_in_beats, dtype=np.float64)
+    if b.size == 0:
+        return float("nan")
+    off = np.minimum(np.abs(4 * b - np.round(4 * b)) / 4, np.abs(3 * b - np.round(3 * b)) / 3)
+    return float(np.mean(off <= FIT_TOLERANCE + 1e-9))
+
+
+def own_grid_fit(score: Score) -> float:
+    """grid_fit of a one-track score's onsets on the file's own beats (its ticks per quarter)."""
+    n = score.tracks[0].notes.numpy() if score.tracks else {"time": np.zeros(0)}
+    return grid_fit(n["time"] / score.ticks_per_quarter)
+
+
+# ----------------------------------------------------------------------------- tracking
+def onset_strength(onsets: np.ndarray, pitches: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Onset strength at FPS frames per second, shape (frames,): per onset frame the log of
+    1 + its notes' weights (velocity / 127, doubled for notes in the lowest third of the
+    frame's pitches seen over the piece), smoothed with a 20 ms Gaussian."""
+    frames = np.round(np.asarray(onsets) * FPS).astype(np.int64)
+    if frames.size == 0:
+        return np.zeros(1)
+    low = np.quantile(pitches, 0.33)
+    weight = (np.asarray(velocities, dtype=np.float64) / 127.0) * np.where(pitches <= low, 2.0, 1.0)
+    env = np.bincount(frames, weights=weight, minlength=frames.max() + 2 * FPS)
+    env = np.log1p(env)
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    return np.convolve(env, kernel / kernel.sum(), mode="same")
+
+
+def beat_period(env: np.ndarray, file_period: float | None = None, centre: float = PRIOR_S) -> float:
+    """Beat period in frames: the lag maximising the onset autocorrelation (with half the
+    autocorrelation at twice and at half the lag: a beat is also felt there) times a log-normal
+    prior centred on `centre` seconds, one octave wide, refined by a parabola through the peak.
+    `file_period` (frames), the file's own beat, is taken when its score is near the best."""
+    x = env - env.mean()
+    n = len(x)
+    spectrum = np.fft.rfft(x, 2 * n)
+    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    lo, hi = int(MIN_PERIOD_S * FPS), min(int(MAX_PERIOD_S * FPS), n // 2 - 1)
+    if hi <= lo + 2:
+        return file_period or PRIOR_S * FPS
+    lags = np.arange(lo, hi + 1)
+
+    def strength(lag: np.ndarray) -> np.ndarray:
+        at = lambda x: np.interp(x, np.arange(n), ac)  # noqa: E731
+        return at(lag) + 0.5 * at(2 * lag) + 0.5 * at(lag / 2)
+
+    prior = lambda lag: np.exp(-0.5 * np.log2(lag / (centre * FPS)) ** 2)  # noqa: E731
+    score = prior(lags) * strength(lags)
+    k = int(np.argmax(score))
+    if file_period is not None and lo <= file_period <= hi:
+        for level in (file_period, file_period * 2, file_period / 2):
+            if lo <= level <= hi and prior(level) * strength(np.array([level]))[0] >= FILE_TEMPO_SHARE * score[k]:
+                return float(level)
+    if 0 < k < len(lags) - 1:
+        a, b, c = score[k - 1], score[k], score[k + 1]
+        denominator = a - 2 * b + c
+        shift = 0.5 * (a - c) / denominator if denominator != 0 else 0.0
+        return float(lags[k] + np.clip(shift, -0.5, 0.5))
+    return float(lags[k])
+
+
+def track_beats(env: np.ndarray, period: float) -> np.ndarray:
+    """Beat frames by dynamic programming (Ellis 2007); `period` in frames. Returns (B,) frames.
+
+    A beat's predecessors lie between 2 and 1/2 periods before it, so the frames of a block
+    shorter than half a period never depend on each other: each block is one vectorised step."""
+    n = len(env)
+    local = env / (env.std() + 1e-9)
+    steps = np.arange(-int(round(2 * period)), -int(round(period / 2)) + 1)  # candidate previous beats
+    penalty = -TIGHTNESS * np.log(-steps / period) ** 2
+    score = local.copy()
+    back = np.full(n, -1, dtype=np.int64)
+    block = -int(steps[-1])
+    for i0 in range(block, n, block):
+        rows = np.arange(i0, min(i0 + block, n))
+        prev = rows[:, None] + steps[None, :]  # (L, S)
+        cand = np.where(prev >= 0, score[np.maximum(prev, 0)] + penalty, -np.inf)
+        j = np.argmax(cand, axis=1)
+        best = cand[np.arange(len(rows)), j]
+        take = best > 0
+        score[rows[take]] += best[take]
+        back[rows[take]] = prev[np.arange(len(rows)), j][take]
+    # the last beat: the best-scoring frame in the last period
+    tail = max(0, n - int(round(period)) - 1)
+    i = tail + int(np.argmax(score[tail:]))
+    beats = [i]
+    while back[beats[-1]] >= 0:
+        beats.append(int(back[beats[-1]]))
+    return np.array(beats[::-1], dtype=np.int64)
+
+
+def _beat_features(beats_s: np.ndarray, onsets, pitches, velocities) -> np.ndarray:
+    """Per beat: how low its lowest note at the beat is (semitones below the piece's median
+    pitch, 0 if above), chord change (1 - cosine of the pitch-class histograms of this beat and
+    the one before, over the lower half of the pitches: harmony, not the tune), and the
+    velocity-weighted count of notes at the beat; each scaled to unit mean. Shape (B, 3)."""
+    edges = np.r_[beats_s - 0.05, np.inf]
+    which = np.searchsorted(edges, onsets, side="right") - 1
+    ok = which >= 0
+    b = len(beats_s)
+    weight = np.asarray(velocities, dtype=np.float64)[ok] / 127.0
+    w, p = which[ok], pitches[ok]
+    middle = np.median(pitches)
+    near = np.abs(onsets[ok] - beats_s[w]) < 0.07  # at the beat itself
+    lowest = np.full(b, middle)
+    np.minimum.at(lowest, w[near], p[near])
+    bass = middle - lowest
+    strength = np.bincount(w, weights=weight * near, minlength=b)[:b]
+    pcs = np.zeros((b, 12))
+    harmony = p <= middle
+    np.add.at(pcs, (w[harmony], p[harmony] % 12), weight[harmony])
+    norm = np.linalg.norm(pcs, axis=1) + 1e-9
+    change = np.r_[0.0, 1.0 - np.sum(pcs[1:] * pcs[:-1], axis=1) / (norm[1:] * norm[:-1])]
+    feats = np.stack([bass, change, strength], axis=1)
+    return feats / (feats.mean(axis=0) + 1e-9)
+
+
+def find_downbeats(beats_s: np.ndarray, onsets, pitches, velocities, metre: int = 4) -> np.ndarray:
+    """Indices of the beats that start bars: a Viterbi path over the position in the bar (0 to
+    metre - 1) from beat to beat, each beat moving one position on, or starting a new bar
+    early or late at a cost of BAR_CHANGE_COST; a beat at position 0 earns its downbeat evidence
+    (the sum of `_beat_features`, less its mean). Returns (D,) indices, increasing."""
+    if len(beats_s) < 2 * metre:
+        return np.arange(0, len(beats_s), metre)
+    evidence = _beat_features(beats_s, onsets, pitches, velocities).sum(axis=1)
+    evidence = evidence - evidence.mean()
+    b = len(beats_s)
+    # cost of moving from position i to j: 0 for j = i + 1 (mod metre), else BAR_CHANGE_COST
+    step = np.full((metre, metre), -BAR_CHANGE_COST)
+    step[np.arange(metre), (np.arange(metre) + 1) % metre] = 0.0
+    score = np.zeros(metre)
+    score[0] = evidence[0]
+    back = np.zeros((b, metre), dtype=np.int64)
+    for k in range(1, b):
+        total = score[:, None] + step  # (from, to)
+        back[k] = np.argmax(total, axis=0)
+        score = total[back[k], np.arange(metre)]
+        score[0] += evidence[k]
+    pos = np.empty(b, dtype=np.int64)
+    pos[-1] = int(np.argmax(score))
+    for k in range(b - 1, 0, -1):
+        pos[k - 1] = back[k, pos[k]]
+    return np.flatnonzero(pos == 0)
+
+
+def find_grid(score: Score) -> BeatGrid:
+    """The beat grid of a one-track score's notes (see the module docstring)."""
+    n = score.to("second").tracks[0].notes.numpy()
+    onsets, pitches, velocities = n["time"].astype(np.float64), n["pitch"].astype(np.int64), n["velocity"]
+    env = onset_strength(onsets, pitches, velocities)
+    frames = track_beats(env, beat_period(env, _file_period(score), prior_centre(onsets)))
+    beats = refine(frames / FPS, onsets)
+    return BeatGrid(beats, find_downbeats(beats, onsets, pitches, velocities))
+
+
+def prior_centre(onsets: np.ndarray) -> float:
+    """Centre of the tempo prior in seconds per beat: IOI_BEATS times the median interval between
+    distinct onsets (within 30 ms), kept within PRIOR_RANGE_S: most notated music moves in notes
+    of a half or a quarter of its beat."""
+    times = np.unique(np.round(np.sort(onsets) / 0.03))
+    if len(times) < 8:
+        return PRIOR_S
+    return float(np.clip(IOI_BEATS * np.median(np.diff(times)) * 0.03, *PRIOR_RANGE_S))
+
+
+def refine(beats: np.ndarray, onsets: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Beats moved onto the onsets' grid: each round, every onset near a sixteenth or triplet
+    eighth (within 0.12 beats) says how far off that grid point it is; each beat moves by the
+    median of what the onsets of the half beat either side of it say (in seconds), and the
+    beats are kept in order. For piano rolls this removes the tracker's frame-size jitter; for
+    performances it follows the player's timing from beat to beat."""
+    beats = np.asarray(beats, dtype=np.float64).copy()
+    if len(beats) < 3:
+        return beats
+    for _ in range(rounds):
+        pos = seconds_to_beats(beats, onsets)
+        near = np.minimum(np.abs(4 * pos - np.round(4 * pos)) / 4, np.abs(3 * pos - np.round(3 * pos)) / 3)
+        to16 = np.round(4 * pos) / 4
+        to12 = np.round(3 * pos) / 3
+        target = np.where(np.abs(pos - to16) <= np.abs(pos - to12), to16, to12)
+        use = near <= 0.12
+        k = np.clip(np.round(target[use]).astype(np.int64), 0, len(beats) - 1)
+        period = np.gradient(beats)[k]
+        error = (pos[use] - target[use]) * period  # seconds late (+) or early (-)
+        order = np.argsort(k, kind="stable")
+        k, error = k[order], error[order]
+        bounds = np.searchsorted(k, np.arange(len(beats) + 1))
+        shift = np.array([np.median(error[a:b]) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])])
+        moved = beats + shift
+        if np.all(np.diff(moved) > 0):
+            beats = moved
+    return beats
+
+
+def _file_period(score: Score) -> float | None:
+    """The file's own beat period in frames: its most used tempo (time-weighted), or None when it
+    has no tempo events (the default 120 qpm means nothing then)."""
+    if not len(score.tempos):
+        return None
+    ticks = np.array([t.time for t in score.tempos] + [score.end()], dtype=np.float64)
+    qpm = np.array([t.qpm for t in score.tempos])
+    span = np.maximum(np.diff(ticks), 0)
+    main = qpm[int(np.argmax(span))] if span.sum() > 0 else qpm[0]
+    return 60.0 / main * FPS
+
+
+def fit_to_grid(score: Score, mode: str = "auto") -> tuple[Score, float, float]:
+    """(score, grid fit before, grid fit after): with mode "auto", a one-track score whose own
+    grid fits under KEEP_FIT is re-timed onto the grid found from its notes, when that fits
+    better; otherwise (or with mode "off") the score as it is."""
+    before = own_grid_fit(score)
+    if mode == "off" or not before < KEEP_FIT or score.note_num() < 8:
+        return score, before, before
+    grid = find_grid(score)
+    if len(grid.beats) < 4:
+        return score, before, before
+    new = retime(score, grid)
+    after = own_grid_fit(new)
+    return (new, before, after) if after > before else (score, before, before)
+
+
+# ----------------------------------------------------------------------------- re-timing
+def seconds_to_beats(beats: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Positions in beats (beat k at k) of times in seconds, linear between beats and at the first
+    and last beat periods beyond them."""
+    beats = np.asarray(beats, dtype=np.float64)
+    k = np.arange(len(beats), dtype=np.float64)
+    seconds = np.asarray(seconds, dtype=np.float64)
+    out = np.interp(seconds, beats, k)
+    first, last = beats[1] - beats[0], beats[-1] - beats[-2]
+    out = np.where(seconds < beats[0], (seconds - beats[0]) / first, out)
+    return np.where(seconds > beats[-1], k[-1] + (seconds - beats[-1]) / last, out)
+
+
+def bar_lengths(bar_starts: np.ndarray, n_beats: int, longest: int = 6) -> list[tuple[int, int]]:
+    """(first beat, beats) of each bar, covering beats 0 to n_beats - 1: a pickup before the first
+    bar start, bars between starts, the last to the end; a bar longer than `longest` beats (x/4
+    metres up to 6/4 are written) is cut into bars of 4 and the rest."""
+    edges = sorted({0, *map(int, bar_starts), n_beats})
+    bars = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        while b - a > longest:
+            bars.append((a, 4))
+            a += 4
+        bars.append((a, b - a))
+    return bars
+
+
+def retime(score: Score, grid: BeatGrid, tpq: int = 480) -> Score:
+    """The piece with the grid's beats on the beats of a new tick grid (tpq ticks per quarter
+    note), its bars starting at the grid's bar starts (time signatures x/4 where a bar's length
+    changes), tempo written so that no beat is further than TEMPO_TOLERANCE_S from its time. Notes before the
+    first found beat get beats of their own before it. Notes keep pitch and velocity; their times
+    in seconds are kept to within TEMPO_TOLERANCE_S (the first found beat is at 0 s, or a whole
+    number of beats later where notes come before it)."""
+    notes = score.to("second").tracks[0].notes.numpy()
+    on = seconds_to_beats(grid.beats, notes["time"])
+    off = seconds_to_beats(grid.beats, notes["time"] + notes["duration"])
+    pre = int(np.ceil(max(0.0, -float(on.min(initial=0.0)))))  # whole beats added before beat 0
+    beats = np.r_[grid.beats[0] - (grid.beats[1] - grid.beats[0]) * np.arange(pre, 0, -1), grid.beats]
+    on, off = (on + pre) * tpq, (off + pre) * tpq
+    n_beats = max(len(beats), int(np.ceil(off.max(initial=0) / tpq)))
+    out = Score(tpq)
+    last = None
+    for first, length in bar_lengths(grid.bar_starts + pre, n_beats):
+        if length != last:
+            out.time_signatures.append(TimeSignature(first * tpq, length, 4))
+            last = length
+    for tick, qpm in _tempo_changes(beats, tpq):
+        out.tempos.append(Tempo(int(tick), float(qpm)))
+    on_ticks = np.round(on).astype(np.int64)
+    track = Track(name="Piano", program=0, is_drum=False)
+    track.notes = NoteTickList.from_numpy(
+        on_ticks.astype(np.int32),
+        np.maximum(np.round(off).astype(np.int64) - on_ticks, 1).astype(np.int32),
+        notes["pitch"].astype(np.int8),
+        notes["velocity"].astype(np.int8),
+    )
+    out.tracks.append(track)
+    return out
+
+
+def _tempo_changes(beats: np.ndarray, tpq: int) -> list[tuple[int, float]]:
+    """(tick, qpm) where the tempo is set, beat k sitting at tick k * tpq: each tempo holds from
+    one beat for as long as a constant tempo keeps every beat within TEMPO_TOLERANCE_S of its
+    time, so timing never drifts further than that however long the piece."""
+    changes = []
+    start = 0
+    while start < len(beats) - 1:
+        end = start + 1
+        while end + 1 < len(beats):
+            k = np.arange(start, end + 2)
+            line = beats[start] + (k - start) * (beats[end + 1] - beats[start]) / (end + 1 - start)
+            if np.abs(beats[k] - line).max() > TEMPO_TOLERANCE_S:
+                break
+            end += 1
+        period = (beats[end] - beats[start]) / (end - start)
+        if not changes or abs(60.0 / period - changes[-1][1]) > 1e-6:
+            changes.append((start * tpq, 60.0 / period))
+        start = end
+    return changes or [(0, 120.0)]

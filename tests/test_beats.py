@@ -1,0 +1,110 @@
+"""The beat grid found from notes (etude.data.beats): grid fit by hand, a piece on its grid left
+alone, a piece performed off its grid brought back to it, POP909's own beat annotations, and
+re-timing that keeps every note."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+from symusic import Score, Tempo, TimeSignature, Track
+from symusic.core import NoteTickList
+
+from etude.data import beats as B
+from etude.data.midi import read_score, reduce_to_piano
+
+ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "annotations" / "pop909"
+
+
+def _score(onsets_s, pitches, durations_s=None, qpm: float | None = 120.0) -> Score:
+    """A one-track score from times in seconds (at 120 qpm, 480 ticks a quarter: 960 ticks a second)."""
+    onsets_s = np.asarray(onsets_s, dtype=np.float64)
+    durations_s = np.full(len(onsets_s), 0.2) if durations_s is None else np.asarray(durations_s)
+    score = Score(480)
+    if qpm is not None:
+        score.tempos.append(Tempo(0, qpm))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    track = Track(name="Piano", program=0)
+    track.notes = NoteTickList.from_numpy(
+        np.round(onsets_s * 960).astype(np.int32),
+        np.maximum(np.round(durations_s * 960), 1).astype(np.int32),
+        np.asarray(pitches, dtype=np.int8),
+        np.full(len(onsets_s), 80, dtype=np.int8),
+    )
+    score.tracks.append(track)
+    return score
+
+
+def _stride(bars: int, beat_s: float, start_s: float = 0.0):
+    """A stride pattern: bass on beats 1 and 3 (a chord on 2 and 4), a melody in eighths with a
+    chord change every bar. Returns onsets (s), pitches, beat times (s), downbeat times (s)."""
+    onsets, pitches = [], []
+    roots = [36, 41, 43, 36]
+    for bar in range(bars):
+        root = roots[bar % 4]
+        for beat in range(4):
+            t = start_s + (bar * 4 + beat) * beat_s
+            if beat % 2 == 0:
+                onsets.append(t), pitches.append(root)
+            else:
+                onsets += [t] * 3
+                pitches += [root + 24, root + 28, root + 31]
+            for half in (0, 1):
+                onsets.append(t + half * beat_s / 2), pitches.append(72 + (bar * 3 + beat * 2 + half) % 12)
+    beats = start_s + np.arange(bars * 4) * beat_s
+    return np.array(onsets), np.array(pitches), beats, beats[::4]
+
+
+def test_grid_fit_by_hand():
+    assert B.grid_fit(np.array([0.0, 0.25, 0.5, 1 / 3, 2 / 3, 1.75])) == 1.0
+    assert B.grid_fit(np.array([0.0, 0.12, 0.5, 0.9])) == 0.5  # 0.12 and 0.9 are off every grid point
+    assert B.grid_fit(np.array([0.02, 0.27])) == 1.0 and B.grid_fit(np.array([0.04])) == 0.0
+    assert math.isnan(B.grid_fit(np.array([])))
+
+
+def test_a_piece_on_its_grid_is_left_as_it_is():
+    onsets, pitches, _, _ = _stride(8, 0.5)
+    score = _score(onsets, pitches)
+    kept, before, after = B.fit_to_grid(score)
+    assert kept is score and before == after == 1.0
+
+
+def test_a_piece_performed_off_its_grid_comes_back_to_it():
+    # the stride at 0.43 s a beat, started 0.31 s in, every onset moved by up to 20 ms, written
+    # at a default 120 qpm as a keyboard recording is: the file's grid says nothing
+    rng = np.random.default_rng(0)
+    onsets, pitches, beats, downbeats = _stride(24, 0.43, 0.31)
+    played = onsets + rng.uniform(-0.02, 0.02, len(onsets))
+    score = _score(np.maximum(played, 0), pitches)
+    retimed, before, after = B.fit_to_grid(score)
+    # 20 ms is up to 0.05 beats here, more than the fit's 0.03: the fit rises, short of 1
+    assert before < 0.6 and after >= before + 0.25
+    grid = B.find_grid(score)
+    assert mir_eval.beat.f_measure(beats, grid.beats) >= 0.9
+    assert mir_eval.beat.f_measure(downbeats, grid.downbeats) >= 0.8
+    # every note kept, in order, at its time (the first found beat becomes a beat of the new file)
+    a = score.to("second").tracks[0].notes.numpy()
+    b = retimed.to("second").tracks[0].notes.numpy()
+    assert len(b["time"]) == len(a["time"]) and sorted(b["pitch"]) == sorted(a["pitch"])
+    shift = np.median(np.sort(b["time"]) - np.sort(a["time"]))
+    assert np.percentile(np.abs(np.sort(b["time"]) - np.sort(a["time"]) - shift), 95) < 0.03
+
+
+def test_bars_of_another_length_are_followed():
+    assert B.bar_lengths(np.array([1, 5, 8, 12]), 14) == [(0, 1), (1, 4), (5, 3), (8, 4), (12, 2)]
+    assert B.bar_lengths(np.array([0]), 15) == [(0, 4), (4, 4), (8, 4), (12, 3)]  # cut into 4s
+
+
+def test_pop909_beats_match_the_datasets_own_annotations():
+    """POP909's files sit on a grid shifted off the beat; its authors' beats are the reference.
+    The first 20 songs (60 measured: mean F 0.92, see docs/data.md)."""
+    scores = []
+    for song in sorted(p.name.split(".")[0] for p in ANNOTATIONS.glob("*.beat_midi.txt"))[:20]:
+        reference = np.loadtxt(ANNOTATIONS / f"{song}.beat_midi.txt")
+        piano = Path(__file__).resolve().parents[2] / "shared" / "data" / "piano" / "pop" / f"{song}.mid"
+        grid = B.find_grid(reduce_to_piano(read_score(piano)))
+        ref, found = mir_eval.beat.trim_beats(reference[:, 0]), mir_eval.beat.trim_beats(grid.beats)
+        scores.append(mir_eval.beat.f_measure(ref, found))
+    assert np.mean(scores) >= 0.88 and np.median(scores) >= 0.9
