@@ -63,6 +63,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/beat_grid.py
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/nade_speed.py
 	$(PY) benchmarks/generate_speed.py

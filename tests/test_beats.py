@@ -108,3 +108,29 @@ def test_pop909_beats_match_the_datasets_own_annotations():
         ref, found = mir_eval.beat.trim_beats(reference[:, 0]), mir_eval.beat.trim_beats(grid.beats)
         scores.append(mir_eval.beat.f_measure(ref, found))
     assert np.mean(scores) >= 0.88 and np.median(scores) >= 0.9
+
+
+def test_prepare_re_times_only_the_pieces_off_their_grid_and_says_so(tmp_path):
+    from etude.config import DataConfig
+    from etude.data import info, prepare
+    from etude.data.store import PieceRecord, read_pieces
+
+    rng = np.random.default_rng(3)
+    for k in range(3):  # the same music on its grid, and performed off it
+        onsets, pitches, _, _ = _stride(16, 0.5)
+        (tmp_path / "corpus" / "on").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "corpus" / "off").mkdir(parents=True, exist_ok=True)
+        _score(onsets, pitches + k).dump_midi(str(tmp_path / "corpus" / "on" / f"{k}.mid"))
+        played = 0.21 + onsets * 0.87 + rng.uniform(-0.01, 0.01, len(onsets))
+        _score(played, pitches + k).dump_midi(str(tmp_path / "corpus" / "off" / f"{k}.mid"))
+    meta = prepare(tmp_path / "corpus", tmp_path / "data", DataConfig(test_frac=0, valid_frac=0), workers=1)
+    grid = meta["grid"]["genres"]
+    assert grid["on"]["retimed"] == 0 and grid["on"]["fit_before"] == grid["on"]["fit_after"] == 1.0
+    assert grid["off"]["retimed"] == 3 and grid["off"]["fit_before"] < 0.6 < 0.9 <= grid["off"]["fit_after"]
+    records = [PieceRecord.of(r) for r in read_pieces(tmp_path / "data" / "pieces.csv")]
+    assert all((r.fit_after > r.fit_before) == (r.genre == "off") for r in records)
+    assert "re-timed" in info(tmp_path / "data")
+    off = prepare(
+        tmp_path / "corpus", tmp_path / "plain", DataConfig(test_frac=0, valid_frac=0, retime="off"), workers=1
+    )
+    assert off["grid"]["genres"]["off"]["retimed"] == 0

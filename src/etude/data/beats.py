@@ -27,10 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import next_fast_len
 from symusic import Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
-FPS = 100  # onset-strength frames per second
+FPS = 50  # onset-strength frames per second
 PRIOR_S = 0.55  # centre of the tempo prior: seconds per beat (~110 bpm)
 MIN_PERIOD_S, MAX_PERIOD_S = 0.25, 1.5  # 40-240 beats per minute
 TIGHTNESS = 80.0  # how strongly the tracker holds the tempo (Ellis's alpha)
@@ -38,6 +39,7 @@ FIT_TOLERANCE = 0.03  # beats either side of a grid point that count as on it
 KEEP_FIT = 0.75  # a file whose own grid fits at least this well is left as it is
 IOI_BEATS = 2.5  # the tempo prior's centre in median inter-onset intervals
 PRIOR_RANGE_S = (0.35, 0.8)  # ... kept within these seconds per beat
+HARMONICS = (0.5, 0.5)  # weight of the autocorrelation at twice and at half a candidate period
 FILE_TEMPO_SHARE = 0.8  # the file's own tempo is kept when it scores this share of the best
 TEMPO_TOLERANCE_S = 0.03  # a new tempo is written before any beat strays further from its time
 BAR_CHANGE_COST = 8.0  # downbeat evidence (in units of its mean) a bar of another length must earn
@@ -85,7 +87,8 @@ def onset_strength(onsets: np.ndarray, pitches: np.ndarray, velocities: np.ndarr
     weight = (np.asarray(velocities, dtype=np.float64) / 127.0) * np.where(pitches <= low, 2.0, 1.0)
     env = np.bincount(frames, weights=weight, minlength=frames.max() + 2 * FPS)
     env = np.log1p(env)
-    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    sigma = 0.02 * FPS  # 20 ms in frames
+    kernel = np.exp(-0.5 * (np.arange(-3 * int(np.ceil(sigma)), 3 * int(np.ceil(sigma)) + 1) / sigma) ** 2)
     return np.convolve(env, kernel / kernel.sum(), mode="same")
 
 
@@ -96,8 +99,9 @@ def beat_period(env: np.ndarray, file_period: float | None = None, centre: float
     `file_period` (frames), the file's own beat, is taken when its score is near the best."""
     x = env - env.mean()
     n = len(x)
-    spectrum = np.fft.rfft(x, 2 * n)
-    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    size = next_fast_len(2 * n)  # a length of small prime factors: an FFT of a prime length is slow
+    spectrum = np.fft.rfft(x, size)
+    ac = np.fft.irfft(spectrum * np.conj(spectrum), size)[:n]
     lo, hi = int(MIN_PERIOD_S * FPS), min(int(MAX_PERIOD_S * FPS), n // 2 - 1)
     if hi <= lo + 2:
         return file_period or PRIOR_S * FPS
@@ -105,7 +109,7 @@ def beat_period(env: np.ndarray, file_period: float | None = None, centre: float
 
     def strength(lag: np.ndarray) -> np.ndarray:
         at = lambda x: np.interp(x, np.arange(n), ac)  # noqa: E731
-        return at(lag) + 0.5 * at(2 * lag) + 0.5 * at(lag / 2)
+        return at(lag) + HARMONICS[0] * at(2 * lag) + HARMONICS[1] * at(lag / 2)
 
     prior = lambda lag: np.exp(-0.5 * np.log2(lag / (centre * FPS)) ** 2)  # noqa: E731
     score = prior(lags) * strength(lags)
@@ -245,10 +249,13 @@ def refine(beats: np.ndarray, onsets: np.ndarray, rounds: int = 3) -> np.ndarray
         k = np.clip(np.round(target[use]).astype(np.int64), 0, len(beats) - 1)
         period = np.gradient(beats)[k]
         error = (pos[use] - target[use]) * period  # seconds late (+) or early (-)
-        order = np.argsort(k, kind="stable")
+        order = np.lexsort((error, k))  # by beat, then by error: each beat's median is in its middle
         k, error = k[order], error[order]
-        bounds = np.searchsorted(k, np.arange(len(beats) + 1))
-        shift = np.array([np.median(error[a:b]) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])])
+        first = np.searchsorted(k, np.arange(len(beats)))
+        count = np.searchsorted(k, np.arange(len(beats)), side="right") - first
+        low = np.minimum(first + (count - 1) // 2, len(error) - 1)
+        high = np.minimum(first + count // 2, len(error) - 1)
+        shift = np.where(count > 0, (error[low] + error[high]) / 2, 0.0) if len(error) else np.zeros(len(beats))
         moved = beats + shift
         if np.all(np.diff(moved) > 0):
             beats = moved

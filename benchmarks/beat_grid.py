@@ -1,0 +1,156 @@
+"""The beat grid found at ingest (etude.data.beats), against references and against its cost.
+
+1. POP909's own beat and downbeat annotations (../shared/data/annotations/pop909): beat and
+   downbeat F-measure (mir_eval, +-70 ms) of the beats found from the notes, and of the file's
+   own grid beside them.
+2. Pieces whose grid is good (classical, folk, videogame files with a grid fit >= 0.85), re-timed
+   at random as a performance would be (tempo x0.7-1.4, a shift of 0-1 s, a slow tempo drift of up
+   to 8 %, +-20 ms onset jitter, written at 120 qpm): F-measure of the beats found against the
+   file's own beats moved the same way (dotted quarters in compound metres).
+3. `etude data prepare` of the piano corpus with --retime auto and off, one after the other on
+   this machine: the wall-time ratio (target <= 2), and the median grid fit per genre before and
+   after (target >= 0.9 in every genre).
+Targets (issue 29): beat F >= 0.9 on both 1 and 2, downbeat F >= 0.8.
+
+    python benchmarks/beat_grid.py [--pop 909] [--retimed 30] [--no-prepare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+from symusic import Score, Tempo, Track
+from symusic.core import NoteTickList
+
+from etude.config import DataConfig
+from etude.data import beats as B
+from etude.data import prepare
+from etude.data.midi import read_score, reduce_to_piano, seconds_to_ticks
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def f_measure(reference: np.ndarray, found: np.ndarray) -> float:
+    return mir_eval.beat.f_measure(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(found))
+
+
+def own_beats(score: Score) -> tuple[np.ndarray, np.ndarray]:
+    """The file's own beats and bar starts in seconds (a dotted quarter a beat in x/8 metres)."""
+    tpq, end = score.ticks_per_quarter, score.end()
+    seconds = np.linspace(0, score.to("second").end() + 2, 20000)
+    ticks = seconds_to_ticks(score, seconds)
+    sig = score.time_signatures[0] if len(score.time_signatures) else None
+    compound = sig is not None and sig.denominator == 8 and sig.numerator % 3 == 0
+    bar = sig.numerator * 4 / sig.denominator * tpq if sig else 4 * tpq
+    beats = np.interp(np.arange(0, end, 1.5 * tpq if compound else tpq), ticks, seconds)
+    return beats, np.interp(np.arange(0, end, bar), ticks, seconds)
+
+
+def pop909(n: int) -> dict:
+    folder = SHARED / "annotations" / "pop909"
+    songs = sorted(p.name.split(".")[0] for p in folder.glob("*.beat_midi.txt"))[:n]
+    rows = {"beat": [], "downbeat": [], "file_beat": [], "seconds": []}
+    for song in songs:
+        ref = np.loadtxt(folder / f"{song}.beat_midi.txt")
+        score = reduce_to_piano(read_score(SHARED / "piano" / "pop" / f"{song}.mid"))
+        t0 = time.perf_counter()
+        grid = B.find_grid(score)
+        rows["seconds"].append(time.perf_counter() - t0)
+        rows["beat"].append(f_measure(ref[:, 0], grid.beats))
+        rows["downbeat"].append(f_measure(ref[ref[:, 2] == 1, 0], grid.downbeats))
+        rows["file_beat"].append(f_measure(ref[:, 0], own_beats(score)[0]))
+    return {k: float(np.mean(v)) for k, v in rows.items()} | {"songs": len(songs)}
+
+
+def performed(score: Score, rng: np.random.Generator):
+    """The score played as a performance: its notes at warped times, written at 120 qpm."""
+    notes = score.to("second").tracks[0].notes.numpy()
+    x, shift, depth, period = rng.uniform(0.7, 1.4), rng.uniform(0, 1), rng.uniform(0, 0.08), rng.uniform(20, 60)
+
+    def warp(t):
+        return shift + (t + depth * period / (2 * np.pi) * np.sin(2 * np.pi * t / period)) / x
+
+    on = np.maximum(warp(notes["time"]) + rng.uniform(-0.02, 0.02, len(notes["time"])), 0)
+    off = warp(notes["time"] + notes["duration"])
+    out = Score(480)
+    out.tempos.append(Tempo(0, 120.0))
+    track = Track(name="Piano", program=0)
+    track.notes = NoteTickList.from_numpy(
+        np.round(on * 960).astype(np.int32),
+        np.maximum(np.round((off - on) * 960), 1).astype(np.int32),
+        notes["pitch"].astype(np.int8),
+        notes["velocity"].astype(np.int8),
+    )
+    out.tracks.append(track)
+    return out, warp
+
+
+def retimed(per_genre: int) -> dict:
+    rng = np.random.default_rng(0)
+    out = {}
+    for genre in ("classical", "folk", "videogame"):
+        files = sorted((SHARED / "piano" / genre).glob("*.mid"))
+        random.Random(0).shuffle(files)
+        beat, down = [], []
+        for path in files:
+            score = reduce_to_piano(read_score(path))
+            if B.own_grid_fit(score) < 0.85:
+                continue
+            beats, bars = own_beats(score)
+            played, warp = performed(score, rng)
+            grid = B.find_grid(played)
+            beat.append(f_measure(warp(beats), grid.beats))
+            down.append(f_measure(warp(bars), grid.downbeats))
+            if len(beat) == per_genre:
+                break
+        out[genre] = {"beat": float(np.mean(beat)), "downbeat": float(np.mean(down)), "pieces": len(beat)}
+    return out
+
+
+def prepare_both() -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("off", "auto"):
+            t0 = time.perf_counter()
+            meta = prepare(SHARED / "piano", Path(tmp) / mode, DataConfig(retime=mode), workers=2)
+            out[mode] = {"seconds": round(time.perf_counter() - t0, 1), "grid": meta["grid"]["genres"]}
+    out["ratio"] = out["auto"]["seconds"] / out["off"]["seconds"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pop", type=int, default=909, help="POP909 songs (default all 909)")
+    parser.add_argument("--retimed", type=int, default=30, help="re-timed pieces per genre (default 30)")
+    parser.add_argument("--no-prepare", action="store_true", help="skip the two preparations of the corpus")
+    args = parser.parse_args()
+    result = {"pop909": pop909(args.pop), "retimed": retimed(args.retimed)}
+    p = result["pop909"]
+    print(
+        f"POP909 ({p['songs']} songs): beat F {p['beat']:.3f} (target 0.9; the file's own grid {p['file_beat']:.3f}), "
+        f"downbeat F {p['downbeat']:.3f} (target 0.8); {1000 * p['seconds']:.0f} ms a song"
+    )
+    for genre, r in result["retimed"].items():
+        print(f"re-timed {genre} ({r['pieces']}): beat F {r['beat']:.3f}, downbeat F {r['downbeat']:.3f}")
+    if not args.no_prepare:
+        result["prepare"] = prep = prepare_both()
+        print(
+            f"prepare: {prep['off']['seconds']} s without re-timing, {prep['auto']['seconds']} s with "
+            f"(ratio {prep['ratio']:.2f}, target <= 2)"
+        )
+        for genre, g in prep["auto"]["grid"].items():
+            fit = f"grid fit {g['fit_before']:.2f} -> {g['fit_after']:.2f}"
+            print(f"  {genre:<10} {fit} ({g['retimed']} of {g['pieces']} re-timed)")
+    Path("out").mkdir(exist_ok=True)
+    Path("out/beat_grid.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
