@@ -192,3 +192,20 @@ def test_sampling_options_reach_the_sampler(flags, spare):
         args = build_parser().parse_args([*command, "--top-k", "3", "--top-p", "0.9", *flags])
         s = _sampling(args)
         assert (s.top_k, s.top_p, s.temperature, s.spare) == (3, 0.9, 1.0, spare)
+
+
+def test_the_cli_samples_as_the_python_api_does():
+    """One home for the sampling defaults: `etude generate`, `etude perform`, the studio and a
+    Python caller's Sampling() are the same settings."""
+    from etude.cli import _sampling, build_parser
+    from etude.generation.generate import Sampling
+    from etude.studio.generate import GenerateRequest
+
+    for command in (["generate"], ["perform", "--jsonl", "-"]):
+        assert _sampling(build_parser().parse_args(command)) == Sampling()
+    request = GenerateRequest()
+    assert (request.temperature, request.top_k, request.top_p) == (
+        Sampling().temperature,
+        Sampling().top_k,
+        Sampling().top_p,
+    )

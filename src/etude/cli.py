@@ -84,13 +84,23 @@ def _path(text: str | None) -> Path | None:
 
 def _add_sampling(p) -> None:
     """The sampling options shared by generate and perform."""
-    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (default 0: all)")
+    from etude.generation.generate import Sampling
+
+    house = Sampling()
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=house.temperature,
+        help=f"below 1: safer, above 1: wilder (default {house.temperature:g})",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=house.top_k, help="sample among the k most likely tokens (default 0: all)"
+    )
     p.add_argument(
         "--top-p",
         type=float,
-        default=0.95,
-        help="nucleus sampling mass (default 0.95); top-k and top-p leave note durations whole",
+        default=house.top_p,
+        help=f"nucleus sampling mass (default {house.top_p:g}); top-k and top-p leave note durations whole",
     )
     p.add_argument(
         "--cut-durations",
@@ -831,7 +841,7 @@ def _add_evaluate(sub) -> None:
         "--seed",
         type=_at_least(0),
         default=0,
-        help="sampling seed of the generated sets (default 0; event models sample at top-p 0.95, durations whole)",
+        help="sampling seed of the generated sets (default 0; event models sample with generate's defaults)",
     )
     p.add_argument("--soundfont", metavar="SF2", help="SoundFont for rendering (default: the bundled General MIDI one)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR")

@@ -80,7 +80,7 @@ def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length
             g,
             count,
             Length.parse(length),
-            Sampling(top_p=0.95 if isinstance(ckpt.encoding, EventEncoding) else 1.0),
+            Sampling() if isinstance(ckpt.encoding, EventEncoding) else Sampling(top_p=1.0),
             seed=seed,
         )
         labels += [g] * count

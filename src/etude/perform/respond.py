@@ -253,7 +253,7 @@ def call_and_response(
     if ckpt.model.unit != "token":
         raise InputError("--respond continues a phrase: it needs an event-token model")
     genre = check_genre(ckpt, genre)
-    span, sampling = Length.parse(length), sampling or Sampling(top_p=0.95)
+    span, sampling = Length.parse(length), sampling or Sampling()
     sampling.check()
     clock = time.perf_counter
     events: queue.Queue = queue.Queue()

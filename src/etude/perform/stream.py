@@ -481,7 +481,7 @@ def _generated(
     from etude.generation.generate import Length, Sampling, check_genre, model_path, sample_scores
     from etude.models.checkpoint import load_checkpoint
 
-    sampling = sampling or Sampling(top_p=0.95)
+    sampling = sampling or Sampling()
     ckpt = load_checkpoint(model_path(run))
     genre = check_genre(ckpt, genre)
     span = Length.parse(length)

@@ -13,12 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from etude.errors import EtudeError
+from etude.generation.generate import Sampling
 from etude.robot.profile import RobotProfile
 from etude.studio.config import OUTPUT_FLAGS
 
 MAX_N = 8  # pieces per request
 MAX_SECONDS = 120.0  # length per piece
 MAX_PRIMER_BYTES = 2_000_000
+HOUSE = Sampling()  # the sampling defaults every entry point shares
 BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
 
 
@@ -36,9 +38,9 @@ class GenerateRequest(BaseModel):
     model: str = Field("", description="a model id of GET /api/models (default: the studio's)")
     genre: str = Field("", description="one of the model's genres (default: its first)")
     length: float = Field(30.0, gt=0, le=MAX_SECONDS, description="seconds per piece")
-    temperature: float = Field(1.0, gt=0, le=5)
-    top_k: int = Field(0, ge=0, description="0: all tokens")
-    top_p: float = Field(0.95, gt=0, le=1)
+    temperature: float = Field(HOUSE.temperature, gt=0, le=5)
+    top_k: int = Field(HOUSE.top_k, ge=0, description="0: all tokens")
+    top_p: float = Field(HOUSE.top_p, gt=0, le=1)
     seed: int = Field(0, ge=0)
     n: int = Field(1, ge=1, le=MAX_N, description="pieces")
     robot: str = Field("", description="a robot profile, or empty for none")
