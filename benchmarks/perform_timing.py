@@ -54,7 +54,7 @@ def generated_ahead(pieces: int, length: str) -> tuple[np.ndarray, int]:
     from etude.robot.profile import load_profile
 
     stream = _generated(
-        "pretrained", "jazz", length, pieces, 0, Sampling(top_p=0.95), 1.0, 0, load_profile("two-hand-robot")
+        "pretrained", "jazz", length, pieces, 0, Sampling(), 1.0, 0, load_profile("two-hand-robot")
     )
     sink = RecordingSink()
     schedule = []

@@ -71,7 +71,7 @@ def main() -> int:
     plays = phrases(a.phrase_seconds)
 
     def make_answer(score, k):
-        return answer(ckpt, plays[k][0], score, Length.parse(a.length), Sampling(top_p=0.95), k, robot)
+        return answer(ckpt, plays[k][0], score, Length.parse(a.length), Sampling(), k, robot)
 
     events: queue.Queue = queue.Queue()
     answered = threading.Event()

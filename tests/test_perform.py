@@ -151,7 +151,7 @@ def test_generation_ahead_never_runs_dry(tmp_path):
     from etude.generation.generate import Sampling
     from etude.perform.stream import _generated
 
-    pieces = _generated("pretrained:builtin", "irish", "4s", 3, 0, Sampling(top_p=0.95), 2.0, 0)
+    pieces = _generated("pretrained:builtin", "irish", "4s", 3, 0, Sampling(), 2.0, 0)
     sink = RecordingSink()
     stats = play(iter(pieces), sink, lead_s=0.5)
     assert stats.stopped == "end" and stats.underruns == 0

@@ -51,7 +51,7 @@ def test_each_phrase_is_answered_within_the_robot_after_the_pause():
     robot = load_profile("toy-25")
 
     def make_answer(score, k):
-        return answer(ckpt, "irish", score, Length.parse("1.5s"), Sampling(top_p=0.95), k, robot)
+        return answer(ckpt, "irish", score, Length.parse("1.5s"), Sampling(), k, robot)
 
     events: queue.Queue = queue.Queue()
     threading.Thread(target=_player, args=(events, 2, 3.5), daemon=True).start()
