@@ -64,7 +64,7 @@ def main() -> None:
             (name or "free", np.mean(nll), {k: np.nanmean(v) for k, v in stats.items()}, broken, seconds / elapsed)
         )
     free = rows[0][1]
-    print(f"{len(ckpt.encoding.genres) * a.per_genre} pieces of {a.length} per row (shipped piano model, house sampling)")
+    print(f"{len(ckpt.encoding.genres) * a.per_genre} pieces of {a.length} per row (shipped piano model, Sampling())")
     print(
         f"{'profile':<16} {'NLL/token':>9} {'vs free':>8} "
         + " ".join(f"{k:>18}" for k in SHOWN)
