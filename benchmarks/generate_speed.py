@@ -19,9 +19,10 @@ import time
 import numpy as np
 
 from etude.config import load_preset
-from etude.generation.generate import Length, Sampling, pretrained_path, sample_tokens
+from etude.generation.generate import Length, Sampling, sample_tokens
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.lstm import LSTMGenerator
+from etude.models.pretrained import pretrained_path
 
 
 def timed(ckpt: Checkpoint, genre: str, n: int, length: Length) -> tuple[float, int, float]:

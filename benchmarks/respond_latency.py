@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from etude.data.midi import read_piece
-from etude.generation.generate import Length, Sampling, pretrained_path
+from etude.generation.generate import Length, Sampling
 from etude.models.checkpoint import load_checkpoint
+from etude.models.pretrained import pretrained_path
 from etude.perform.respond import EOF_MARK, answer, respond
 from etude.perform.stream import RecordingSink
 from etude.robot.notes import score_notes

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from etude.evaluation import metrics as M
-from etude.generation.generate import Length, Sampling, pretrained_path, sample_tokens
+from etude.generation.generate import Length, Sampling, sample_tokens
 from etude.models.checkpoint import load_checkpoint
+from etude.models.pretrained import pretrained_path
 from etude.robot.check import violations
 from etude.robot.notes import score_notes
 from etude.robot.profile import SHIPPED, load_profile

@@ -110,7 +110,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
     """The default (`pretrained`, the piano model) and `pretrained:builtin`: every genre gives a
     piece with notes that lasts about the asked length; each model folder stays small."""
     from etude.data.builtin import STYLES
-    from etude.generation.generate import model_path, pretrained_path
+    from etude.models.pretrained import model_path, pretrained_path
 
     assert model_path(None) == model_path("pretrained") == pretrained_path("piano")
     ckpt = load_checkpoint(model_path(f"pretrained:{name}"))
@@ -123,7 +123,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
 
 
 def test_an_unknown_shipped_model_lists_the_shipped_ones():
-    from etude.generation.generate import model_path
+    from etude.models.pretrained import model_path
 
     with pytest.raises(ConfigError, match="pretrained:piano, pretrained:builtin"):
         model_path("pretrained:nope")
@@ -135,7 +135,8 @@ def test_genre_names_from_a_downloaded_checkpoint_never_leave_out(tmp_path):
     import json
     import shutil
 
-    from etude.generation.generate import generate, pretrained_path
+    from etude.generation.generate import generate
+    from etude.models.pretrained import pretrained_path
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(pretrained_path(), ckpt)

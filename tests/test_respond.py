@@ -10,8 +10,9 @@ import sys
 import threading
 import time
 
-from etude.generation.generate import Length, Sampling, pretrained_path
+from etude.generation.generate import Length, Sampling
 from etude.models.checkpoint import load_checkpoint
+from etude.models.pretrained import pretrained_path
 from etude.perform.respond import EOF_MARK, Phrase, answer, respond
 from etude.perform.stream import RecordingSink
 from etude.robot.check import violations

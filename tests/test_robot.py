@@ -16,8 +16,9 @@ from etude.config import EncodingConfig, ModelConfig, RunConfig
 from etude.data.encoding import make_encoding
 from etude.data.midi import read_piece
 from etude.errors import InputError
-from etude.generation.generate import Length, Sampling, pretrained_path, sample_scores
+from etude.generation.generate import Length, Sampling, sample_scores
 from etude.models.checkpoint import Checkpoint, load_checkpoint
+from etude.models.pretrained import pretrained_path
 from etude.models.registry import REGISTRY, build_model
 from etude.robot.adapt import adapt_notes, adapt_score
 from etude.robot.check import violations

@@ -452,7 +452,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_preset(args.preset, args.model, pianoroll=encoding == "pianoroll")
         config.data = str(Path(args.data).resolve())
         if args.init:
-            from etude.generation.generate import model_path
+            from etude.models.pretrained import model_path
 
             config.init = str(model_path(args.init).absolute())
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
@@ -784,7 +784,7 @@ def _add_experiment(sub) -> None:
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from etude.evaluation.compare import evaluate
-    from etude.generation.generate import model_path
+    from etude.models.pretrained import model_path
 
     report = evaluate(
         model_path(args.run),

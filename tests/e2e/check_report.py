@@ -15,7 +15,7 @@ from pathlib import Path
 from etude.data import prepare
 from etude.data.builtin import default_dir, export_builtin
 from etude.evaluation.compare import evaluate
-from etude.generation.generate import pretrained_path
+from etude.models.pretrained import pretrained_path
 
 OUT = Path("out/e2e")
 FLAGS = [

@@ -1,3 +1,3 @@
 """New music from a checkpoint: sampling (temperature, top-k/p, primer, genre, length) with the
 grammar that keeps every event sequence decodable, piano-roll sampling, and the files a
-musician opens (MIDI, WAV, PNG). Shipped models are found here too (`model_path`)."""
+musician opens (MIDI, WAV, PNG). Shipped models are found by `etude.models.pretrained`."""

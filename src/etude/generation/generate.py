@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from etude.errors import ConfigError, InputError
 from etude.generation.constraints import EventGuard, FrameGuard
 from etude.generation.grammar import Cursor, Grammar
 from etude.models.checkpoint import Checkpoint, load_checkpoint
+from etude.models.pretrained import model_path
 from etude.paths import check_finite, ensure_dir, genre_file_stem
 from etude.robot.adapt import adapt_score
 from etude.robot.profile import RobotProfile
@@ -82,29 +82,6 @@ class Sampling:
             raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
         if not 0 < self.top_p <= 1:  # false for nan too
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
-
-
-SHIPPED = {
-    "piano": "the default: 2 x 256 LSTM trained on the six-genre piano corpus (MODEL_CARD.md)",
-    "builtin": "2 x 256 LSTM trained on the built-in corpus (chorales, Palestrina, folk, fiddle, Irish tunes)",
-}
-
-
-def pretrained_path(name: str = "piano") -> Path:
-    """The folder of a model shipped inside the package (one of SHIPPED)."""
-    if name not in SHIPPED:
-        raise ConfigError(f"no shipped model {name!r}; shipped: " + ", ".join(f"pretrained:{n}" for n in SHIPPED))
-    return Path(str(resources.files("etude") / "pretrained" / name))
-
-
-def model_path(model: str | Path | None) -> Path:
-    """A run or checkpoint path; None or `pretrained` name the shipped piano model, `pretrained:NAME`
-    another shipped model (see SHIPPED)."""
-    if model is None or str(model) == "pretrained":
-        return pretrained_path()
-    if str(model).startswith("pretrained:") and not Path(model).exists():
-        return pretrained_path(str(model).partition(":")[2])
-    return Path(model)
 
 
 def check_genre(ckpt: Checkpoint, genre: str | None) -> str:

@@ -244,8 +244,9 @@ def call_and_response(
 ) -> list[Exchange]:
     """`etude perform --respond`: answer the player on `listen` (- for JSON lines on stdin, or a
     MIDI input port's name) with continuations from `run` (or the shipped model)."""
-    from etude.generation.generate import Length, Sampling, check_genre, model_path
+    from etude.generation.generate import Length, Sampling, check_genre
     from etude.models.checkpoint import load_checkpoint
+    from etude.models.pretrained import model_path
     from etude.paths import check_finite
 
     check_finite("--wait", wait, low=0)

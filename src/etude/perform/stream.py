@@ -478,8 +478,9 @@ def _generated(
     run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose, robot=None
 ) -> GeneratedPieces:
     """Pieces from a run (or `pretrained`), generated in the background while others play."""
-    from etude.generation.generate import Length, Sampling, check_genre, model_path, sample_scores
+    from etude.generation.generate import Length, Sampling, check_genre, sample_scores
     from etude.models.checkpoint import load_checkpoint
+    from etude.models.pretrained import model_path
 
     sampling = sampling or Sampling()
     ckpt = load_checkpoint(model_path(run))

@@ -65,7 +65,7 @@ class Studio:
         self.playing: tuple[threading.Thread, threading.Event] | None = None
 
     def models(self) -> list[dict]:
-        from etude.generation.generate import SHIPPED
+        from etude.models.pretrained import SHIPPED
 
         found = [f"pretrained:{name}" if name != "piano" else "pretrained" for name in SHIPPED]
         if self.config.runs is not None:
@@ -89,8 +89,8 @@ class Studio:
         return out
 
     def checkpoint(self, name: str):
-        from etude.generation.generate import model_path
         from etude.models.checkpoint import load_checkpoint
+        from etude.models.pretrained import model_path
 
         with self.lock:
             if name not in self.checkpoints:
