@@ -89,9 +89,8 @@ def test_html_embeds_every_image_and_audio(report):
 def test_classifier_cli(real_data, tmp_path, capsys, good_corpus):
     assert main(["classifier", "train", str(real_data), "--out", str(tmp_path / "clf"), "--iterations", "30"]) == 0
     assert "test accuracy" in capsys.readouterr().out
-    code = main(
-        ["classify", str(tmp_path / "clf"), str(good_corpus / "march" / "march0.mid"), str(tmp_path / "missing.mid")]
-    )
+    files = [str(good_corpus / "march" / "march0.mid"), str(tmp_path / "missing.mid")]
+    code = main(["classifier", "classify", str(tmp_path / "clf"), *files])
     captured = capsys.readouterr()
     assert code == 2 and "march0.mid: " in captured.out and "missing.mid" in captured.err
 

@@ -1,0 +1,112 @@
+"""Helpers every command module shares: argument types, the sampling and robot options, paths."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from etude.errors import InputError
+
+
+def corpus_path(text: str) -> Path:
+    """A corpus argument: a folder, a CSV manifest, or `builtin` for the exported built-in corpus."""
+    if text != "builtin":
+        return Path(text)
+    from etude.data.builtin import default_dir
+
+    path = default_dir()
+    if not path.exists():
+        raise InputError(f"the built-in corpus is not exported yet ({path}); run `etude corpus builtin` first")
+    return path
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= low."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {value}")
+        return value
+
+    return parse
+
+
+def finite(low: float, inclusive: bool = False):
+    """An argparse type: a finite number above low (or equal to it when `inclusive`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {'>=' if inclusive else 'above'} {low:g}, not {text}"
+            )
+        return value
+
+    return parse
+
+
+def sampling_of(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from etude.generation.generate import Sampling
+
+    sampling = Sampling(args.temperature, args.top_k, args.top_p)
+    return replace(sampling, spare=()) if args.cut_durations else sampling
+
+
+def optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def add_sampling(p) -> None:
+    """The sampling options shared by generate and perform."""
+    from etude.generation.generate import Sampling
+
+    house = Sampling()
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=house.temperature,
+        help=f"below 1: safer, above 1: wilder (default {house.temperature:g})",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=house.top_k, help="sample among the k most likely tokens (default 0: all)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=house.top_p,
+        help=f"nucleus sampling mass (default {house.top_p:g}); top-k and top-p leave note durations whole",
+    )
+    p.add_argument(
+        "--cut-durations",
+        action="store_true",
+        help="let top-k and top-p cut note durations too (plain nucleus sampling; it shortens notes)",
+    )
+    p.add_argument("--seed", type=at_least(0), default=0, help="sampling seed (default 0)")
+
+
+def robot_profile(spec: str | None):
+    from etude.robot.profile import load_profile
+
+    return load_profile(spec) if spec else None
+
+
+def add_robot_option(p) -> None:
+    p.add_argument(
+        "--robot",
+        metavar="PROFILE",
+        help=(
+            "a robot profile (player-piano, two-hand-robot, toy-25, or a JSON file; see `etude robot "
+            "profiles`): generated music stays within its limits, a file is adapted to them, and "
+            "JSON lines carry the hand (and finger) of each note"
+        ),
+    )
