@@ -360,3 +360,32 @@ def test_progress_without_a_terminal_is_logged_as_lines(real_data, tmp_path, cap
     with caplog.at_level("INFO", logger="etude.training.loop"):
         train(cfg, tmp_path / "quiet", overrides=["train.iterations=3", "train.eval_every=3"], progress=False)
     assert not [r for r in caplog.records if r.getMessage().startswith("train: iteration")]
+
+
+def test_a_time_budget_fits_the_schedule_to_the_iterations_it_reaches(real_data, tmp_path, monkeypatch):
+    """However fast or busy the machine, 12 seconds reach more than 3 iterations of the tiny model
+    and far fewer than 10**6: the plan is set from the first 3 iterations' speed, saved for
+    resume, and the schedule follows it."""
+    from etude.training import loop
+
+    monkeypatch.setattr(loop, "FIT_AFTER", 3)
+    cfg = load_preset("tiny")
+    cfg.data = str(real_data)
+    run = tmp_path / "run"
+    overrides = ["train.iterations=1000000", "train.eval_every=1000000", "train.max_minutes=0.2", "train.warmup=0"]
+    result = train(cfg, run, overrides=overrides, progress=False)
+    assert result.stopped_by == "budget"
+    saved = json.loads((run / "config.json").read_text())["train"]
+    plan = saved["schedule_iterations"]
+    assert 4 <= plan < 1000000 and saved["iterations"] == 1000000
+    tc = load_preset("tiny").train
+    tc.iterations, tc.warmup, tc.schedule_iterations = 1000000, 0, plan
+    assert lr_factor(plan, tc) == pytest.approx(tc.min_lr_frac) and lr_factor(10 * plan, tc) == pytest.approx(
+        tc.min_lr_frac
+    )
+    middle = plan / 2  # half way to the plan: half way down the cosine
+    assert lr_factor(middle, tc) == pytest.approx(tc.min_lr_frac + (1 - tc.min_lr_frac) / 2)
+    # the learning rate logged at the last training row is the planned schedule's
+    rows = _rows(run, "train")
+    last = rows[-1]
+    assert float(last["lr"]) == pytest.approx(cfg.train.lr * lr_factor(int(last["iteration"]) - 1, tc), rel=1e-3)

@@ -201,6 +201,10 @@ class TrainConfig:
     # the model learns how pieces open: generation always starts there
     start_share: float = 0.0
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
+    # iterations the learning-rate schedule is planned for (0: `iterations`). With max_minutes,
+    # training sets it from the speed of its first iterations to the iterations the budget
+    # reaches, so a short run still ends at a low learning rate; saved with the run
+    schedule_iterations: int = 0
     ais_temps: int = 100  # rbm, rnn-rbm validation NLL: AIS inverse temperatures
     ais_runs: int = 10  # ... and AIS runs per frame (small, for checkpoint selection only)
     eval_frames: int = (
@@ -228,6 +232,7 @@ class TrainConfig:
         "roll_transpose": between(0, 87),
         "start_share": between(0, 1),
         "max_minutes": at_least(0),
+        "schedule_iterations": at_least(0),
         "ais_temps": at_least(2),
         "ais_runs": at_least(1),
         "eval_frames": at_least(0),

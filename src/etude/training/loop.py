@@ -26,7 +26,7 @@ from tqdm import tqdm
 from etude.config import RunConfig
 from etude.runtime import bf16_supported
 from etude.training.metrics_log import describe_metrics
-from etude.training.run import Run, open_run
+from etude.training.run import Run, open_run, save_config
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,31 @@ def _step(run: Run, net, it: int, autocast, part: slice) -> tuple[float, int]:
     return (ddp.sum(loss_sum.detach()) / count).item(), int(count.item())
 
 
+FIT_AFTER = 20  # iterations timed before the schedule is fitted to a time budget
+
+
+def fit_schedule_to_budget(run: Run, done: int, elapsed: float) -> None:
+    """With a time budget, once FIT_AFTER iterations are timed, plan the learning-rate schedule
+    for the iterations the budget reaches at that speed (train.schedule_iterations), and save the
+    plan into the run's config.json so that a resume keeps it. The first iterations are the
+    slowest, so the plan errs short. Every process computes the same plan from their mean time."""
+    tc = run.config.train
+    if not tc.max_minutes or tc.schedule_iterations or done - run.start != FIT_AFTER:
+        return
+    timed = done - run.start
+    elapsed = float(run.ddp.sum(torch.tensor([elapsed])).item()) / run.ddp.world
+    reachable = done + int((tc.max_minutes * 60 - elapsed) * timed / max(elapsed, 1e-9))
+    tc.schedule_iterations = max(done + 1, min(tc.iterations, reachable))
+    if run.ddp.main:
+        save_config(run.run_dir, run.config)
+        log.info(
+            "time budget: the learning rate is planned to reach its floor at iteration %d of %d (%.1f iterations/s)",
+            tc.schedule_iterations,
+            tc.iterations,
+            timed / max(elapsed, 1e-9),
+        )
+
+
 def _validate_and_save(run: Run, done: int, tps: float, elapsed: float, say) -> None:
     """Validation metrics (main process), the best so far, and checkpoint `ckpt-{done}`."""
     is_best = False
@@ -235,6 +260,7 @@ def _loop(run: Run, stop: _Stop, progress: bool) -> TrainResult:
             elapsed = time.perf_counter() - t0
             tps = tokens_seen / max(elapsed, 1e-9)
             bar.update(done, loss, tps, elapsed)
+            fit_schedule_to_budget(run, done, elapsed)
             # 2. the training-loss log
             if run.log and done % tc.log_every == 0:
                 ppl = math.exp(min(loss, 50)) if run.model.unit == "token" else math.nan

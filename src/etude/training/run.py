@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def lr_factor(it: int, cfg) -> float:
-    """Linear warm-up to 1, then cosine decay to min_lr_frac at the last iteration."""
+    """Linear warm-up to 1, then cosine decay to min_lr_frac at the last planned iteration
+    (train.schedule_iterations, or train.iterations), held there after it."""
     if it < cfg.warmup:
         return (it + 1) / cfg.warmup
-    span = max(1, cfg.iterations - cfg.warmup)
+    span = max(1, (cfg.schedule_iterations or cfg.iterations) - cfg.warmup)
     progress = min(1.0, (it - cfg.warmup) / span)
     return cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -272,8 +273,13 @@ def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> 
             shutil.rmtree(run_dir / stale, ignore_errors=True)
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     ensure_dir(run_dir, "run folder")
+    save_config(run_dir, config)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    return MetricsLog(run_dir, start)
+
+
+def save_config(run_dir: Path, config: RunConfig) -> None:
+    """The run's settings into RUN/config.json, atomically (what --resume reads)."""
     tmp = run_dir / ".tmp-config.json"
     tmp.write_text(json.dumps(to_dict(config), indent=2))
     os.replace(tmp, run_dir / "config.json")
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    return MetricsLog(run_dir, start)
