@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from etude.data.store import open_encoding
-from etude.models.classifier import ClassifierConfig, heard_tokens, invariance, train_classifier
+from etude.evaluation.classifier import ClassifierConfig, heard_tokens, invariance, train_classifier
 
 
 def test_notes_only_hears_no_tempo_time_signature_velocity_or_genre(real_data):
@@ -37,7 +37,7 @@ def test_tempo_and_dynamics_cannot_move_a_notes_only_classifier(notes_classifier
 def test_a_classifier_that_hears_everything_is_loaded_as_such(notes_classifier, tmp_path):
     import json
 
-    from etude.models.classifier import Classifier
+    from etude.evaluation.classifier import Classifier
 
     clf, _ = notes_classifier
     folder = clf.save(tmp_path / "old")

@@ -132,7 +132,7 @@ def add_classifier(sub, help: str) -> None:
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> int:
-    from etude.models.classifier import ClassifierConfig, invariance, train_classifier
+    from etude.evaluation.classifier import ClassifierConfig, invariance, train_classifier
 
     cfg = ClassifierConfig(iterations=args.iterations, hears=args.hears, transpose=args.transpose)
     clf, info = train_classifier(Path(args.data), Path(args.out), cfg)
@@ -148,7 +148,7 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from etude.data.midi import read_piece
-    from etude.models.classifier import Classifier
+    from etude.evaluation.classifier import Classifier
 
     clf = Classifier.load(Path(args.classifier))
     failed = 0

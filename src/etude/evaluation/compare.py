@@ -340,7 +340,7 @@ def _genre(
 ) -> dict:
     """Each set's adherence to its genres by the classifier at `classifier` (or one trained on
     the run's data into OUT/classifier), with the classifier's own test figures."""
-    from etude.models.classifier import Classifier, ClassifierConfig, test_report, train_classifier
+    from etude.evaluation.classifier import Classifier, ClassifierConfig, test_report, train_classifier
 
     data = Path(ckpt.config.data)
     if classifier is not None:

@@ -1,4 +1,4 @@
 """The models and their one interface (`base`): the LSTM event generator, piano-roll LSTMs with
-Bernoulli, NADE or RBM outputs, the window RBM, the genre classifier, the registry that builds a
-model from its config, and self-contained checkpoint folders (`checkpoint`), which generation,
-evaluation and training all load."""
+Bernoulli, NADE or RBM outputs, the window RBM, the registry that builds a model from its config,
+self-contained checkpoint folders (`checkpoint`), which generation, evaluation and training all
+load, and the shipped models (`pretrained`)."""
