@@ -12,6 +12,7 @@ from etude.cli import main
 from etude.data.encoding import roll_to_score
 from etude.perform.stream import (
     GeneratedPieces,
+    Outputs,
     RecordingSink,
     SinkClosed,
     count_in,
@@ -102,7 +103,9 @@ def test_count_in_and_back_to_back_pieces():
 
 def test_jsonl_lines_parse_in_time_order(tmp_path, good_corpus):
     out = tmp_path / "events.jsonl"
-    stats = perform(good_corpus / "march" / "march0.mid", jsonl=str(out), tempo_scale=16.0, count_in_beats=2)
+    stats = perform(
+        good_corpus / "march" / "march0.mid", outputs=Outputs(jsonl=str(out)), tempo_scale=16.0, count_in_beats=2
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert stats.events > 0 and len(rows) >= stats.events
     times = [r["t"] for r in rows]

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from symusic import Score
 
+from etude.perform.stream import Outputs
 from etude.studio.access import Access
 from etude.studio.app import create_app
 from etude.studio.config import StudioConfig
@@ -20,7 +21,7 @@ HOME = "http://127.0.0.1:8765"  # the address the test clients call the studio b
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
-    outputs = {"jsonl": str(folder / "performed.jsonl")}
+    outputs = Outputs(jsonl=str(folder / "performed.jsonl"))
     app = create_app(StudioConfig(model="pretrained:builtin", folder=folder, outputs=outputs))
     with TestClient(app, base_url=HOME) as c:
         c.folder = folder
@@ -311,8 +312,11 @@ def test_closing_the_worker_kills_a_process_that_ignores_sigterm():
     from etude.studio.jobs import Worker
 
     worker = Worker()
-    worker.submit(signal.signal, signal.SIGTERM, signal.SIG_IGN).result(timeout=120)  # the worker now ignores it
-    worker.submit(time.sleep, 60)
-    pool_process = next(iter(worker.pool._processes.values()))
-    worker.close(grace=0.2)
+    try:
+        # the worker now ignores SIGTERM (a generous wait: starting it imports torch, slow on a busy machine)
+        worker.submit(signal.signal, signal.SIGTERM, signal.SIG_IGN).result(timeout=600)
+        worker.submit(time.sleep, 60)
+        pool_process = next(iter(worker.pool._processes.values()))
+    finally:
+        worker.close(grace=0.2)
     assert not pool_process.is_alive() and pool_process.exitcode == -signal.SIGKILL

@@ -29,9 +29,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
     stats = perform(
         optional_path(args.file),
         run=optional_path(args.run),
-        jsonl=args.jsonl,
-        port=args.port,
-        virtual=args.virtual,
+        outputs=outputs_of(args),
         tempo_scale=args.tempo_scale,
         transpose=args.transpose,
         loop=args.loop,
@@ -42,9 +40,6 @@ def cmd_perform(args: argparse.Namespace) -> int:
         seed=args.seed,
         sampling=sampling_of(args),
         robot=robot_profile(args.robot),
-        osc=args.osc,
-        serve=args.serve,
-        clients=args.clients,
     )
     print(f"etude: played {stats.events} events ({stats.stopped}; {stats.underruns} buffer underruns)", file=sys.stderr)
     return 0 if stats.stopped == "end" else 130
@@ -52,12 +47,11 @@ def cmd_perform(args: argparse.Namespace) -> int:
 
 def _respond(args: argparse.Namespace) -> int:
     from etude.perform.respond import call_and_response
-    from etude.perform.stream import open_outputs
 
     if args.file:
         raise InputError("--respond answers a player: give --run (or nothing, for the shipped model), not a FILE")
     robot = robot_profile(args.robot)
-    sink = open_outputs(args.jsonl, args.port, args.virtual, args.osc, args.serve, args.clients)
+    sink = outputs_of(args).open()
     exchanges = call_and_response(
         args.run or "pretrained",
         args.genre,
@@ -73,6 +67,13 @@ def _respond(args: argparse.Namespace) -> int:
         latency = f"{e.latency * 1000:.0f} ms after the pause" if e.latency is not None else "nothing to play"
         print(f"etude: phrase {k}: {e.phrase_notes} notes, answered with {e.answer_notes} ({latency})", file=sys.stderr)
     return 0
+
+
+def outputs_of(args: argparse.Namespace):
+    """The outputs named by perform's flags (`add_outputs`)."""
+    from etude.perform.stream import Outputs
+
+    return Outputs(args.jsonl, args.port, args.virtual, args.osc, args.serve, args.clients)
 
 
 def add_perform(sub, help: str) -> None:

@@ -19,11 +19,11 @@ def cmd_studio(args: argparse.Namespace) -> int:
         from etude.studio.app import create_app
     except ImportError:
         raise InputError("the studio needs its extra: pip install 'etude[studio]' (fastapi, uvicorn)") from None
+    from etude.perform.stream import Outputs
     from etude.studio.access import Access
     from etude.studio.config import OUTPUT_FLAGS, StudioConfig
 
-    given = {key: getattr(args, f"output_{key}") for key in OUTPUT_FLAGS}
-    outputs = {key: value for key, value in given.items() if value is not None}
+    outputs = Outputs(**{key: getattr(args, f"output_{key}") for key in OUTPUT_FLAGS})
     access = Access.for_address(args.host, args.port, args.allow_host, token=args.token)
     app = create_app(
         StudioConfig(args.model, optional_path(args.runs), optional_path(args.folder), outputs, access=access)

@@ -384,12 +384,52 @@ class GeneratedPieces:
             self.stop.set()
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Where a performance goes: one or more of these (perform, respond, the studio and the CLI
+    all take this one type)."""
+
+    jsonl: str | None = None  # JSON lines: a path, or - for stdout
+    port: str | None = None  # a MIDI output port, by name
+    virtual: str | None = None  # a virtual MIDI port to create, by name (where the platform allows)
+    osc: str | None = None  # HOST:PORT: OSC over UDP
+    serve: str | None = None  # [HOST:]PORT: a TCP server sending JSON lines to each client
+    clients: int = 0  # with serve: clients to wait for (up to 60 s) before playing
+
+    def __bool__(self) -> bool:
+        return any(x is not None for x in (self.jsonl, self.port, self.virtual, self.osc, self.serve))
+
+    def open(self) -> Sink:
+        """The sinks asked for (one, or a FanOut of several), each opened or none left open."""
+        from etude.perform.network import OscSink, TcpServerSink
+
+        if self.port is not None and self.virtual is not None:
+            raise InputError("choose --port NAME or --virtual NAME, not both")
+        if not self:
+            raise InputError(
+                "choose an output: --port NAME, --virtual NAME, --jsonl PATH|-, --osc HOST:PORT or --serve PORT"
+            )
+        sinks: list[Sink] = []
+        try:
+            if self.jsonl is not None:
+                sinks.append(JsonLinesSink(self.jsonl))
+            if self.port is not None or self.virtual is not None:
+                sinks.append(PortSink(self.port or self.virtual, virtual=self.virtual is not None))
+            if self.osc is not None:
+                sinks.append(OscSink(self.osc))
+            if self.serve is not None:
+                sinks.append(TcpServerSink(self.serve, wait_for=self.clients))
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
+        return sinks[0] if len(sinks) == 1 else FanOut(sinks)
+
+
 def perform(
     source: Path | None = None,
     run: Path | None = None,
-    jsonl: str | None = None,
-    port: str | None = None,
-    virtual: str | None = None,
+    outputs: Outputs = Outputs(),
     tempo_scale: float = 1.0,
     transpose: int = 0,
     loop: bool = False,
@@ -400,13 +440,9 @@ def perform(
     seed: int = 0,
     sampling: Sampling | None = None,
     robot: RobotProfile | None = None,
-    osc: str | None = None,
-    serve: str | None = None,
-    clients: int = 0,
 ) -> PlayStats:
-    """Play a MIDI file, or pieces generated from a run (or the shipped model), to one or more
-    outputs: a MIDI port (`port`, `virtual`), JSON lines (`jsonl`), OSC (`osc` HOST:PORT), a TCP
-    server of JSON lines (`serve` [HOST:]PORT, after `clients` have connected). With `robot`,
+    """Play a MIDI file, or pieces generated from a run (or the shipped model), to `outputs`
+    (a MIDI port, JSON lines, OSC, a TCP server of JSON lines). With `robot`,
     pieces are generated under its limits (a file is adapted to them) and events carry the hand
     and finger that play each note."""
     if (source is None) == (run is None):
@@ -421,45 +457,10 @@ def perform(
         count = None if loop else (pieces or 1)
         stream = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose, robot)
         qpm = 120.0
-    sink = open_outputs(jsonl, port, virtual, osc, serve, clients)
+    sink = outputs.open()
     if count_in_beats:
         stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
     return play(iter(stream), sink)
-
-
-def open_outputs(
-    jsonl: str | None = None,
-    port: str | None = None,
-    virtual: str | None = None,
-    osc: str | None = None,
-    serve: str | None = None,
-    clients: int = 0,
-) -> Sink:
-    """The sinks asked for (one, or a FanOut of several), each opened or none left open."""
-    from etude.perform.network import OscSink, TcpServerSink
-
-    if port is not None and virtual is not None:
-        raise InputError("choose --port NAME or --virtual NAME, not both")
-    if all(x is None for x in (jsonl, port, virtual, osc, serve)):
-        raise InputError(
-            "choose an output: --port NAME, --virtual NAME, --jsonl PATH|-, --osc HOST:PORT or --serve PORT"
-        )
-
-    sinks: list[Sink] = []
-    try:
-        if jsonl is not None:
-            sinks.append(JsonLinesSink(jsonl))
-        if port is not None or virtual is not None:
-            sinks.append(PortSink(port or virtual, virtual=virtual is not None))
-        if osc is not None:
-            sinks.append(OscSink(osc))
-        if serve is not None:
-            sinks.append(TcpServerSink(serve, wait_for=clients))
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        raise
-    return sinks[0] if len(sinks) == 1 else FanOut(sinks)
 
 
 def _repeat(events: list[Event]) -> Iterator[list[Event]]:

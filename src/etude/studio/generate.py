@@ -192,7 +192,7 @@ def store_takes(studio, pieces: list[dict]) -> list[dict]:
 def start_performance(studio, take: str) -> dict:
     """Play a take to the outputs the studio was started with (in a thread); one at a time."""
     from etude.data.midi import read_piece
-    from etude.perform.stream import open_outputs, play, score_events
+    from etude.perform.stream import play, score_events
 
     if not studio.config.outputs:
         flags = ", ".join(flag for flag, _ in OUTPUT_FLAGS.values())
@@ -208,7 +208,7 @@ def start_performance(studio, take: str) -> dict:
         robot = load_profile(info["robot"])
     stop_performance(studio)
     events = score_events(read_piece(path), robot=robot)
-    sink = open_outputs(**studio.config.outputs)
+    sink = studio.config.outputs.open()
     stop = threading.Event()
     thread = threading.Thread(target=play, args=(iter([events]), sink), kwargs={"stop": stop}, daemon=True)
     thread.start()
