@@ -113,6 +113,27 @@ def test_tiny_study_runs_resumes_and_judges_every_claim(real_data, tmp_path):
     third = json.loads((out / "study.json").read_text())
     assert [k for k, v in third["runs"].items() if v["trained_now"]] == ["lstm-h24-l3-k0.7-seed1"]
 
+    # a study killed half way through a run: the run folder holds its settings and a checkpoint
+    # at half its iterations; the next study resumes it from there instead of starting it again
+    from etude.study.plan import run_config
+    from etude.training.loop import train
+
+    name = "lstm-h24-l3-k0.7-seed1"
+    spec = next(s for s in run_specs(SCALES["tiny"], 2) if s.name == name)
+    cfg = run_config(spec, SCALES["tiny"], real_data, out / "data-pianoroll")
+    full = cfg.train.iterations
+    cfg.train.iterations = full // 2
+    shutil.rmtree(out / "runs" / name)
+    train(cfg, out / "runs" / name, progress=False)
+    assert _study(real_data, out, "--seeds", "2").returncode == 0
+    fourth = json.loads((out / "study.json").read_text())
+    assert [k for k, v in fourth["runs"].items() if v["trained_now"]] == [name]
+    rows = (out / "runs" / name / "metrics.csv").read_text().splitlines()[1:]
+    done = [int(r.split(",")[0]) for r in rows if ",train," in r]
+    assert done == sorted(set(done)) and max(done) == full  # one history, no restart from 0
+    state = json.loads((out / "runs" / name / "checkpoints" / "last" / "state.json").read_text())
+    assert state["iteration"] == full
+
 
 def test_study_refuses_bad_input_with_one_line(real_data, tmp_path):
     res = _study(tmp_path / "missing", tmp_path / "out")
