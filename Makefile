@@ -75,6 +75,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/beat_grid.py
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/busy_neighbour.py
 	$(PY) benchmarks/nade_speed.py
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/perform_timing.py

@@ -244,3 +244,18 @@ def test_help_imports_no_command_module_and_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_command_makes_openmp_wait_passively_unless_told(monkeypatch):
+    """Beside a busy process, spinning OpenMP threads made training 10 x slower (see
+    benchmarks/busy_neighbour.py): `etude` asks for passive waiting, keeping a user's choice."""
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from etude import __version__
@@ -61,7 +62,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# OpenMP threads that spin while they wait take the cores a busy neighbour needs, and wait for
+# it in turn: beside one CPU-bound process, training on 2 cores ran 10 x slower with torch's
+# default waiting, 1.7 x with passive waiting, which costs 4-9 % on a quiet machine
+# (benchmarks/busy_neighbour.py). Set before torch is imported; a user's own value is kept.
+WAIT_POLICY = "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
