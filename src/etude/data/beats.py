@@ -65,8 +65,16 @@ def grid_fit(onsets_in_beats: np.ndarray) -> float:
     b = np.asarray(onsets_in_beats, dtype=np.float64)
     if b.size == 0:
         return float("nan")
-    off = np.minimum(np.abs(4 * b - np.round(4 * b)) / 4, np.abs(3 * b - np.round(3 * b)) / 3)
+    _, off = nearest_grid_point(b)
     return float(np.mean(off <= FIT_TOLERANCE + 1e-9))
+
+
+def nearest_grid_point(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For positions in beats, (N,): the nearest sixteenth or triplet eighth, and the distance
+    to it, both in beats, (N,) each."""
+    to16, to12 = np.round(4 * b) / 4, np.round(3 * b) / 3
+    nearest = np.where(np.abs(b - to16) <= np.abs(b - to12), to16, to12)
+    return nearest, np.abs(b - nearest)
 
 
 def own_grid_fit(score: Score) -> float:
@@ -241,10 +249,7 @@ def refine(beats: np.ndarray, onsets: np.ndarray, rounds: int = 3) -> np.ndarray
         return beats
     for _ in range(rounds):
         pos = seconds_to_beats(beats, onsets)
-        near = np.minimum(np.abs(4 * pos - np.round(4 * pos)) / 4, np.abs(3 * pos - np.round(3 * pos)) / 3)
-        to16 = np.round(4 * pos) / 4
-        to12 = np.round(3 * pos) / 3
-        target = np.where(np.abs(pos - to16) <= np.abs(pos - to12), to16, to12)
+        target, near = nearest_grid_point(pos)
         use = near <= 0.12
         k = np.clip(np.round(target[use]).astype(np.int64), 0, len(beats) - 1)
         period = np.gradient(beats)[k]
