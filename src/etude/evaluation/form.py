@@ -112,39 +112,38 @@ def tolerant_repetition(
     after the first `window_s` seconds|. nan when there is no such window."""
     if len(n) < 4:
         return NAN
-    on, pitch = n.onset_s, n.pitch
+    on, pitch = n.onset_s, n.pitch  # onsets in order (Notes are sorted by onset)
     starts = np.arange(on[0], on[-1], hop_s)
     later = [j for j, s in enumerate(starts) if s >= on[0] + window_s]
     if not later:
         return NAN
-
-    def notes(a: float, b: float):
-        inside = (on >= a) & (on < b)
-        return on[inside], pitch[inside]
-
+    # each window's passage (hop_s + window_s seconds from its start) and its pitch-class histogram
+    # under each of the 12 transpositions, once
+    lo = np.searchsorted(on, starts, side="left")
+    hi = np.searchsorted(on, starts + hop_s + window_s, side="left")
+    hist = np.array([np.bincount(pitch[a:b] % 12, minlength=12) for a, b in zip(lo, hi)], dtype=np.float64)
+    rolled = np.stack([np.roll(hist, t, axis=1) for t in range(12)], axis=1)  # (windows, shift, 12)
     hits = 0
     for j in later:
-        tj, pj = notes(starts[j], starts[j] + window_s)
-        if len(tj) < 2:
+        a = np.searchsorted(on, starts[j], side="left")
+        if np.searchsorted(on, starts[j] + window_s, side="left") - a < 2:
             continue
-        tj, pj = notes(tj[0], tj[0] + window_s)
-        earlier = (i for i, s in enumerate(starts) if s + window_s <= starts[j])
+        b = np.searchsorted(on, on[a] + window_s, side="left")
+        tj, pj = on[a:b], pitch[a:b]
+        earlier = np.flatnonzero(starts + window_s <= starts[j])
+        shifts = np.argmax(rolled[earlier] @ np.bincount(pj % 12, minlength=12).astype(np.float64), axis=1)
         hits += any(
-            _repeats(
-                *notes(starts[i], starts[i] + hop_s + window_s), starts[i], tj, pj, hop_s, window_s, tolerance_s, share
-            )
-            for i in earlier
+            _repeats(on[lo[i] : hi[i]], pitch[lo[i] : hi[i]], starts[i], tj, pj, int(t), hop_s, tolerance_s, share)
+            for i, t in zip(earlier, shifts)
         )
     return hits / len(later)
 
 
-def _repeats(ti, pi, start_i, tj, pj, hop_s, window_s, tolerance_s, share) -> bool:
-    """Whether the notes (tj, pj) recur among (ti, pi) from one of i's first-`hop_s` onsets on."""
+def _repeats(ti, pi, start_i, tj, pj, shift: int, hop_s, tolerance_s, share) -> bool:
+    """Whether the notes (tj, pj), transposed by `shift`, recur among (ti, pi) from one of i's
+    first-`hop_s` onsets on (the passage ending before j starts)."""
     if len(ti) < 2:
         return False
-    hist_i = np.bincount(pi % 12, minlength=12).astype(np.float64)
-    hist_j = np.bincount(pj % 12, minlength=12).astype(np.float64)
-    shift = int(np.argmax([np.dot(np.roll(hist_i, t), hist_j) for t in range(12)]))
     rel_j = tj - tj[0]
     span = rel_j[-1] + tolerance_s  # j's notes may end early, at the end of the piece
     for first in ti[(ti < start_i + hop_s) & (ti + span <= tj[0] + tolerance_s)]:  # passages before j
