@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _HOME = {
-    "info": "store",
+    "info": "summary",
     "open_encoding": "store",
     "open_split": "store",
     "prepare": "store",
