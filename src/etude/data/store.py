@@ -355,8 +355,8 @@ class PieceRecord(NamedTuple):
     rows: int  # tokens or frames stored
     transpose: int  # semitones this copy is shifted by (0: the piece itself)
     fingerprint: str  # notes fingerprint of the piece itself ("" for copies)
-    fit_before: float  # grid fit of the file's own beat grid (etude.data.beats.grid_fit)
-    fit_after: float  # grid fit of the grid encoded: re-timed where the file's did not fit
+    fit_before: float = float("nan")  # grid fit of the file's own beat grid (etude.data.beats.grid_fit); nan: none
+    fit_after: float = float("nan")  # grid fit of the grid encoded: re-timed where the file's did not fit
 
     @classmethod
     def of(cls, row: dict[str, str]) -> PieceRecord:
