@@ -388,4 +388,5 @@ def test_a_time_budget_fits_the_schedule_to_the_iterations_it_reaches(real_data,
     # the learning rate logged at the last training row is the planned schedule's
     rows = _rows(run, "train")
     last = rows[-1]
-    assert float(last["lr"]) == pytest.approx(cfg.train.lr * lr_factor(int(last["iteration"]) - 1, tc), rel=1e-3)
+    # metrics.csv keeps 3 significant digits of the rate
+    assert float(last["lr"]) == pytest.approx(cfg.train.lr * lr_factor(int(last["iteration"]) - 1, tc), rel=6e-3)
