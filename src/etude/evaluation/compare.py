@@ -106,7 +106,7 @@ def form_of(scores: list[Score]) -> dict[str, np.ndarray]:
     out = {name: np.array([f(b) for b in bars]) for name, f in F.FORM.items()}
     out["lag_profile"] = np.array([F.lag_profile(b) for b in bars]).reshape(len(bars), F.MAX_LAG)
     longs = [F.long_form(b.notes) for b in bars]
-    for key in ("same_key", "register_shift", "density_ratio"):
+    for key in F.LONG_FORM:
         out[f"last_30s_{key}"] = np.array([lf[key] for lf in longs])
     return out
 

@@ -259,6 +259,9 @@ def long_form(n: Notes, seconds: float = 30.0) -> dict[str, float]:
     }
 
 
+# The keys of long_form's answer; the report names them "last_30s_<key>".
+LONG_FORM = ("same_key", "register_shift", "density_ratio")
+
 # Per-piece scalars, by name: each f(bars) -> float.
 FORM = {
     "bar_repetition": bar_repetition,

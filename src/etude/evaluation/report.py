@@ -18,6 +18,7 @@ from scipy.signal import resample_poly  # noqa: E402
 
 from etude.evaluation import metrics as M  # noqa: E402
 from etude.evaluation.form import FORM  # noqa: E402
+from etude.evaluation.form import LONG_FORM as FORM_LONG  # noqa: E402
 from etude.evaluation.memorisation import COPY_FLAG_BARS  # noqa: E402
 
 AUDIO_SECONDS = 15  # excerpt length embedded in the page
@@ -305,7 +306,7 @@ bars alike at lags 4 and 8 more than at others; steadiness of the bass's pulse; 
     return path
 
 
-LONG_FORM = ("last_30s_same_key", "last_30s_register_shift", "last_30s_density_ratio")
+LONG_FORM = tuple(f"last_30s_{key}" for key in FORM_LONG)
 
 
 def _any_value(form: dict, key: str) -> bool:
