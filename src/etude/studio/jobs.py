@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -58,11 +59,22 @@ class Worker:
         for process in workers:
             process.terminate()
         for process in workers:
-            process.join(grace)
-            if process.is_alive():
+            if not _reaped(process, grace):
                 log.warning("the generation worker (pid %s) ignored SIGTERM; killing it", process.pid)
                 process.kill()
-                process.join()
+                _reaped(process, None)
+
+
+def _reaped(process: multiprocessing.process.BaseProcess, timeout: float | None) -> bool:
+    """Wait up to `timeout` seconds (None: for ever) until the process has ended and been reaped.
+    The pool's own manager thread also joins its processes: when it reaps one first, our join
+    returns at once with the exit code not yet recorded, so wait for the code, not for join."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while process.exitcode is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        process.join(0.05)
+    return True
 
 
 def _leave_a_core_free() -> None:
