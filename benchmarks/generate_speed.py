@@ -19,16 +19,16 @@ import time
 import numpy as np
 
 from etude.config import load_preset
-from etude.generation.generate import Length, Sampling, sample_tokens
+from etude.generation.generate import Ask, sample_tokens
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.lstm import LSTMGenerator
 from etude.models.pretrained import pretrained_path
 
 
-def timed(ckpt: Checkpoint, genre: str, n: int, length: Length) -> tuple[float, int, float]:
+def timed(ckpt: Checkpoint, genre: str, n: int, length: str) -> tuple[float, int, float]:
     """Wall seconds, tokens and music seconds of n pieces sampled as one batch."""
     t = time.perf_counter()
-    seqs = sample_tokens(ckpt, genre, n, length, Sampling(), seed=1)
+    seqs = sample_tokens(ckpt, Ask(genre, n, length, seed=1))
     wall = time.perf_counter() - t
     music = sum(ckpt.encoding.decode(np.array(s)).to("second").end() for s in seqs)
     return wall, sum(len(s) for s in seqs), music
@@ -43,7 +43,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--paper-tokens", type=int, default=200)
     a = ap.parse_args()
-    length = Length(a.seconds, "s")
+    length = f"{a.seconds:g}s"
     print(f"{'model':<28} {'batch':>5} {'tokens/s':>9} {'music s/s':>10} {'target':>7}")
     piano = load_checkpoint(pretrained_path("piano"))
     totals = np.zeros(3)
@@ -67,7 +67,7 @@ def main() -> int:
         {},
     )
     for batch in (1, 16):
-        wall, tokens, _ = timed(paper, piano.encoding.genres[0], batch, Length(a.paper_tokens, "t"))
+        wall, tokens, _ = timed(paper, piano.encoding.genres[0], batch, f"{a.paper_tokens}t")
         row("paper (4 x 1024)", batch, wall, tokens, tokens * spt, "1x" if batch == 1 else "")
     print(f"(paper music seconds = tokens x {spt:.4f} s/token, the piano model's rate)")
     overall = totals[2] / totals[0]

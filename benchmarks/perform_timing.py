@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from etude.perform.stream import RecordingSink, play, score_events  # noqa: E402
+from etude.perform.outputs import RecordingSink  # noqa: E402
+from etude.perform.stream import play, score_events  # noqa: E402
 from synthetic_corpus import random_piece  # noqa: E402
 
 
@@ -53,9 +54,7 @@ def generated_ahead(pieces: int, length: str) -> tuple[np.ndarray, int]:
     from etude.perform.stream import _generated
     from etude.robot.profile import load_profile
 
-    stream = _generated(
-        "pretrained", "jazz", length, pieces, 0, Sampling(), 1.0, 0, load_profile("two-hand-robot")
-    )
+    stream = _generated("pretrained", "jazz", length, pieces, 0, Sampling(), 1.0, 0, load_profile("two-hand-robot"))
     sink = RecordingSink()
     schedule = []
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from etude.data.midi import read_piece
-from etude.generation.generate import Length, Sampling
+from etude.generation.generate import Ask
 from etude.models.checkpoint import load_checkpoint
 from etude.models.pretrained import pretrained_path
+from etude.perform.outputs import RecordingSink
 from etude.perform.respond import EOF_MARK, answer, respond
-from etude.perform.stream import RecordingSink
 from etude.robot.notes import score_notes
 from etude.robot.profile import load_profile
 
@@ -72,7 +72,7 @@ def main() -> int:
     plays = phrases(a.phrase_seconds)
 
     def make_answer(score, k):
-        return answer(ckpt, plays[k][0], score, Length.parse(a.length), Sampling(), k, robot)
+        return answer(ckpt, score, Ask(plays[k][0], length=a.length, seed=k, robot=robot))
 
     events: queue.Queue = queue.Queue()
     answered = threading.Event()

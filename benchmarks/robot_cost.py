@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from etude.evaluation import metrics as M
-from etude.generation.generate import Length, Sampling, sample_tokens
+from etude.generation.generate import Ask, sample_tokens
 from etude.models.checkpoint import load_checkpoint
 from etude.models.pretrained import pretrained_path
 from etude.robot.check import violations
@@ -48,9 +48,7 @@ def main() -> None:
         nll, stats, broken, seconds = [], {k: [] for k in SHOWN}, 0, 0.0
         t0 = time.perf_counter()
         for seed, genre in enumerate(ckpt.encoding.genres):
-            seqs = sample_tokens(
-                ckpt, genre, a.per_genre, Length.parse(a.length), Sampling(), seed=seed, robot=robot
-            )
+            seqs = sample_tokens(ckpt, Ask(genre, a.per_genre, a.length, seed=seed, robot=robot))
             for ids in seqs:
                 nll.append(nll_per_token(ckpt, ids, genre))
                 score = ckpt.encoding.decode(np.array(ids))

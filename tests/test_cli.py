@@ -29,7 +29,7 @@ def test_version(capsys):
         ["studio"],
         ["robot", "check"],
         ["experiment", "study"],
-        ["benchmark", "polyphonic"],
+        ["polyphonic"],
         ["corpus", "download"],
     ],
 )

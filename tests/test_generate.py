@@ -3,7 +3,7 @@ from miditok import TokSequence
 from symusic import Score
 
 from etude.errors import ConfigError, InputError
-from etude.generation.generate import Length, Sampling, filter_logits, generate, sample_tokens
+from etude.generation.generate import Ask, Length, PieceFiles, Sampling, filter_logits, generate, sample_tokens
 from etude.models.checkpoint import load_checkpoint
 
 
@@ -36,9 +36,9 @@ def test_durations_are_spared_by_top_k_unless_cut(tiny_run):
     default) lets the rows part, first at a Duration token."""
     ckpt = load_checkpoint(tiny_run)
     vocab = ckpt.encoding.vocab
-    greedy = sample_tokens(ckpt, "bach", 6, Length(120, "t"), Sampling(top_k=1, spare=()), seed=0)
+    greedy = sample_tokens(ckpt, Ask("bach", 6, "120t", Sampling(top_k=1, spare=())))
     assert len({tuple(s) for s in greedy}) == 1
-    spared = sample_tokens(ckpt, "bach", 6, Length(120, "t"), Sampling(top_k=1), seed=0)
+    spared = sample_tokens(ckpt, Ask("bach", 6, "120t", Sampling(top_k=1)))
     assert len({tuple(s) for s in spared}) > 1
     for s in spared[1:]:
         first = next(k for k, (a, b) in enumerate(zip(spared[0], s)) if a != b)
@@ -47,7 +47,7 @@ def test_durations_are_spared_by_top_k_unless_cut(tiny_run):
 
 @pytest.mark.parametrize("genre", ["bach", "fiddle"])
 def test_every_genre_gives_valid_midi_of_the_asked_length(tiny_run, tmp_path, genre):
-    results = generate(tiny_run, genre=genre, n=3, length="12s", out=tmp_path, seed=1)
+    results = generate(tiny_run, Ask(genre, 3, "12s", seed=1), tmp_path)
     assert len(results) == 3
     for r in results:
         score = Score(str(r.midi))
@@ -58,7 +58,7 @@ def test_every_genre_gives_valid_midi_of_the_asked_length(tiny_run, tmp_path, ge
 
 def test_sequences_are_grammatical_and_batched(tiny_run):
     ckpt = load_checkpoint(tiny_run)
-    seqs = sample_tokens(ckpt, "bach", 4, Length(200, "t"), Sampling(temperature=1.5), seed=3)
+    seqs = sample_tokens(ckpt, Ask("bach", 4, "200t", Sampling(temperature=1.5), seed=3))
     assert len(seqs) == 4 and len({tuple(s) for s in seqs}) == 4
     enc = ckpt.encoding
     for s in seqs:
@@ -68,7 +68,7 @@ def test_sequences_are_grammatical_and_batched(tiny_run):
         seq = TokSequence(ids=events)
         enc.tokenizer.complete_sequence(seq)
         assert enc.tokenizer.tokens_errors(seq) == 0
-    again = sample_tokens(ckpt, "bach", 4, Length(200, "t"), Sampling(temperature=1.5), seed=3)
+    again = sample_tokens(ckpt, Ask("bach", 4, "200t", Sampling(temperature=1.5), seed=3))
     assert again == seqs  # --seed repeats
 
 
@@ -80,9 +80,8 @@ def test_primer_is_continued(tiny_run, tmp_path, real_data):
     start, length, _ = index[0]
     primer = enc.decode(rows[start : start + length, 0])
     primer.dump_midi(str(tmp_path / "primer.mid"))
-    out = generate(
-        tiny_run, genre="bach", n=1, length="6s", out=tmp_path / "g", primer=f"{tmp_path / 'primer.mid'}:4", audio=False
-    )
+    ask = Ask("bach", 1, "6s", primer=f"{tmp_path / 'primer.mid'}:4")
+    out = generate(tiny_run, ask, tmp_path / "g", PieceFiles(audio=False))
     got = Score(str(out[0].midi)).to("second").tracks[0].notes
     want = [n for n in primer.to("second").tracks[0].notes if n.time < 4 - 1e-6]
     assert [(round(n.time, 2), n.pitch) for n in got[: len(want)]] == [(round(n.time, 2), n.pitch) for n in want]
@@ -91,15 +90,15 @@ def test_primer_is_continued(tiny_run, tmp_path, real_data):
 
 def test_errors(tiny_run, tmp_path):
     with pytest.raises(ConfigError, match="knows: bach, fiddle"):
-        generate(tiny_run, genre="jazz", out=tmp_path)
-    generate(tiny_run, genre="bach", length="32t", out=tmp_path, audio=False)
+        generate(tiny_run, Ask("jazz"), tmp_path)
+    generate(tiny_run, Ask("bach", length="32t"), tmp_path, PieceFiles(audio=False))
     before = (tmp_path / "bach-00.mid").read_bytes()
     with pytest.raises(InputError, match="--force"):
-        generate(tiny_run, genre="bach", length="32t", out=tmp_path, seed=5, audio=False)
+        generate(tiny_run, Ask("bach", length="32t", seed=5), tmp_path, PieceFiles(audio=False))
     assert (tmp_path / "bach-00.mid").read_bytes() == before
-    generate(tiny_run, genre="bach", length="32t", out=tmp_path, seed=5, audio=False, force=True)
+    generate(tiny_run, Ask("bach", length="32t", seed=5), tmp_path, PieceFiles(audio=False, force=True))
     with pytest.raises(InputError, match="primer not found"):
-        generate(tiny_run, genre="bach", out=tmp_path / "x", primer="nope.mid:3")
+        generate(tiny_run, Ask("bach", primer="nope.mid:3"), tmp_path / "x")
 
 
 PIANO_GENRES = ["classical", "folk", "jazz", "pop", "ragtime", "videogame"]
@@ -116,7 +115,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
     ckpt = load_checkpoint(model_path(f"pretrained:{name}"))
     assert ckpt.encoding.genres == (PIANO_GENRES if name == "piano" else sorted(s.name for s in STYLES))
     assert sum(f.stat().st_size for f in pretrained_path(name).iterdir()) <= 30 * 2**20
-    results = generate(f"pretrained:{name}", genre="all", n=1, length="8s", out=tmp_path, audio=False, image=False)
+    results = generate(f"pretrained:{name}", Ask("all", length="8s"), tmp_path, PieceFiles(audio=False, image=False))
     assert [r.midi.name for r in results] == [f"{g}-00.mid" for g in ckpt.encoding.genres]
     for r in results:
         assert Score(str(r.midi)).note_num() > 0 and r.seconds >= 6
@@ -145,7 +144,7 @@ def test_genre_names_from_a_downloaded_checkpoint_never_leave_out(tmp_path):
     tok["genres"][:2] = [escape, "a/b"]
     (ckpt / "tokenizer.json").write_text(json.dumps(tok))
     out = tmp_path / "deep" / "out"
-    written = [r for g in (escape, "a/b") for r in generate(ckpt, g, n=1, length="2s", out=out, audio=False)]
+    written = [r for g in (escape, "a/b") for r in generate(ckpt, Ask(g, length="2s"), out, PieceFiles(audio=False))]
     for r in written:
         for f in (r.midi, r.png):
             assert f.resolve().parent == out.resolve() and f.exists()

@@ -10,10 +10,10 @@ from symusic import Score
 
 from etude.cli import main
 from etude.data.encoding import roll_to_score
+from etude.perform.outputs import Outputs, RecordingSink
 from etude.perform.stream import (
     GeneratedPieces,
-    Outputs,
-    RecordingSink,
+    Playing,
     SinkClosed,
     count_in,
     file_events,
@@ -103,9 +103,8 @@ def test_count_in_and_back_to_back_pieces():
 
 def test_jsonl_lines_parse_in_time_order(tmp_path, good_corpus):
     out = tmp_path / "events.jsonl"
-    stats = perform(
-        good_corpus / "march" / "march0.mid", outputs=Outputs(jsonl=str(out)), tempo_scale=16.0, count_in_beats=2
-    )
+    playing = Playing(tempo_scale=16.0, count_in_beats=2)
+    stats = perform(good_corpus / "march" / "march0.mid", outputs=Outputs(jsonl=str(out)), playing=playing)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert stats.events > 0 and len(rows) >= stats.events
     times = [r["t"] for r in rows]
@@ -151,10 +150,10 @@ def test_non_finite_or_non_positive_tempo_scale_is_refused(tmp_path, good_corpus
 def test_generation_ahead_never_runs_dry(tmp_path):
     """The shipped cpu-preset model generates faster than real time: 3 pieces of 4 s, played at
     double speed, follow each other with no wait."""
-    from etude.generation.generate import Sampling
+    from etude.generation.generate import Ask
     from etude.perform.stream import _generated
 
-    pieces = _generated("pretrained:builtin", "irish", "4s", 3, 0, Sampling(), 2.0, 0)
+    pieces = _generated("pretrained:builtin", Ask("irish", 3, "4s"), Playing(tempo_scale=2.0))
     sink = RecordingSink()
     stats = play(iter(pieces), sink, lead_s=0.5)
     assert stats.stopped == "end" and stats.underruns == 0

@@ -15,7 +15,8 @@ import pytest
 
 from etude.errors import InputError
 from etude.perform.network import OscSink, TcpServerSink, parse_address
-from etude.perform.stream import Event, FanOut, RecordingSink, SinkClosed, play
+from etude.perform.outputs import FanOut, RecordingSink
+from etude.perform.stream import Event, SinkClosed, play
 
 
 def _piece(n: int = 12) -> list[Event]:

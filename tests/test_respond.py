@@ -10,11 +10,11 @@ import sys
 import threading
 import time
 
-from etude.generation.generate import Length, Sampling
+from etude.generation.generate import Ask
 from etude.models.checkpoint import load_checkpoint
 from etude.models.pretrained import pretrained_path
+from etude.perform.outputs import RecordingSink
 from etude.perform.respond import EOF_MARK, Phrase, answer, respond
-from etude.perform.stream import RecordingSink
 from etude.robot.check import violations
 from etude.robot.notes import Note
 from etude.robot.profile import load_profile
@@ -52,7 +52,7 @@ def test_each_phrase_is_answered_within_the_robot_after_the_pause():
     robot = load_profile("toy-25")
 
     def make_answer(score, k):
-        return answer(ckpt, "irish", score, Length.parse("1.5s"), Sampling(), k, robot)
+        return answer(ckpt, score, Ask("irish", length="1.5s", seed=k, robot=robot))
 
     events: queue.Queue = queue.Queue()
     threading.Thread(target=_player, args=(events, 2, 3.5), daemon=True).start()

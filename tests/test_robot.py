@@ -16,7 +16,7 @@ from etude.config import EncodingConfig, ModelConfig, RunConfig
 from etude.data.encoding import make_encoding
 from etude.data.midi import read_piece
 from etude.errors import InputError
-from etude.generation.generate import Length, Sampling, sample_scores
+from etude.generation.generate import Ask, sample_scores
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.pretrained import pretrained_path
 from etude.models.registry import REGISTRY, build_model
@@ -183,7 +183,7 @@ def test_generated_pieces_satisfy_each_shipped_profile(model, name):
     profile = load_profile(name)
     genres = ckpt.encoding.genres
     for seed, genre in enumerate(genres[:2]):
-        scores = sample_scores(ckpt, genre, 6, Length.parse("8s"), Sampling(), seed=seed, robot=profile)
+        scores = sample_scores(ckpt, Ask(genre, 6, "8s", seed=seed, robot=profile))
         for score in scores:
             notes = score_notes(score)
             assert notes, "a constrained piece still has notes"
@@ -199,7 +199,7 @@ def test_piano_roll_models_satisfy_each_shipped_profile(name):
     ckpt = Checkpoint(Path("."), build_model(cfg, enc).eval(), RunConfig(model=cfg), enc, {})
     for profile_name in SHIPPED:
         profile = load_profile(profile_name)
-        for score in sample_scores(ckpt, "folk", 3, Length.parse("6s"), Sampling(), seed=1, robot=profile):
+        for score in sample_scores(ckpt, Ask("folk", 3, "6s", seed=1, robot=profile)):
             assert violations(profile, score_notes(score)) == [], profile_name
 
 

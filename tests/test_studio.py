@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from symusic import Score
 
-from etude.perform.stream import Outputs
+from etude.perform.outputs import Outputs
 from etude.studio.access import Access
 from etude.studio.app import create_app
 from etude.studio.config import StudioConfig
@@ -45,6 +45,21 @@ def test_models_list_the_shipped_ones_with_genres(client):
     assert "pretrained" in ids and "pretrained:builtin" in ids
     builtin = next(m for m in models if m["id"] == "pretrained:builtin")
     assert builtin["default"] and "irish" in builtin["genres"] and builtin["summary"].startswith("lstm")
+
+
+def test_the_form_starts_from_the_house_sampling_settings(client):
+    """The page states no default of its own: it reads the request's defaults, which come from Sampling."""
+    from etude.generation.generate import Sampling
+
+    defaults = client.get("/api/defaults").json()
+    house = Sampling()
+    assert (defaults["top_p"], defaults["temperature"], defaults["top_k"]) == (
+        house.top_p,
+        house.temperature,
+        house.top_k,
+    )
+    page = client.get("/").text
+    assert 'value="0.95"' not in page and str(house.top_p) not in page
 
 
 def test_generate_writes_takes_whose_files_load(client, tmp_path):
@@ -235,6 +250,7 @@ def test_a_token_is_asked_on_every_api_call_beyond_loopback(tmp_path):
         for method, path in [
             ("GET", "/api/takes"),
             ("GET", "/api/models"),
+            ("GET", "/api/defaults"),
             ("POST", "/api/stop"),
             ("GET", "/api/takes/" + "0" * 32 + "/piece.mid"),
         ]:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import websockets
 
+from etude.generation.generate import Sampling
+
 OUT = Path("out/e2e")
 CHECK = """(() => {
   const li = document.querySelector('#takes li');
@@ -100,6 +102,9 @@ async def drive(studio_url: str, debug_port: int) -> dict:
             if await tools.eval("document.getElementById('genre').options.length"):
                 break
             await asyncio.sleep(0.1)
+        shown = await tools.eval("document.getElementById('top_p-out').textContent")
+        if shown != str(Sampling().top_p):
+            return {"error": f"the top-p slider shows {shown!r}, not the house setting {Sampling().top_p}"}
         await tools.eval(
             "const g = document.getElementById('genre'); g.value = 'folk'; g.dispatchEvent(new Event('change'));"
             "const l = document.getElementById('length'); l.value = '10'; l.dispatchEvent(new Event('input'));"

@@ -62,6 +62,13 @@ def sampling_of(args: argparse.Namespace):
     return replace(sampling, spare=()) if args.cut_durations else sampling
 
 
+def ask_of(args: argparse.Namespace, length: str, n: int = 1, primer: str | None = None):
+    """The pieces a command's --genre, --seed, sampling and --robot flags ask for."""
+    from etude.generation.generate import Ask
+
+    return Ask(args.genre, n, length, sampling_of(args), args.seed, primer, robot_profile(args.robot))
+
+
 def optional_path(text: str | None) -> Path | None:
     return Path(text) if text else None
 

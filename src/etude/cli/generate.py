@@ -8,33 +8,24 @@ from pathlib import Path
 from etude.cli.common import (
     add_robot_option,
     add_sampling,
+    ask_of,
     at_least,
     optional_path,
-    robot_profile,
-    sampling_of,
 )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from etude.generation.generate import generate
+    from etude.generation.generate import PieceFiles, generate
 
-    results = generate(
-        optional_path(args.model),
-        genre=args.genre,
-        n=args.n,
-        length=args.length,
-        out=Path(args.out),
-        sampling=sampling_of(args),
-        primer=args.primer,
-        seed=args.seed,
-        device=args.device,
+    files = PieceFiles(
         audio=not args.no_audio,
         soundfont=optional_path(args.soundfont),
         sample_rate=args.sample_rate,
         renderer=args.renderer,
         force=args.force,
-        robot=robot_profile(args.robot),
     )
+    ask = ask_of(args, args.length, args.n, args.primer)
+    results = generate(optional_path(args.model), ask, Path(args.out), files, args.device)
     for r in results:
         files = "  ".join(str(p) for p in (r.midi, r.wav, r.png) if p)
         print(f"{files}  ({r.seconds:.1f} s, {r.notes} notes)")

@@ -8,17 +8,17 @@ import sys
 from etude.cli.common import (
     add_robot_option,
     add_sampling,
+    ask_of,
     at_least,
     finite,
     optional_path,
-    robot_profile,
-    sampling_of,
 )
 from etude.errors import InputError
 
 
 def cmd_perform(args: argparse.Namespace) -> int:
-    from etude.perform.stream import list_ports, perform
+    from etude.perform.outputs import list_ports
+    from etude.perform.stream import Playing, perform
 
     if args.list_ports:
         names = list_ports()
@@ -26,21 +26,9 @@ def cmd_perform(args: argparse.Namespace) -> int:
         return 0
     if args.respond:
         return _respond(args)
-    stats = perform(
-        optional_path(args.file),
-        run=optional_path(args.run),
-        outputs=outputs_of(args),
-        tempo_scale=args.tempo_scale,
-        transpose=args.transpose,
-        loop=args.loop,
-        count_in_beats=args.count_in,
-        genre=args.genre,
-        length=args.length or "30s",
-        pieces=args.pieces,
-        seed=args.seed,
-        sampling=sampling_of(args),
-        robot=robot_profile(args.robot),
-    )
+    playing = Playing(args.tempo_scale, args.transpose, args.loop, args.count_in)
+    ask = ask_of(args, args.length or "30s", args.pieces)
+    stats = perform(optional_path(args.file), optional_path(args.run), outputs_of(args), playing, ask)
     print(f"etude: played {stats.events} events ({stats.stopped}; {stats.underruns} buffer underruns)", file=sys.stderr)
     return 0 if stats.stopped == "end" else 130
 
@@ -50,19 +38,9 @@ def _respond(args: argparse.Namespace) -> int:
 
     if args.file:
         raise InputError("--respond answers a player: give --run (or nothing, for the shipped model), not a FILE")
-    robot = robot_profile(args.robot)
+    ask = ask_of(args, args.length or "8s")
     sink = outputs_of(args).open()
-    exchanges = call_and_response(
-        args.run or "pretrained",
-        args.genre,
-        sink,
-        listen=args.listen,
-        wait=args.wait,
-        length=args.length or "8s",
-        sampling=sampling_of(args),
-        seed=args.seed,
-        robot=robot,
-    )
+    exchanges = call_and_response(args.run or "pretrained", sink, args.listen, args.wait, ask)
     for k, e in enumerate(exchanges, 1):
         latency = f"{e.latency * 1000:.0f} ms after the pause" if e.latency is not None else "nothing to play"
         print(f"etude: phrase {k}: {e.phrase_notes} notes, answered with {e.answer_notes} ({latency})", file=sys.stderr)
@@ -71,7 +49,7 @@ def _respond(args: argparse.Namespace) -> int:
 
 def outputs_of(args: argparse.Namespace):
     """The outputs named by perform's flags (`add_outputs`)."""
-    from etude.perform.stream import Outputs
+    from etude.perform.outputs import Outputs
 
     return Outputs(args.jsonl, args.port, args.virtual, args.osc, args.serve, args.clients)
 

@@ -19,7 +19,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
         from etude.studio.app import create_app
     except ImportError:
         raise InputError("the studio needs its extra: pip install 'etude[studio]' (fastapi, uvicorn)") from None
-    from etude.perform.stream import Outputs
+    from etude.perform.outputs import Outputs
     from etude.studio.access import Access
     from etude.studio.config import OUTPUT_FLAGS, StudioConfig
 

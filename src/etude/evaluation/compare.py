@@ -27,7 +27,7 @@ from etude.evaluation import form as F
 from etude.evaluation import metrics as M
 from etude.evaluation.likelihood import split_likelihood
 from etude.evaluation.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
-from etude.generation.generate import Length, Sampling, sample_scores
+from etude.generation.generate import Ask, Length, Sampling, sample_scores
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.paths import ensure_dir
 
@@ -75,14 +75,8 @@ def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length
     scores, labels = [], []
     for g in dict.fromkeys(want):
         count = want.count(g)
-        scores += sample_scores(
-            ckpt,
-            g,
-            count,
-            Length.parse(length),
-            Sampling() if isinstance(ckpt.encoding, EventEncoding) else Sampling(top_p=1.0),
-            seed=seed,
-        )
+        sampling = Sampling() if isinstance(ckpt.encoding, EventEncoding) else Sampling(top_p=1.0)
+        scores += sample_scores(ckpt, Ask(g, count, length, sampling, seed))
         labels += [g] * count
     return PieceSet(name, scores, labels)
 

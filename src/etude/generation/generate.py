@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,44 @@ class Sampling:
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What to sample: `n` pieces of `genre` (None: the model's first), each `length` long
+    ("60s": seconds of music, "512t": new tokens), drawn with `sampling` from `seed`, continuing
+    `primer` (FILE.mid[:SECONDS]) when given, and playable by `robot` when given."""
+
+    genre: str | None = None
+    n: int = 1
+    length: str = "60s"
+    sampling: Sampling = Sampling()
+    seed: int = 0
+    primer: str | None = None
+    robot: RobotProfile | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"--n must be at least 1, not {self.n}")
+        self.span  # a length that does not parse is refused here, before any work
+
+    @property
+    def span(self) -> Length:
+        return Length.parse(self.length)
+
+
+@dataclass(frozen=True)
+class PieceFiles:
+    """What `generate` writes beside each piece's MIDI: a WAV rendered with `soundfont` (None:
+    the shipped one) by `renderer` at `sample_rate` Hz, and a piano-roll PNG. Files already there
+    are replaced only with `force`."""
+
+    audio: bool = True
+    image: bool = True
+    soundfont: Path | None = None
+    sample_rate: int = 44100
+    renderer: str = "sampler"
+    force: bool = False
+
+
 def check_genre(ckpt: Checkpoint, genre: str | None) -> str:
     """`genre`, or the model's first when None; an unknown one lists the known."""
     genre = genre or ckpt.encoding.genres[0]
@@ -133,26 +171,17 @@ def primer_tokens(
 
 
 @torch.no_grad()
-def sample_tokens(
-    ckpt: Checkpoint,
-    genre: str,
-    n: int,
-    length: Length,
-    sampling: Sampling = Sampling(),
-    prefix: list[int] | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    robot: RobotProfile | None = None,
-) -> list[list[int]]:
-    """n token sequences (prefix included), each valid under the encoding's grammar and, with
-    `robot`, playable by it (etude.generation.constraints; the prefix is taken as played)."""
+def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, device: str = "cpu") -> list[list[int]]:
+    """ask.n token sequences (`prefix` included; ask.primer is not read here), each valid under
+    the encoding's grammar and, with ask.robot, playable by it (etude.generation.constraints; the
+    prefix is taken as played)."""
     enc, model = ckpt.encoding, ckpt.model.to(device).eval()
-    check_genre(ckpt, genre)
+    genre, n, length, sampling, robot = check_genre(ckpt, ask.genre), ask.n, ask.span, ask.sampling, ask.robot
     sampling.check()
     grammar = Grammar(enc)
     spare = torch.from_numpy(grammar.of_types(*sampling.spare))
     guard = EventGuard(robot, grammar, enc) if robot is not None else None
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(ask.seed)
     prefix = prefix or [enc.genre_id(genre)]
     cursors = [Cursor() for _ in range(n)]
     keyboards = [guard.start() for _ in range(n)] if guard else []
@@ -239,39 +268,28 @@ def _allowed(
 
 
 @torch.no_grad()
-def sample_scores(
-    ckpt: Checkpoint,
-    genre: str,
-    n: int,
-    length: Length,
-    sampling: Sampling = Sampling(),
-    primer: str | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    robot: RobotProfile | None = None,
-) -> list[Score]:
-    """n new pieces of `genre` from any generator: event tokens through the grammar
-    (sample_tokens), piano rolls frame by frame (or window by window) at the sampling temperature.
-    With `robot`, every piece is playable by it (a primer is first adapted to it)."""
-    genre = check_genre(ckpt, genre)
+def sample_scores(ckpt: Checkpoint, ask: Ask, device: str = "cpu") -> list[Score]:
+    """ask.n new pieces from any generator: event tokens through the grammar (sample_tokens),
+    piano rolls frame by frame (or window by window) at the sampling temperature. With ask.robot,
+    every piece is playable by it (a primer is first adapted to it)."""
+    genre = check_genre(ckpt, ask.genre)
+    ask = replace(ask, genre=genre)
     if isinstance(ckpt.encoding, EventEncoding):
-        prefix = primer_tokens(ckpt, primer, genre, robot)[0] if primer else None
-        return [
-            ckpt.encoding.decode(np.array(ids))
-            for ids in sample_tokens(ckpt, genre, n, length, sampling, prefix, seed, device, robot)
-        ]
-    if primer:
+        prefix = primer_tokens(ckpt, ask.primer, genre, ask.robot)[0] if ask.primer else None
+        return [ckpt.encoding.decode(np.array(ids)) for ids in sample_tokens(ckpt, ask, prefix, device)]
+    if ask.primer:
         raise ConfigError("--primer works with event-token models; this one generates piano rolls")
+    sampling, robot = ask.sampling, ask.robot
     sampling.check()
     house = Sampling()
     if (sampling.top_k, sampling.top_p) != (house.top_k, house.top_p) and (sampling.top_k or sampling.top_p < 1):
         log.warning("piano-roll models sample each key on or off: --top-k and --top-p are not used")
     model = ckpt.model.to(device).eval()
-    g = torch.full((n,), ckpt.encoding.genres.index(genre), dtype=torch.long, device=device)
-    gen = torch.Generator().manual_seed(seed)
+    g = torch.full((ask.n,), ckpt.encoding.genres.index(genre), dtype=torch.long, device=device)
+    gen = torch.Generator().manual_seed(ask.seed)
     fpb = ckpt.encoding.cfg.frames_per_beat
-    guard = FrameGuard(robot, n, 60.0 / ROLL_QPM / fpb) if robot is not None else None
-    rolls = model.sample(n, length.frames(fpb), g, sampling.temperature, gen, guard)
+    guard = FrameGuard(robot, ask.n, 60.0 / ROLL_QPM / fpb) if robot is not None else None
+    rolls = model.sample(ask.n, ask.span.frames(fpb), g, sampling.temperature, gen, guard)
     velocity = round(sum(robot.velocity_range()) / 2) if robot is not None else 80
     return [ckpt.encoding.decode(r.cpu().numpy().astype(np.uint8), qpm=ROLL_QPM, velocity=velocity) for r in rolls]
 
@@ -287,74 +305,40 @@ class Generated:
 
 def generate(
     model: str | Path | None = None,
-    genre: str | None = None,
-    n: int = 1,
-    length: str = "60s",
+    ask: Ask = Ask(),
     out: Path = Path("generated"),
-    sampling: Sampling = Sampling(),
-    primer: str | None = None,
-    seed: int = 0,
+    files: PieceFiles = PieceFiles(),
     device: str = "cpu",
-    audio: bool = True,
-    image: bool = True,
-    soundfont: Path | None = None,
-    sample_rate: int = 44100,
-    renderer: str = "sampler",
-    force: bool = False,
-    robot: RobotProfile | None = None,
 ) -> list[Generated]:
-    """Sample n pieces of `genre` ("all": of every genre) from a run or checkpoint (default: the
-    shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png`) into `out`, the genre made safe
-    as a file name (etude.paths.genre_file_stem). Existing files are kept unless `force`. With
-    `robot`, every piece is playable by that robot profile."""
+    """Sample the pieces `ask` describes (genre "all": ask.n of every genre) from a run or
+    checkpoint (default: the shipped model) and write `{genre}-{k}.mid` (+ `.wav`, `.png` as
+    `files` says) into `out`, the genre made safe as a file name (etude.paths.genre_file_stem)."""
     from etude.audio.plots import piano_roll_png
     from etude.audio.render import render_wav
 
     device = str(pick_device(device))
     ckpt = load_checkpoint(model_path(model), device=device)
-    if genre == "all":
-        return [
-            r
-            for g in ckpt.encoding.genres
-            for r in generate(
-                ckpt.path,
-                g,
-                n,
-                length,
-                out,
-                sampling,
-                primer,
-                seed,
-                device,
-                audio,
-                image,
-                soundfont,
-                sample_rate,
-                renderer,
-                force,
-                robot,
-            )
-        ]
-    genre = check_genre(ckpt, genre)
-    if n < 1:
-        raise ConfigError("--n must be at least 1")
-    span = Length.parse(length)
+    if ask.genre == "all":
+        return [r for g in ckpt.encoding.genres for r in generate(ckpt.path, replace(ask, genre=g), out, files, device)]
+    genre = check_genre(ckpt, ask.genre)
     out = Path(out)
-    stems = [out / f"{genre_file_stem(genre)}-{k:02d}" for k in range(n)]
+    stems = [out / f"{genre_file_stem(genre)}-{k:02d}" for k in range(ask.n)]
     targets = [s.with_suffix(ext) for s in stems for ext in (".mid", ".wav", ".png")]
     clash = [str(t) for t in targets if t.exists()]
-    if clash and not force:
+    if clash and not files.force:
         raise InputError(
             f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite or choose another --out"
         )
-    scores = sample_scores(ckpt, genre, n, span, sampling, primer, seed, device, robot)
+    scores = sample_scores(ckpt, replace(ask, genre=genre), device)
     ensure_dir(out)
     results = []
     for stem, score in zip(stems, scores):
         midi = stem.with_suffix(".mid")
         score.dump_midi(str(midi))
         seconds = float(score.to("second").end()) if score.note_num() else 0.0
-        wav = render_wav(score, stem.with_suffix(".wav"), soundfont, sample_rate, renderer) if audio else None
-        png = piano_roll_png(score, stem.with_suffix(".png"), title=f"{stem.name} ({genre})") if image else None
+        wav = None
+        if files.audio:
+            wav = render_wav(score, stem.with_suffix(".wav"), files.soundfont, files.sample_rate, files.renderer)
+        png = piano_roll_png(score, stem.with_suffix(".png"), title=f"{stem.name} ({genre})") if files.image else None
         results.append(Generated(midi, wav, png, seconds, score.note_num()))
     return results

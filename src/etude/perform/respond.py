@@ -21,8 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import IO
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from symusic import Note as SymNote
@@ -31,6 +32,9 @@ from symusic import Score, Tempo, Track
 from etude.errors import InputError
 from etude.perform.stream import Event, PlayStats, Sink, play, score_events
 from etude.robot.profile import RobotProfile
+
+if TYPE_CHECKING:  # generation (and torch) is imported only when a phrase is answered
+    from etude.generation.generate import Ask
 
 log = logging.getLogger(__name__)
 TPQ = 480
@@ -76,13 +80,14 @@ class Phrase:
         return score
 
 
-def answer(ckpt, genre: str, phrase: Score, length, sampling, seed: int, robot: RobotProfile | None) -> Score:
-    """The model's continuation of `phrase`: only the new notes, the first at time 0."""
+def answer(ckpt, phrase: Score, ask: Ask) -> Score:
+    """The model's continuation of `phrase` in ask.genre, ask.length long: only the new notes,
+    the first at time 0."""
     from etude.generation.generate import sample_tokens
 
     enc = ckpt.encoding
-    prefix = enc.encode(phrase, genre).tolist()[:-1]
-    ids = sample_tokens(ckpt, genre, 1, length, sampling, prefix, seed, robot=robot)[0]
+    prefix = enc.encode(phrase, ask.genre).tolist()[:-1]
+    ids = sample_tokens(ckpt, ask, prefix)[0]
     before = {(n.time, n.pitch) for n in enc.decode(np.array(prefix + [enc.eos_id])).tracks[0].notes}
     full = enc.decode(np.array(ids))
     new = [n for n in full.tracks[0].notes if (n.time, n.pitch) not in before]
@@ -113,7 +118,7 @@ def json_lines(stream: IO[str], out: queue.Queue, clock: Callable[[], float]) ->
 
 def midi_input(name: str, out: queue.Queue, clock: Callable[[], float]):
     """Note events from a MIDI input port (mido, python-rtmidi) into `out`; returns the open port."""
-    from etude.perform.stream import _mido
+    from etude.perform.outputs import _mido
 
     mido = _mido()
     try:
@@ -232,19 +237,13 @@ def _answer_now(phrase: Phrase, pending: Future, sink: Sink, robot, clock, pause
 
 
 def call_and_response(
-    run,
-    genre: str | None,
-    sink: Sink,
-    listen: str = "-",
-    wait: float = 1.0,
-    length: str = "8s",
-    sampling=None,
-    seed: int = 0,
-    robot: RobotProfile | None = None,
+    run: Path | str | None, sink: Sink, listen: str = "-", wait: float = 1.0, ask: Ask | None = None
 ) -> list[Exchange]:
     """`etude perform --respond`: answer the player on `listen` (- for JSON lines on stdin, or a
-    MIDI input port's name) with continuations from `run` (or the shipped model)."""
-    from etude.generation.generate import Length, Sampling, check_genre
+    MIDI input port's name) after `wait` seconds of silence, with continuations from `run` (or
+    the shipped model) as `ask` describes them (default: 8 s in the model's first genre; answer k
+    from seed ask.seed + k)."""
+    from etude.generation.generate import Ask, check_genre
     from etude.models.checkpoint import load_checkpoint
     from etude.models.pretrained import model_path
     from etude.paths import check_finite
@@ -253,9 +252,9 @@ def call_and_response(
     ckpt = load_checkpoint(model_path(run))
     if ckpt.model.unit != "token":
         raise InputError("--respond continues a phrase: it needs an event-token model")
-    genre = check_genre(ckpt, genre)
-    span, sampling = Length.parse(length), sampling or Sampling()
-    sampling.check()
+    ask = ask or Ask(length="8s")
+    ask = replace(ask, genre=check_genre(ckpt, ask.genre), n=1)
+    ask.sampling.check()
     clock = time.perf_counter
     events: queue.Queue = queue.Queue()
     if listen == "-":
@@ -265,10 +264,10 @@ def call_and_response(
         port = midi_input(listen, events, clock)
 
     def make_answer(phrase: Score, k: int) -> Score:
-        return answer(ckpt, genre, phrase, span, sampling, seed + k, robot)
+        return answer(ckpt, phrase, replace(ask, seed=ask.seed + k))
 
     try:
-        return respond(make_answer, events, sink, wait, robot, clock)
+        return respond(make_answer, events, sink, wait, ask.robot, clock)
     finally:
         if port is not None:
             port.close()

@@ -9,19 +9,16 @@ With a run folder, pieces are generated in a background thread ahead of playback
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from symusic import Score
 
@@ -29,13 +26,14 @@ from etude.data.midi import read_piece
 from etude.errors import InputError
 from etude.paths import check_finite
 from etude.perform.events import Event, Sink, SinkClosed
+from etude.perform.outputs import Outputs
 from etude.robot.adapt import adapt_notes
 from etude.robot.hands import assign_hands
 from etude.robot.notes import Note, score_notes
 from etude.robot.profile import RobotProfile
 
 if TYPE_CHECKING:  # generation (and torch) is imported only when a run is performed
-    from etude.generation.generate import Sampling
+    from etude.generation.generate import Ask
 
 log = logging.getLogger(__name__)
 SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited, not slept
@@ -85,132 +83,6 @@ def shifted(events: Iterable[Event], offset: float) -> list[Event]:
     return [replace(e, t=e.t + offset) for e in events]
 
 
-# ----------------------------------------------------------------------------- sinks
-class JsonLinesSink:
-    """One JSON object per event, flushed the moment it is due."""
-
-    def __init__(self, target: str | Path):
-        self.fh: IO[str] = sys.stdout if str(target) == "-" else open(target, "w")
-
-    def send(self, event: Event) -> None:
-        try:
-            self.fh.write(json.dumps(event.as_dict()) + "\n")
-            self.fh.flush()
-        except BrokenPipeError:
-            if self.fh is sys.stdout:  # the reader went away; keep Python's exit quiet
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise SinkClosed("the JSON lines reader closed the stream") from None
-
-    def close(self) -> None:
-        if self.fh is not sys.stdout:
-            self.fh.close()
-
-
-class RecordingSink:
-    """Keeps each event with the monotonic time it was actually sent (for tests and benchmarks)."""
-
-    def __init__(self, clock: Callable[[], float] = time.perf_counter):
-        self.clock, self.sent = clock, []
-
-    def send(self, event: Event) -> None:
-        self.sent.append((self.clock(), event))
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def _quiet_stderr():
-    """Silence C libraries (ALSA) writing to file descriptor 2 while opening ports."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _mido():
-    try:
-        import mido
-        import rtmidi  # noqa: F401  (the backend mido uses)
-    except ImportError:
-        raise InputError(
-            "MIDI ports need the optional extra: pip install 'etude[robot]' (mido, python-rtmidi); or use --jsonl"
-        ) from None
-    return mido
-
-
-def list_ports() -> list[str]:
-    mido = _mido()
-    try:
-        with _quiet_stderr():
-            return list(mido.get_output_names())
-    except (SystemError, OSError, RuntimeError) as exc:
-        raise InputError(f"no MIDI system available here ({str(exc).strip()[:120]}); use --jsonl") from None
-
-
-class PortSink:
-    """A hardware or software MIDI output through mido and python-rtmidi."""
-
-    def __init__(self, name: str, virtual: bool = False):
-        mido = _mido()
-        self.Message = mido.Message
-        if not virtual:
-            names = list_ports()
-            if name not in names:
-                raise InputError(f"no MIDI output port named {name!r}; available: {', '.join(names) or 'none'}")
-        try:
-            with _quiet_stderr():
-                self.port = mido.open_output(name, virtual=virtual)
-        except (SystemError, OSError, RuntimeError, ValueError) as exc:
-            raise InputError(
-                f"cannot open MIDI port {name!r} (in use, or not supported here): {str(exc).strip()[:120]}"
-            ) from None
-
-    def send(self, event: Event) -> None:
-        try:
-            self._send(event)
-        except (OSError, SystemError, RuntimeError) as exc:
-            raise SinkClosed(f"MIDI port failed: {exc}") from None
-
-    def _send(self, event: Event) -> None:
-        if event.type == "control_change":
-            msg = self.Message("control_change", control=event.pitch, value=event.velocity, channel=event.channel)
-        else:
-            msg = self.Message(event.type, note=event.pitch, velocity=event.velocity, channel=event.channel)
-        self.port.send(msg)
-
-    def close(self) -> None:
-        self.port.close()
-
-
-class FanOut:
-    """Several outputs at once; one that closes is dropped, and playback stops (SinkClosed)
-    only when none is left."""
-
-    def __init__(self, sinks: list[Sink]):
-        self.sinks = list(sinks)
-
-    def send(self, event: Event) -> None:
-        for sink in list(self.sinks):
-            try:
-                sink.send(event)
-            except SinkClosed as exc:
-                log.warning("%s", exc)
-                self.sinks.remove(sink)
-                sink.close()
-        if not self.sinks:
-            raise SinkClosed("every output closed")
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-
-
-# ----------------------------------------------------------------------------- the player
 class _Terminate(Exception):
     """Raised in the main thread by SIGTERM so that playback stops through its clean-up path."""
 
@@ -385,82 +257,52 @@ class GeneratedPieces:
 
 
 @dataclass(frozen=True)
-class Outputs:
-    """Where a performance goes: one or more of these (perform, respond, the studio and the CLI
-    all take this one type)."""
+class Playing:
+    """How a performance plays: `tempo_scale` (2: twice as fast), `transpose` in semitones,
+    `loop` (the file, or new pieces, until stopped), and a count-in of `count_in_beats` clicks."""
 
-    jsonl: str | None = None  # JSON lines: a path, or - for stdout
-    port: str | None = None  # a MIDI output port, by name
-    virtual: str | None = None  # a virtual MIDI port to create, by name (where the platform allows)
-    osc: str | None = None  # HOST:PORT: OSC over UDP
-    serve: str | None = None  # [HOST:]PORT: a TCP server sending JSON lines to each client
-    clients: int = 0  # with serve: clients to wait for (up to 60 s) before playing
+    tempo_scale: float = 1.0
+    transpose: int = 0
+    loop: bool = False
+    count_in_beats: int = 0
 
-    def __bool__(self) -> bool:
-        return any(x is not None for x in (self.jsonl, self.port, self.virtual, self.osc, self.serve))
-
-    def open(self) -> Sink:
-        """The sinks asked for (one, or a FanOut of several), each opened or none left open."""
-        from etude.perform.network import OscSink, TcpServerSink
-
-        if self.port is not None and self.virtual is not None:
-            raise InputError("choose --port NAME or --virtual NAME, not both")
-        if not self:
-            raise InputError(
-                "choose an output: --port NAME, --virtual NAME, --jsonl PATH|-, --osc HOST:PORT or --serve PORT"
-            )
-        sinks: list[Sink] = []
-        try:
-            if self.jsonl is not None:
-                sinks.append(JsonLinesSink(self.jsonl))
-            if self.port is not None or self.virtual is not None:
-                sinks.append(PortSink(self.port or self.virtual, virtual=self.virtual is not None))
-            if self.osc is not None:
-                sinks.append(OscSink(self.osc))
-            if self.serve is not None:
-                sinks.append(TcpServerSink(self.serve, wait_for=self.clients))
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        return sinks[0] if len(sinks) == 1 else FanOut(sinks)
+    def __post_init__(self) -> None:
+        check_finite("--tempo-scale", self.tempo_scale, low=0)
+        if self.count_in_beats < 0:
+            raise InputError(f"--count-in takes 0 or more beats, not {self.count_in_beats}")
 
 
 def perform(
     source: Path | None = None,
     run: Path | None = None,
     outputs: Outputs = Outputs(),
-    tempo_scale: float = 1.0,
-    transpose: int = 0,
-    loop: bool = False,
-    count_in_beats: int = 0,
-    genre: str | None = None,
-    length: str = "30s",
-    pieces: int | None = None,
-    seed: int = 0,
-    sampling: Sampling | None = None,
-    robot: RobotProfile | None = None,
+    playing: Playing = Playing(),
+    ask: Ask | None = None,
 ) -> PlayStats:
-    """Play a MIDI file, or pieces generated from a run (or the shipped model), to `outputs`
-    (a MIDI port, JSON lines, OSC, a TCP server of JSON lines). With `robot`,
-    pieces are generated under its limits (a file is adapted to them) and events carry the hand
-    and finger that play each note."""
+    """Play a MIDI file, or the pieces `ask` describes (default: one of 30 s) generated from a
+    run (or the shipped model), to `outputs` (a MIDI port, JSON lines, OSC, a TCP server of JSON
+    lines). With ask.robot, pieces are generated under its limits (a file is adapted to them) and
+    events carry the hand and finger that play each note."""
     if (source is None) == (run is None):
         raise InputError("give a MIDI FILE or --run RUN_DIR (not both)")
-    check_finite("--tempo-scale", tempo_scale, low=0)
-    if count_in_beats < 0:
-        raise InputError(f"--count-in takes 0 or more beats, not {count_in_beats}")
+    ask = ask or _default_ask()
     if source is not None:
-        events, qpm = file_events(source, tempo_scale, transpose, robot)
-        stream: Iterable[list[Event]] = _repeat(events) if loop else [events]
+        events, qpm = file_events(source, playing.tempo_scale, playing.transpose, ask.robot)
+        stream: Iterable[list[Event]] = _repeat(events) if playing.loop else [events]
     else:
-        count = None if loop else (pieces or 1)
-        stream = _generated(run, genre, length, count, seed, sampling, tempo_scale, transpose, robot)
+        stream = _generated(run, ask, playing)
         qpm = 120.0
     sink = outputs.open()
-    if count_in_beats:
-        stream = _prepend(count_in(count_in_beats, qpm, tempo_scale), count_in_beats * 60.0 / qpm / tempo_scale, stream)
+    if playing.count_in_beats:
+        beats, scale = playing.count_in_beats, playing.tempo_scale
+        stream = _prepend(count_in(beats, qpm, scale), beats * 60.0 / qpm / scale, stream)
     return play(iter(stream), sink)
+
+
+def _default_ask() -> Ask:
+    from etude.generation.generate import Ask
+
+    return Ask(length="30s")
 
 
 def _repeat(events: list[Event]) -> Iterator[list[Event]]:
@@ -475,21 +317,21 @@ def _prepend(clicks: list[Event], span: float, stream: Iterable[list[Event]]) ->
     yield from it
 
 
-def _generated(
-    run, genre, length, count, seed, sampling: Sampling | None, tempo_scale, transpose, robot=None
-) -> GeneratedPieces:
-    """Pieces from a run (or `pretrained`), generated in the background while others play."""
-    from etude.generation.generate import Length, Sampling, check_genre, sample_scores
+def _generated(run: Path | None, ask: Ask, playing: Playing) -> GeneratedPieces:
+    """ask.n pieces (endless with playing.loop) from a run (or `pretrained`), piece k from seed
+    ask.seed + k, each generated in the background while the one before plays."""
+    from etude.generation.generate import check_genre, sample_scores
     from etude.models.checkpoint import load_checkpoint
     from etude.models.pretrained import model_path
 
-    sampling = sampling or Sampling()
     ckpt = load_checkpoint(model_path(run))
-    genre = check_genre(ckpt, genre)
-    span = Length.parse(length)
-    sampling.check()
+    ask = replace(ask, genre=check_genre(ckpt, ask.genre), n=1)
+    ask.sampling.check()
+    count = None if playing.loop else ask.n
 
     def make_piece(k: int) -> Score:
-        return sample_scores(ckpt, genre, 1, span, sampling, seed=seed + k, robot=robot)[0]
+        return sample_scores(ckpt, replace(ask, seed=ask.seed + k))[0]
 
-    return GeneratedPieces(make_piece, count, tempo_scale=tempo_scale, transpose=transpose, robot=robot)
+    return GeneratedPieces(
+        make_piece, count, tempo_scale=playing.tempo_scale, transpose=playing.transpose, robot=ask.robot
+    )

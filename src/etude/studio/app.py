@@ -1,6 +1,7 @@
 """The studio's HTTP API (FastAPI) and the page on top of it.
 
   GET    /api/models                   models: shipped, and runs under --runs DIR
+  GET    /api/defaults                 what POST /api/generate assumes for a field left out
   POST   /api/generate                 JSON or form fields (a primer file in a form) -> the new takes
   GET    /api/takes                    this session's takes
   GET    /api/takes/{id}/{file}        piece.mid, piece.wav or piece.png of a take
@@ -34,6 +35,7 @@ from etude.studio.access import AccessMiddleware
 from etude.studio.config import StudioConfig
 from etude.studio.generate import (
     OPENAPI_BODY,
+    GenerateRequest,
     generate_pieces,
     http_error,
     read_generate_request,
@@ -123,6 +125,13 @@ def page() -> str:
 @api.get("/api/models")
 async def models(request: Request) -> list[dict]:
     return await asyncio.to_thread(_studio(request).models)
+
+
+@api.get("/api/defaults")
+def defaults() -> dict:
+    """The generate request's defaults (the house sampling settings among them): the page's form
+    starts from these, so it states no default of its own."""
+    return GenerateRequest().model_dump()
 
 
 @api.post("/api/generate", openapi_extra=OPENAPI_BODY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etude.perform.stream import Outputs
+from etude.perform.outputs import Outputs
 from etude.studio.access import Access
 
 # Where Perform plays: fields of etude.perform.stream.Outputs, and the flag of `etude studio`

@@ -150,22 +150,14 @@ class Checked:
 def generate_pieces(c: Checked, work: str) -> list[dict]:
     """In the worker process: generate the pieces of a checked request into `work`; returns per
     piece its files (piece.mid/.wav/.png -> path) and its description."""
-    from etude.generation.generate import Sampling, generate
+    from etude.generation.generate import Ask, PieceFiles, Sampling, generate
 
     r = c.request
+    sampling = Sampling(r.temperature, r.top_k, r.top_p)
+    primer = str(c.primer) if c.primer else None
     try:
-        pieces = generate(
-            r.model,
-            c.genre,
-            r.n,
-            f"{r.length:g}s",
-            Path(work),
-            Sampling(r.temperature, r.top_k, r.top_p),
-            primer=str(c.primer) if c.primer else None,
-            seed=r.seed,
-            force=True,
-            robot=c.robot,
-        )
+        ask = Ask(c.genre, r.n, f"{r.length:g}s", sampling, r.seed, primer, c.robot)
+        pieces = generate(r.model, ask, Path(work), PieceFiles(force=True))
     finally:
         if c.primer is not None:
             c.primer.unlink(missing_ok=True)

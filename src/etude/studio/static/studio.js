@@ -101,13 +101,16 @@ async function start() {
   // The address `etude studio` printed may carry its token; the studio has kept it as a cookie
   // for this page's calls, so it leaves the address bar (and the history).
   if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
-  bindOutput("length", " s");
-  bindOutput("temperature", "");
-  bindOutput("top_p", "");
   $("generate").addEventListener("submit", generate);
   $("model").addEventListener("change", fillGenres);
   $("stop").addEventListener("click", () => api("/api/stop", { method: "POST" }).catch((e) => showError(e.message)));
   try {
+    // the form starts from the API's own defaults (the house sampling settings): none are written here
+    const defaults = await api("/api/defaults");
+    for (const [field, value] of Object.entries(defaults)) if (value !== "" && $(field)) $(field).value = value;
+    bindOutput("length", " s");
+    bindOutput("temperature", "");
+    bindOutput("top_p", "");
     models = await api("/api/models");
     $("model").replaceChildren(...models.map((m) => new Option(m.id, m.id, m.default, m.default)));
     fillGenres();

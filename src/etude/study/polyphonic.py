@@ -1,4 +1,4 @@
-"""`etude benchmark polyphonic`: train piano-roll models on a benchmark set (JSB Chorales,
+"""`etude polyphonic`: train piano-roll models on a benchmark set (JSB Chorales,
 Nottingham, MuseData, Piano-midi.de; .mat or .pickle), select on its validation part, and report
 frame-level test NLL and frame accuracy beside the published figures.
 

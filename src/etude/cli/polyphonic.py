@@ -1,4 +1,4 @@
-"""`etude benchmark polyphonic`: piano-roll models on a benchmark set beside published figures."""
+"""`etude polyphonic`: piano-roll models on a polyphonic benchmark set beside published figures."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from etude.cli.common import (
 from etude.config import AIS, MODELS
 
 
-def cmd_benchmark_polyphonic(args: argparse.Namespace) -> int:
-    from etude.study.benchmark import polyphonic, table
+def cmd_polyphonic(args: argparse.Namespace) -> int:
+    from etude.study.polyphonic import polyphonic, table
 
     models = list(MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
-    out = Path(args.out) if args.out else Path("benchmarks-out") / Path(args.data).stem.lower()
+    out = Path(args.out) if args.out else Path("polyphonic-out") / Path(args.data).stem.lower()
     report = polyphonic(
         Path(args.data),
         models,
@@ -34,17 +34,11 @@ def cmd_benchmark_polyphonic(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_benchmark(sub, help: str) -> None:
-    p = sub.add_parser(
-        "benchmark",
-        help=help,
-        description="Benchmarks against published results.",
-    )
-    ps = p.add_subparsers(dest="action", required=True)
-    b = ps.add_parser(
+def add_polyphonic(sub, help: str) -> None:
+    b = sub.add_parser(
         "polyphonic",
+        help=help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="train piano-roll models on a benchmark set and report test NLL beside published figures",
         description=(
             "Train each model on the set's train part, keep the checkpoint with the best validation NLL,\n"
             "and report on test: frame-level NLL in nats (summed over the 88 keys, averaged over all\n"
@@ -54,7 +48,7 @@ def add_benchmark(sub, help: str) -> None:
             "repeated --ais-repeats times with different seeds: the table gives the mean and sd.\n"
             "Settings come from the cpu preset's piano-roll sections (chosen on validation data);\n"
             "--section.key=value overrides them. OUT/MODEL is an ordinary run folder: an interrupted\n"
-            "benchmark resumes it. Writes OUT/results.json and OUT/results.md."
+            "run resumes it. Writes OUT/results.json and OUT/results.md."
         ),
     )
     b.add_argument(
@@ -64,7 +58,7 @@ def add_benchmark(sub, help: str) -> None:
         help="benchmark set, .mat or .pickle (e.g. shared/data/polyphonic/JSB_Chorales.mat)",
     )
     b.add_argument("--model", default="all", help=f"one of {', '.join(MODELS)}, a comma list, or all (default)")
-    b.add_argument("--out", metavar="DIR", help="output folder (default ./benchmarks-out/SET)")
+    b.add_argument("--out", metavar="DIR", help="output folder (default ./polyphonic-out/SET)")
     b.add_argument(
         "--budget",
         type=finite(0, inclusive=True),
@@ -80,4 +74,4 @@ def add_benchmark(sub, help: str) -> None:
         "--ais-repeats", type=at_least(1), default=3, help="independent AIS estimates, for the spread (default 3)"
     )
     b.add_argument("--seed", type=at_least(0), default=0, help="training seed (default 0)")
-    b.set_defaults(func=cmd_benchmark_polyphonic, overrides=[])
+    b.set_defaults(func=cmd_polyphonic, overrides=[])

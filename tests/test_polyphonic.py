@@ -68,12 +68,11 @@ def test_lstm_beats_the_marginal_floor_on_jsb(small_jsb_dir, tmp_path):
     assert result.best["loss"] < result.metrics["marginal_loss"] - 0.5
 
 
-def test_benchmark_command_writes_table_and_json(small_jsb, tmp_path, capsys):
+def test_polyphonic_command_writes_table_and_json(small_jsb, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(
         [
             "-q",
-            "benchmark",
             "polyphonic",
             "--data",
             str(small_jsb),
@@ -99,25 +98,20 @@ def test_benchmark_command_writes_table_and_json(small_jsb, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| lstm |" in text and "| rnn-rbm |" in text and (out / "results.md").exists()
     # a second call resumes the finished runs: no retraining, same lstm figure
-    assert main(["-q", "benchmark", "polyphonic", "--data", str(small_jsb), "--model", "lstm", "--out", str(out)]) == 0
+    assert main(["-q", "polyphonic", "--data", str(small_jsb), "--model", "lstm", "--out", str(out)]) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["models"]["lstm"]["test_nll"] == report["models"]["lstm"]["test_nll"] and "rnn-rbm" in again["models"]
 
 
-def test_benchmark_rejects_unknown_model_and_missing_file(tmp_path, small_jsb):
-    assert main(["benchmark", "polyphonic", "--data", str(small_jsb), "--model", "gru", "--out", str(tmp_path)]) == 2
-    assert (
-        main(
-            ["benchmark", "polyphonic", "--data", str(tmp_path / "none.mat"), "--model", "lstm", "--out", str(tmp_path)]
-        )
-        == 2
-    )
+def test_polyphonic_rejects_unknown_model_and_missing_file(tmp_path, small_jsb):
+    assert main(["polyphonic", "--data", str(small_jsb), "--model", "gru", "--out", str(tmp_path)]) == 2
+    assert main(["polyphonic", "--data", str(tmp_path / "none.mat"), "--model", "lstm", "--out", str(tmp_path)]) == 2
 
 
 def test_table_says_which_published_rows_each_model_beats():
     from dataclasses import asdict
 
-    from etude.study.benchmark import ModelResult, table
+    from etude.study.polyphonic import ModelResult, table
 
     def result(name, nll, ais):
         return asdict(ModelResult(name, nll, 0.0, [nll], 0.3, nll, 10, 10, 1.0, 0.1, 100, ais, ""))
