@@ -1,22 +1,33 @@
-"""Generation speed as a real-time factor: seconds of music per second of wall time.
+"""Batch-1 generation speed against the machine's limit (the numbers robots, the studio and
+call-and-response feel).
 
-The shipped piano model (2 x 256) makes one 30 s piece of each of its six genres at batch 1,
-the way `etude generate --genre G --n 1` and a robot's `perform --run pretrained` do; the
-shipped built-in-corpus model (cpu preset, 2 x 256) the same at batch 1 and 16; the paper
-preset (4 x 1024, random weights: speed does not depend on the weights) tokens/s at batch 1
-and 16, turned into music seconds with the piano model's seconds per token from this run.
-Targets on 2 CPU cores: piano >= 20x at batch 1 (issue 14), cpu preset >= 50x, paper >= 1x
-(issue 3). Audio rendering is not included.
+1. The model step alone, for the shipped piano model (2 x 256) and the paper's 4 x 1024 (random
+   weights: speed does not depend on them): plain `nn.LSTM` on one step, the model's own step
+   (`lstm_cell` per layer), and the fused stepper generation runs (fp32 and int8), each beside
+   the limit: the bytes of weights one step reads over this machine's bandwidth for a buffer of
+   that size, measured in the same run. The ratio says how far a path is from that limit.
+2. Whole generation as `etude generate` runs it (grammar, sampling, the stepper): per genre,
+   tokens/s and real-time factor (music seconds per wall second) at batch 1 (fp32 and int8) and
+   16 (fp32), and the 99th percentile of the time per generated event at batch 1 (what a
+   performance waits for); 4 x 1024 per genre at batch 1, its music seconds counted at the
+   shipped model's seconds per token in that genre.
+3. With --data PREPARED (e.g. a `data prepare --retime off` of the piano corpus, as the shipped
+   model was trained): validation NLL at fp32 and int8 through the stepper, teacher-forced.
 
-    python benchmarks/generate_speed.py [--seconds 30]
+Targets (2 CPU cores, batch 1): shipped >= 100x real time in every genre, 4 x 1024 >= 20x, p99
+per event <= 1 ms (shipped) and <= 5 ms (4 x 1024), int8 costing < 0.01 nats/token.
+
+    python benchmarks/generate_speed.py [--seconds 30] [--data DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
+import torch
 
 from etude.config import load_preset
 from etude.generation.generate import Ask, sample_tokens
@@ -25,39 +36,134 @@ from etude.models.lstm import LSTMGenerator
 from etude.models.pretrained import pretrained_path
 
 
-def timed(ckpt: Checkpoint, genre: str, n: int, length: str) -> tuple[float, int, float]:
-    """Wall seconds, tokens and music seconds of n pieces sampled as one batch."""
-    t = time.perf_counter()
-    seqs = sample_tokens(ckpt, Ask(genre, n, length, seed=1))
-    wall = time.perf_counter() - t
+def per_call_us(fn, seconds: float = 1.0) -> float:
+    """Median microseconds of fn() over ~`seconds`, after a warm-up."""
+    for _ in range(20):
+        fn()
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e6
+
+
+def bandwidth_limit_us(nbytes: int) -> float:
+    """Microseconds to read `nbytes` once, from a buffer of that size read again and again (so it
+    sits where weights of that size sit: L2, L3 or memory), at torch's thread count."""
+    buf = torch.ones(max(1, nbytes // 4))
+    return per_call_us(lambda: buf.sum(), 0.5)
+
+
+def weight_bytes(model: LSTMGenerator, int8: bool) -> int:
+    """Bytes of weights one generation step reads: the recurrent and upper-layer matrices and the
+    head (layer 0's input gates are one row of a table)."""
+    c, per = model.cfg, 1 if int8 else 4
+    n = 4 * c.hidden * c.hidden + sum(8 * c.hidden * c.hidden for _ in range(1, c.layers))
+    return (n + c.hidden * model.vocab_size) * per
+
+
+def step_rows(name: str, model: LSTMGenerator) -> None:
+    """Per-step time of each path for one model at batch 1."""
+    g, tok = torch.tensor([0]), torch.tensor([3])
+    x = torch.zeros(1, 1, model.lstm.input_size)
+    with torch.no_grad():
+        state = [None]
+
+        def plain_lstm():
+            _, state[0] = model.lstm(x, state[0])
+
+        model_state = [None]
+
+        def own_step():
+            _, model_state[0] = model.step(tok, g, model_state[0])
+
+        fp32, int8 = model.stepper(g), model.stepper(g, int8=True)
+        fp32.prime(tok[None])
+        int8.prime(tok[None])
+        limit32, limit8 = (bandwidth_limit_us(weight_bytes(model, q)) for q in (False, True))
+        for path, fn, limit in (
+            ("nn.LSTM, one step (no head)", plain_lstm, limit32),
+            ("model.step (lstm_cell)", own_step, limit32),
+            ("stepper fp32", lambda: fp32.step(tok), limit32),
+            ("stepper int8", lambda: int8.step(tok), limit8),
+        ):
+            us = per_call_us(fn)
+            print(f"{name:<10} {path:<28} {us:8.1f} us/step  limit {limit:6.1f} us  ratio {us / limit:5.2f}")
+
+
+class Timed:
+    """A stepper that records the wall time between successive steps: one generated event each."""
+
+    def __init__(self, stepper):
+        self.stepper, self.times, self.last = stepper, [], None
+
+    def prime(self, x):
+        out = self.stepper.prime(x)
+        self.last = time.perf_counter()
+        return out
+
+    def step(self, token):
+        out = self.stepper.step(token)
+        now = time.perf_counter()
+        self.times.append(now - self.last)
+        self.last = now
+        return out
+
+
+def generation(ckpt: Checkpoint, genre: str, n: int, length: str, int8: bool) -> tuple[float, int, float, float]:
+    """Wall seconds, tokens, music seconds and p99 seconds per event of one sample_tokens call."""
+    model, made = ckpt.model, []
+    original = model.stepper
+
+    def timed_stepper(genres, int8=False):
+        made.append(Timed(original(genres, int8)))
+        return made[-1]
+
+    model.stepper = timed_stepper
+    try:
+        t = time.perf_counter()
+        seqs = sample_tokens(ckpt, Ask(genre, n, length, seed=1, int8=int8))
+        wall = time.perf_counter() - t
+    finally:
+        del model.stepper
     music = sum(ckpt.encoding.decode(np.array(s)).to("second").end() for s in seqs)
-    return wall, sum(len(s) for s in seqs), music
+    return wall, sum(len(s) for s in seqs), music, float(np.percentile(made[0].times, 99))
 
 
-def row(name: str, batch: int, wall: float, tokens: int, music: float, target: str) -> None:
-    print(f"{name:<28} {batch:>5} {tokens / wall:9.0f} {music / wall:9.1f}x {target:>7}")
+def validation_nll(ckpt: Checkpoint, data: str, int8: bool, pieces: int = 40, tokens: int = 1024) -> float:
+    """Mean NLL (nats/token) of the first `pieces` validation pieces (up to `tokens` each),
+    teacher-forced through the stepper."""
+    from etude.data.store import open_split
+
+    rows, index = open_split(data, "valid")
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start, length, genre in index[:pieces]:
+            ids = torch.from_numpy(np.asarray(rows[start : start + min(length, tokens), 0], dtype=np.int64))
+            stepper = ckpt.model.stepper(torch.tensor([int(genre)]), int8=int8)
+            logits = stepper.prime(ids[None, :1])
+            for k in range(1, len(ids)):
+                total -= torch.log_softmax(logits[0], -1)[ids[k]].item()
+                count += 1
+                logits = stepper.step(ids[k : k + 1])
+    return total / count
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--paper-tokens", type=int, default=200)
+    ap.add_argument("--data", help="a prepared folder for the int8 NLL check (skipped without)")
     a = ap.parse_args()
-    length = f"{a.seconds:g}s"
-    print(f"{'model':<28} {'batch':>5} {'tokens/s':>9} {'music s/s':>10} {'target':>7}")
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags: {' '.join(isa) or '?'}, "
+        f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '-')} "
+        f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', '-')}"
+    )
     piano = load_checkpoint(pretrained_path("piano"))
-    totals = np.zeros(3)
-    worst = float("inf")
-    for genre in piano.encoding.genres:
-        wall, tokens, music = timed(piano, genre, 1, length)
-        totals += (wall, tokens, music)
-        worst = min(worst, music / wall)
-        row(f"piano (shipped) {genre}", 1, wall, tokens, music, "20x")
-    row("piano (shipped) all genres", 1, *totals, "20x")
-    builtin = load_checkpoint(pretrained_path("builtin"))
-    for batch in (1, 16):
-        row("cpu preset (builtin)", batch, *timed(builtin, builtin.encoding.genres[0], batch, length), "50x")
-    spt = totals[2] / totals[1]
     cfg = load_preset("paper")
     paper = Checkpoint(
         piano.path,
@@ -66,16 +172,47 @@ def main() -> int:
         piano.encoding,
         {},
     )
-    for batch in (1, 16):
-        wall, tokens, _ = timed(paper, piano.encoding.genres[0], batch, f"{a.paper_tokens}t")
-        row("paper (4 x 1024)", batch, wall, tokens, tokens * spt, "1x" if batch == 1 else "")
-    print(f"(paper music seconds = tokens x {spt:.4f} s/token, the piano model's rate)")
-    overall = totals[2] / totals[0]
+    print("\n1. one step at batch 1")
+    step_rows("2 x 256", piano.model.eval())
+    step_rows("4 x 1024", paper.model)
+
+    print(f"\n2. generation, {a.seconds:g} s per piece ({'genre':<9} batch path: tokens/s, x real time, p99 per event)")
+    length, worst, worst_paper, p99 = f"{a.seconds:g}s", {}, float("inf"), {}
+    for genre in piano.encoding.genres:
+        for n, int8 in ((1, False), (1, True), (16, False)):
+            wall, tokens, music, tail = generation(piano, genre, n, length if n == 1 else "8s", int8)
+            label = f"{'int8' if int8 else 'fp32'} b{n}"
+            worst[label] = min(worst.get(label, float("inf")), music / wall)
+            if n == 1:
+                p99[label] = max(p99.get(label, 0.0), tail)
+            print(
+                f"  2 x 256  {genre:<9} {label:<8} {tokens / wall:7.0f} tok/s {music / wall:7.1f}x"
+                f"  p99 {tail * 1e3:.2f} ms"
+            )
+            if (n, int8) == (1, False):
+                seconds_per_token = music / tokens
+        wall, tokens, _, tail = generation(paper, genre, 1, "300t", True)
+        x = tokens * seconds_per_token / wall
+        worst_paper = min(worst_paper, x)
+        print(f"  4 x 1024 {genre:<9} int8 b1  {tokens / wall:7.0f} tok/s {x:7.1f}x  p99 {tail * 1e3:.2f} ms")
     print(
-        f"piano model at batch 1: {overall:.1f}x real time over the six genres (target 20x: ratio {overall / 20:.2f}); "
-        f"slowest genre {worst:.1f}x"
+        "\nslowest genre, x real time: "
+        + ", ".join(f"{k} {v:.1f}x" for k, v in worst.items())
+        + f"; 4 x 1024 int8 {worst_paper:.1f}x"
     )
-    return 0 if overall >= 20 else 1
+    print("p99 per event: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in p99.items()))
+    best = max(worst["fp32 b1"], worst["int8 b1"])
+    print(
+        f"shipped model, slowest genre at batch 1: {best:.1f}x (target 100x: ratio {best / 100:.2f}); "
+        f"4 x 1024: {worst_paper:.1f}x (target 20x: ratio {worst_paper / 20:.2f})"
+    )
+    if a.data:
+        fp32, int8 = validation_nll(piano, a.data, False), validation_nll(piano, a.data, True)
+        print(
+            f"\n3. validation NLL: fp32 {fp32:.4f}, int8 {int8:.4f} nats/token"
+            f" (int8 costs {int8 - fp32:+.4f}; limit 0.01)"
+        )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+import torch
 from miditok import TokSequence
 from symusic import Score
 
@@ -167,3 +169,41 @@ def test_the_token_cap_is_sized_from_the_training_music(tiny_run, real_data):
     assert state["tokens_per_second"] == pytest.approx(np.quantile(density, 0.99))
     assert Length.parse("30s").max_tokens(50.0) == 30 * CAP_FACTOR * 50 + 256
     assert Length.parse("512t").max_tokens(50.0) == 512
+
+
+def _reference_tokens(ckpt, genre: str, n: int, tokens: int, sampling: Sampling, seed: int) -> list[list[int]]:
+    """Sampling as étude did before the fused path: the plain model step, the grammar's full
+    mask, filter_logits on whole rows, torch.multinomial."""
+    from etude.generation.grammar import Cursor, Grammar
+
+    enc, model = ckpt.encoding, ckpt.model.eval()
+    grammar = Grammar(enc)
+    spare = torch.from_numpy(grammar.of_types(*sampling.spare))
+    gen = torch.Generator().manual_seed(seed)
+    cursors, seqs = [Cursor() for _ in range(n)], [[enc.genre_id(genre)] for _ in range(n)]
+    g = torch.full((n,), enc.genres.index(genre))
+    with torch.no_grad():
+        logits, _, state = model(torch.tensor(seqs), g)
+        logits = logits[:, -1]
+        for _ in range(tokens):
+            allowed = torch.from_numpy(np.stack([grammar.allowed(c, may_end=True) for c in cursors]))
+            scores = filter_logits(logits.masked_fill(~allowed, float("-inf")), sampling, spare)
+            drawn = torch.multinomial(torch.softmax(scores, -1), 1, generator=gen)[:, 0].tolist()
+            for c, s, tok in zip(cursors, seqs, drawn):
+                grammar.advance(c, tok)
+                s.append(tok)
+            logits, state = model.step(torch.tensor(drawn), g, state)
+    return seqs
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.8, top_k=20), Sampling(top_p=1.0)])
+def test_the_fast_path_draws_what_the_plain_sampler_drew(sampling):
+    """At fp32 a seed gives the tokens the plain sampler gave (before the fused step, the kept
+    masks and the draw on allowed tokens only): 3 genres x 2 rows x 150 tokens of the piano model."""
+    from etude.models.pretrained import pretrained_path
+
+    ckpt = load_checkpoint(pretrained_path("piano"))
+    for seed, genre in enumerate(("classical", "jazz", "ragtime")):
+        want = _reference_tokens(ckpt, genre, 2, 150, sampling, seed)
+        got = sample_tokens(ckpt, Ask(genre, 2, "150t", sampling, seed))
+        assert [s[: len(w)] for s, w in zip(got, want)] == want, genre

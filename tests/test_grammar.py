@@ -32,6 +32,25 @@ def test_random_walks_under_the_grammar_decode_without_errors(name):
 
 
 @pytest.mark.parametrize("name", ["remi", "tsd", "midilike"])
+@pytest.mark.parametrize("time_signatures", [False, True])
+def test_kept_masks_are_the_masks_worked_out_afresh(name, time_signatures):
+    """allowed_ids looks masks up by grammar state: along random walks (and with EOS allowed or
+    not) it must give exactly what allowed() works out, so the state key misses nothing."""
+    enc = make_encoding(EncodingConfig(name=name, time_signatures=time_signatures, tempos=True), ["a"])
+    grammar = Grammar(enc)
+    rng = np.random.default_rng(1)
+    for walk in range(6):
+        c = Cursor()
+        for step in range(400):
+            may_end = bool(step % 3 == 0)
+            fresh = np.flatnonzero(grammar.allowed(c, may_end))
+            assert np.array_equal(grammar.allowed_ids(c, may_end), fresh), (step, c)
+            tok = int(rng.choice(fresh[fresh != enc.eos_id]))
+            grammar.advance(c, tok)
+    assert len(grammar._ids) > 10  # states were kept and looked up again
+
+
+@pytest.mark.parametrize("name", ["remi", "tsd", "midilike"])
 def test_clock_follows_a_real_piece(good_corpus, name):
     enc = make_encoding(EncodingConfig(name=name, tempos=True), ["g"])
     piece = load_pieces(good_corpus / "march" / "march1.mid", "m", "g", DataConfig(min_seconds=1))[0]

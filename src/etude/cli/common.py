@@ -66,7 +66,7 @@ def ask_of(args: argparse.Namespace, length: str, n: int = 1, primer: str | None
     """The pieces a command's --genre, --seed, sampling and --robot flags ask for."""
     from etude.generation.generate import Ask
 
-    return Ask(args.genre, n, length, sampling_of(args), args.seed, primer, robot_profile(args.robot))
+    return Ask(args.genre, n, length, sampling_of(args), args.seed, primer, robot_profile(args.robot), args.int8)
 
 
 def optional_path(text: str | None) -> Path | None:
@@ -99,6 +99,12 @@ def add_sampling(p) -> None:
         help="let top-k and top-p cut note durations too (plain nucleus sampling; it shortens notes)",
     )
     p.add_argument("--seed", type=at_least(0), default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="int8 weights on the CPU: faster steps for big models (see docs/generation.md); default fp32, "
+        "which repeats a seed exactly",
+    )
 
 
 def robot_profile(spec: str | None):

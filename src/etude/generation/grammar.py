@@ -86,6 +86,7 @@ class Grammar:
         velocities = np.flatnonzero(self.types["Velocity"])
         self.middle_velocity = int(velocities[len(velocities) // 2])
         self.opening = self._opening(enc)
+        self._ids: dict[tuple, np.ndarray] = {}  # grammar state -> allowed ids (allowed_ids)
 
     def _opening(self, enc: EventEncoding) -> list[np.ndarray]:
         """One mask per token MidiTok writes before every piece's first note (REMI with tempos and
@@ -113,6 +114,29 @@ class Grammar:
         return mask
 
     # ------------------------------------------------------------------ allowed next tokens
+    def allowed_ids(self, c: Cursor, may_end: bool) -> np.ndarray:
+        """The ids `allowed` lets through, ascending (int64): each distinct grammar state's mask is
+        worked out once per Grammar and kept, so a sampling step costs a dictionary look-up."""
+        key = self._state(c, may_end)
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = self._ids[key] = np.flatnonzero(self.allowed(c, may_end))
+            ids.flags.writeable = False
+        return ids
+
+    def _state(self, c: Cursor, may_end: bool) -> tuple:
+        """Everything of `c` that `allowed` reads, and nothing more."""
+        remi = self.kind == "remi"
+        return (
+            c.last,
+            remi and c.last in ("Bar", "TimeSig") and c.empty_bars >= MAX_EMPTY_BARS,
+            (c.position, c.num) if remi and "Position" in self.graph.get(c.last, ()) else None,
+            frozenset(c.sounding) if self.kind == "midilike" else None,
+            min(c.tokens, len(self.opening)),
+            c.chord >= MAX_CHORD,
+            may_end and c.last in self.end_after,
+        )
+
     def allowed(self, c: Cursor, may_end: bool) -> np.ndarray:
         """Boolean mask (V,) of tokens that may follow; EOS only when `may_end`.
 

@@ -49,6 +49,23 @@ class EventModel(Model, Protocol):
         """One generation step: token, genre (B,) -> logits (B, V) and the new state."""
         ...
 
+    def stepper(self, genres: torch.Tensor, int8: bool = False) -> Stepper:
+        """The fast path generation runs: steps for a batch of `genres` (B,) on the CPU, the
+        weights optionally int8; at fp32 its logits equal `step`'s to float rounding."""
+        ...
+
+
+class Stepper(Protocol):
+    """Generation steps of one batch, state kept inside: `prime` with the prefix, then `step`."""
+
+    def prime(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T) token ids -> logits (B, V) of the token after them."""
+        ...
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """token (B,) -> logits (B, V) of the next token."""
+        ...
+
 
 @runtime_checkable
 class FrameModel(Model, Protocol):

@@ -9,6 +9,7 @@ from torch import nn
 
 from etude.config import ModelConfig, TrainConfig
 from etude.data.windows import Windows
+from etude.models.lstm_stepper import FusedLSTM, LSTMStepper
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, hidden)
 
@@ -97,6 +98,16 @@ class LSTMGenerator(nn.Module):
             h = torch.cat([h, self.genre(genre)], dim=-1)  # (B, E + G)
         out, state = lstm_step(self.lstm, h, state)
         return self.head(out), state
+
+    def stepper(self, genres: torch.Tensor, int8: bool = False) -> LSTMStepper:
+        """Generation steps for a batch of `genres` (B,), fused for the CPU, optionally int8. The
+        fused weights are made once and kept while no parameter changes (each in-place update
+        bumps a parameter's version)."""
+        versions = (tuple(p._version for p in self.parameters()), self.head.weight.device)
+        kept = self.__dict__.setdefault("_fused", {})  # int8 -> (versions, FusedLSTM)
+        if int8 not in kept or kept[int8][0] != versions:
+            kept[int8] = (versions, FusedLSTM(self.embed, self.genre, self.lstm, self.head, int8))
+        return LSTMStepper(kept[int8][1], genres)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

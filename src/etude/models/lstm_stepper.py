@@ -1,0 +1,136 @@
+"""LSTMStepper: an LSTMGenerator's generation step, fused for small batches on the CPU.
+
+A step of the plain model (LSTMGenerator.step) embeds the token, concatenates the genre, and runs
+each layer as `torch.lstm_cell` (two matrix products and the gates), then the head: at batch 1 on
+a CPU most of that time is allocation and dispatch, not arithmetic. The stepper instead
+- looks layer 0's input gates up in a table made once per genre: table[g][t] = W_ih0 [embed(t);
+  genre(g)] + b_ih0 + b_hh0, (V, 4H), so layer 0 multiplies only its recurrent weights;
+- runs every other layer as one product of [x; h] with [W_ih W_hh] (4H, 2H);
+- writes every result into buffers made once, so a step allocates (almost) nothing;
+- optionally keeps each product's weights as int8 (dynamic quantisation, per output channel,
+  fbgemm/qnnpack), reading a quarter of the bytes per step; fp32 stays the default.
+The arithmetic is the model's own (the same products and gates, summed in another order), so at
+fp32 the logits agree with LSTMGenerator.step to float rounding.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from etude.errors import ConfigError
+
+_LINEAR_INT8 = torch.ops.quantized.linear_dynamic.default  # x (B, in) float, packed weights -> (B, out) float
+
+
+def _int8(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """fbgemm/qnnpack's packed int8 form of a linear layer's weight (out, in), per-channel scales."""
+    w = weight.detach().float().contiguous()
+    scale = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
+    with warnings.catch_warnings():  # torch marks quantised tensors as deprecated (docs/generation.md)
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
+    return torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float())
+
+
+class FusedLSTM:
+    """An LSTMGenerator's weights in the stepper's form, made once (LSTMGenerator.stepper keeps
+    them until a parameter changes): the layer-0 input table of every genre (G, V, 4H), the other
+    products as fp32 (in, out) matrices or int8 packed weights, and the head."""
+
+    def __init__(self, embed: nn.Embedding, genre: nn.Embedding | None, lstm: nn.LSTM, head: nn.Linear, int8: bool):
+        dev = lstm.weight_hh_l0.device
+        if int8 and (dev.type != "cpu" or not torch.backends.quantized.supported_engines):
+            raise ConfigError("int8 generation runs on the CPU with a quantised engine (fbgemm or qnnpack)")
+        self.embed, self.genre, self.lstm, self.int8, self.device = embed, genre, lstm, int8, dev
+        self.H, self.L, self.V = lstm.hidden_size, lstm.num_layers, head.out_features
+        with torch.no_grad():
+            w_ih0, E = lstm.weight_ih_l0.detach().float(), embed.embedding_dim
+            table = embed.weight.detach().float() @ w_ih0[:, :E].t() + lstm.bias_ih_l0 + lstm.bias_hh_l0  # (V, 4H)
+            if genre is not None:
+                table = table[None] + (genre.weight.detach().float() @ w_ih0[:, E:].t())[:, None]  # (G, V, 4H)
+            self.table = table.reshape(-1, 4 * self.H).contiguous()  # (G * V, 4H): row genre * V + token
+            w = [lstm.weight_hh_l0.detach().float()]
+            b: list[torch.Tensor | None] = [None]
+            for i in range(1, self.L):
+                w.append(torch.cat([getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")], 1).float())
+                b.append((getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")).float())
+            if int8:
+                self.packed = [_int8(wi, bi) for wi, bi in zip(w, b)] + [_int8(head.weight, head.bias)]
+            else:
+                self.wt = [wi.t().contiguous() for wi in w] + [head.weight.detach().float().t().contiguous()]
+                self.bias = [None if bi is None else bi[None] for bi in b] + [head.bias.detach().float()[None]]
+
+    def product(self, i: int, x: torch.Tensor, out: torch.Tensor, add: bool) -> torch.Tensor:
+        """x @ (layer i's weights; i = L: the head) + its bias, into `out` (added to it with `add`)."""
+        if self.int8:
+            y = _LINEAR_INT8(x, self.packed[i])
+            return out.add_(y) if add else out.copy_(y)
+        if add:
+            return out.addmm_(x, self.wt[i])
+        return torch.addmm(self.bias[i], x, self.wt[i], out=out)
+
+
+class LSTMStepper:
+    """Steps of one batch of sequences: `prime` with the prefix, then `step` token by token.
+
+    fused: the model's weights (FusedLSTM); genres: (B,) genre ids. Logits come back as a (B, V)
+    float32 tensor that the next step overwrites."""
+
+    def __init__(self, fused: FusedLSTM, genres: torch.Tensor):
+        B, H, L, dev = len(genres), fused.H, fused.L, fused.device
+        self.fused, self.genres, self.H, self.L = fused, genres.to(dev), H, L
+        rows = self.genres if fused.genre is not None else torch.zeros_like(self.genres)
+        self.table_rows = rows * fused.V  # (B,) each row's block of the input table
+        # buffers: xh[i] = [input; h] of layer i (layer 0: h only), c[i], gates, logits
+        self.xh = [torch.zeros(B, H if i == 0 else 2 * H, device=dev) for i in range(L)]
+        self.c = [torch.zeros(B, H, device=dev) for _ in range(L)]
+        self.gates = torch.empty(B, 4 * H, device=dev)
+        self.tmp = torch.empty(B, H, device=dev)
+        self.logits = torch.empty(B, fused.V, device=dev)
+        g = self.gates  # views made once: (i and f, i, f, candidate, o, this layer's h, next layer's input)
+        self.views = [
+            (
+                g[:, : 2 * H],
+                g[:, :H],
+                g[:, H : 2 * H],
+                g[:, 2 * H : 3 * H],
+                g[:, 3 * H :],
+                self.xh[i][:, -H:],
+                self.xh[i + 1][:, :H] if i + 1 < L else None,
+            )
+            for i in range(L)
+        ]
+
+    @torch.no_grad()
+    def prime(self, x: torch.Tensor) -> torch.Tensor:
+        """Start from the zero state and step through the prefix x (B, T): the logits after it.
+        (Stepping, not nn.LSTM over the prefix: its first call at a new shape costs tens of ms
+        in oneDNN's set-up, more than a prefix of a few tokens takes to step.)"""
+        for t in (*self.xh, *self.c):
+            t.zero_()
+        for k in range(x.shape[1]):
+            logits = self.step(x[:, k])
+        return logits
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """token (B,) -> logits (B, V) of the next token."""
+        gates, f = self.gates, self.fused
+        torch.index_select(f.table, 0, self.table_rows + token, out=gates)  # layer 0's input part
+        for i, (xh, c, (if_, i_, f_, cand, o_, h, nxt)) in enumerate(zip(self.xh, self.c, self.views)):
+            f.product(i, xh, gates, add=i == 0)
+            if_.sigmoid_()  # input and forget gates
+            cand.tanh_()  # cell candidate
+            o_.sigmoid_()  # output gate
+            c.mul_(f_).addcmul_(i_, cand)
+            torch.tanh(c, out=self.tmp)
+            torch.mul(o_, self.tmp, out=h)
+            if nxt is not None:
+                nxt.copy_(h)
+        return self._head(self.views[-1][5])
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fused.product(self.L, h.contiguous() if self.fused.int8 else h, self.logits, add=False)
