@@ -15,7 +15,11 @@ from test_ingest_fuzz import HEADER, _noise, _track_of
 
 # (case id, argv with {data} {tmp} {file} placeholders, words the one line must contain)
 CASES = [
-    ("old-command-name", ["benchmark", "polyphonic", "--data", "{file}"], "`etude benchmark` is now `etude polyphonic`"),
+    (
+        "old-command-name",
+        ["benchmark", "polyphonic", "--data", "{file}"],
+        "`etude benchmark` is now `etude polyphonic`",
+    ),
     ("out-in-proc", ["train", "{data}", "--preset", "tiny", "--out", "/proc/x/run"], "cannot create run folder"),
     ("out-under-a-file", ["train", "{data}", "--preset", "tiny", "--out", "{file}/run"], "cannot create run folder"),
     ("out-is-dev-null", ["train", "{data}", "--preset", "tiny", "--out", "/dev/null"], "not an empty folder"),
