@@ -71,6 +71,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/beat_grid.py
