@@ -59,10 +59,11 @@ def bandwidth_limit_us(nbytes: int) -> float:
 
 def weight_bytes(model: LSTMGenerator, int8: bool) -> int:
     """Bytes of weights one generation step reads: the recurrent and upper-layer matrices and the
-    head (layer 0's input gates are one row of a table)."""
-    c, per = model.cfg, 1 if int8 else 4
+    head (layer 0's input gates are one row of a table); with int8 the layers' matrices are one
+    byte a weight and the head stays fp32, as the stepper keeps them."""
+    c = model.cfg
     n = 4 * c.hidden * c.hidden + sum(8 * c.hidden * c.hidden for _ in range(1, c.layers))
-    return (n + c.hidden * model.vocab_size) * per
+    return n * (1 if int8 else 4) + c.hidden * model.vocab_size * 4
 
 
 class _OnnxStep(torch.nn.Module):

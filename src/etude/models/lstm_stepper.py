@@ -7,8 +7,9 @@ a CPU most of that time is allocation and dispatch, not arithmetic. The stepper 
   genre(g)] + b_ih0 + b_hh0, (V, 4H), so layer 0 multiplies only its recurrent weights;
 - runs every other layer as one product of [x; h] with [W_ih W_hh] (4H, 2H);
 - writes every result into buffers made once, so a step allocates (almost) nothing;
-- optionally keeps each product's weights as int8 (dynamic quantisation, per output channel,
-  fbgemm/qnnpack), reading a quarter of the bytes per step; fp32 stays the default.
+- optionally keeps each layer's product weights as int8 (dynamic quantisation, per output
+  channel, fbgemm/qnnpack), reading a quarter of the bytes per step; the head stays fp32, and
+  fp32 everywhere stays the default.
 The arithmetic is the model's own (the same products and gates, summed in another order), so at
 fp32 the logits agree with LSTMGenerator.step to float rounding.
 """
@@ -57,15 +58,18 @@ class FusedLSTM:
             for i in range(1, self.L):
                 w.append(torch.cat([getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")], 1).float())
                 b.append((getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")).float())
-            if int8:
-                self.packed = [_int8(wi, bi) for wi, bi in zip(w, b)] + [_int8(head.weight, head.bias)]
-            else:
-                self.wt = [wi.t().contiguous() for wi in w] + [head.weight.detach().float().t().contiguous()]
-                self.bias = [None if bi is None else bi[None] for bi in b] + [head.bias.detach().float()[None]]
+            w.append(head.weight.detach().float())
+            b.append(head.bias.detach().float())
+            # int8 for the recurrent products only: the head (V x H) is small, and quantising its
+            # input each call costs more than its int8 read saves (2.4x slower at 256 x 400, 1.2x
+            # at 1024 x 400 on 2 Xeon cores; benchmarks/generate_speed.py)
+            self.packed = [_int8(wi, bi) if int8 and i < self.L else None for i, (wi, bi) in enumerate(zip(w, b))]
+            self.wt = [None if p is not None else wi.t().contiguous() for p, wi in zip(self.packed, w)]
+            self.bias = [None if bi is None else bi[None] for bi in b]
 
     def product(self, i: int, x: torch.Tensor, out: torch.Tensor, add: bool) -> torch.Tensor:
         """x @ (layer i's weights; i = L: the head) + its bias, into `out` (added to it with `add`)."""
-        if self.int8:
+        if self.packed[i] is not None:
             y = _LINEAR_INT8(x, self.packed[i])
             return out.add_(y) if add else out.copy_(y)
         if add:
@@ -130,7 +134,4 @@ class LSTMStepper:
             torch.mul(o_, self.tmp, out=h)
             if nxt is not None:
                 nxt.copy_(h)
-        return self._head(self.views[-1][5])
-
-    def _head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.fused.product(self.L, h.contiguous() if self.fused.int8 else h, self.logits, add=False)
+        return f.product(self.L, self.views[-1][5], self.logits, add=False)  # the head
