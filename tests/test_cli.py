@@ -24,6 +24,7 @@ def test_version(capsys):
         ["evaluate"],
         ["classifier", "train"],
         ["classifier", "classify"],
+        ["classifier", "leave-one-out"],
         ["generate"],
         ["train"],
         ["studio"],

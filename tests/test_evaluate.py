@@ -4,6 +4,7 @@ from html.parser import HTMLParser
 import pytest
 
 from etude.cli import main
+from etude.evaluation.classifier import ListeningConfig
 from etude.evaluation.compare import evaluate
 
 
@@ -29,7 +30,7 @@ def report(tiny_run, tmp_path_factory):
         baselines=[tmp_path_factory.mktemp("nobaseline")],
         n=4,
         length="8s",
-        classifier_iterations=40,
+        classifier_config=ListeningConfig(iterations=40),
         progress=False,
     )
     return out, result
@@ -48,6 +49,10 @@ def test_report_files_and_numbers(report):
     assert saved["histogram_js_distance"]["original"]["pitch_class_histogram"] == pytest.approx(0, abs=1e-9)
     assert 0 < saved["histogram_js_distance"]["lstm"]["note_length_histogram"] <= 1
     assert 0 <= saved["genre"]["test"]["accuracy"] <= 1 and len(saved["genre"]["test"]["confusion"]) == 2
+    judge = saved["genre"]["test"]
+    assert judge["kind"] == "listening" and judge["opening"]["pieces"] == judge["pieces"]
+    page = (out / "report.html").read_text()
+    assert f"test split, first 30 s ({judge['pieces']})" in page and "test split, whole pieces" in page
     assert len(saved["memorisation"]["lstm"]["longest_runs"]) == 4
     memo = saved["memorisation"]["lstm"]
     assert len(memo["longest_bars"]) == 4 and memo["max_bars"] == max(memo["longest_bars"]) >= 0
@@ -87,12 +92,33 @@ def test_html_embeds_every_image_and_audio(report):
 
 
 def test_classifier_cli(real_data, tmp_path, capsys, good_corpus):
-    assert main(["classifier", "train", str(real_data), "--out", str(tmp_path / "clf"), "--iterations", "30"]) == 0
-    assert "test accuracy" in capsys.readouterr().out
+    clf = str(tmp_path / "clf")
+    assert main(["classifier", "train", str(real_data), "--out", clf, "--iterations", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "listening judge; test accuracy" in out and "first 30 s" in out and "legato" in out
     files = [str(good_corpus / "march" / "march0.mid"), str(tmp_path / "missing.mid")]
-    code = main(["classifier", "classify", str(tmp_path / "clf"), *files])
+    code = main(["classifier", "classify", clf, *files])
     captured = capsys.readouterr()
     assert code == 2 and "march0.mid: " in captured.out and "missing.mid" in captured.err
+    # a folder is read whole, and --genre counts the files recognised as the genre
+    assert main(["classifier", "classify", clf, str(good_corpus / "march"), "--genre", "bach"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(".mid: ") == len(list((good_corpus / "march").glob("*.mid"))) and "recognised as bach" in out
+    # options of the token judge are refused for the listening judge, in one line
+    assert main(["classifier", "train", str(real_data), "--out", clf, "--hears", "all"]) == 2
+    assert "--kind tokens" in capsys.readouterr().err
+    assert main(["classifier", "classify", clf, str(good_corpus / "march"), "--genre", "polka"]) == 2
+    assert "unknown genre 'polka'" in capsys.readouterr().err
+
+
+def test_token_classifier_cli_and_leave_one_out(real_data, tmp_path, capsys):
+    args = ["--iterations", "20", "--hold-out", "fiddle/", "--no-invariance"]
+    assert main(["classifier", "train", str(real_data), "--out", str(tmp_path / "t"), "--kind", "tokens", *args]) == 0
+    out = capsys.readouterr().out
+    assert "tokens judge" in out and "held out (fiddle/)" in out and "legato" not in out
+    assert main(["classifier", "leave-one-out", str(real_data), "--genre", "bach", "--iterations", "20"]) == 0
+    assert "bach: " in capsys.readouterr().out
+    assert main(["classifier", "leave-one-out", str(real_data), "--genre", "polka"]) == 2
 
 
 def test_original_pieces_are_cut_to_the_generated_length(real_data):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from etude.data import prepare
 from etude.data.builtin import default_dir, export_builtin
+from etude.evaluation.classifier import ListeningConfig
 from etude.evaluation.compare import evaluate
 from etude.models.pretrained import pretrained_path
 
@@ -41,7 +42,7 @@ def main() -> int:
         n=4,
         length="10s",
         data=OUT / "data",
-        classifier_iterations=60,
+        classifier_config=ListeningConfig(iterations=60),
         progress=False,
     )
     page = (OUT / "report" / "report.html").resolve().as_uri()

@@ -83,67 +83,157 @@ def add_classifier(sub, help: str) -> None:
     c = sub.add_parser(
         "classifier",
         help=help,
-        description="The genre judge: train a classifier on event tokens, or classify MIDI files with one.",
+        description=(
+            "The genre judge: train one on a prepared data folder, measure how well it holds when whole "
+            "composers or collections are left out of its training, or classify MIDI files with it."
+        ),
     )
     cs = c.add_subparsers(dest="action", required=True)
     t = cs.add_parser(
         "train",
         help="train on a prepared data folder",
         description=(
-            "Train an LSTM genre classifier on DATA's training split; prints test accuracy, the confusion "
-            "matrix, and the share of test pieces whose predicted genre survives a tempo change, flattened "
-            "dynamics and a transposition."
+            "Train a genre judge on DATA's training split. Prints its accuracy on the test pieces, whole and "
+            "in their first 30 s, per genre, with the confusion matrix; its accuracy on the --hold-out pieces; "
+            "and the share of test pieces whose genre survives changes that do not change the music (tempo, "
+            "dynamics, key, onsets on a grid or jittered, re-timed by the beat tracker, legato, staccato)."
         ),
     )
     t.add_argument("data", metavar="DATA")
     t.add_argument("--out", required=True, metavar="CLF")
-    t.add_argument("--iterations", type=at_least(1), default=300)
+    t.add_argument(
+        "--kind",
+        choices=("listening", "tokens"),
+        default="listening",
+        help=(
+            "listening (default): features of what a listener hears (key-relative pitch classes, melody and "
+            "bass motion, harmony, rhythm between onsets, register, texture), blind to how a file was made; "
+            "tokens: an LSTM over event tokens (the first version)"
+        ),
+    )
+    t.add_argument("--iterations", type=at_least(1), default=300, help="training steps (default 300)")
+    t.add_argument(
+        "--hold-out",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help=(
+            "leave pieces whose id starts with PREFIX out of training and report accuracy on them, e.g. "
+            "ragtime/ or classical/chopin (repeatable; ids are paths under the corpus, as in pieces.csv)"
+        ),
+    )
     t.add_argument(
         "--hears",
         choices=("notes", "all"),
-        default="notes",
         help=(
-            "notes (default): bars, positions, pitches and durations only, blind to tempo, time signature "
-            "and dynamics; all: every token but the genre's"
+            "--kind tokens only: notes (default) reads bars, positions, pitches and durations, blind to tempo, "
+            "time signature and dynamics; all: every token but the genre's"
         ),
     )
     t.add_argument(
         "--transpose",
         type=at_least(0),
-        default=5,
         metavar="K",
-        help="train on windows shifted by a random -K..K semitones (default 5)",
+        help="--kind tokens only: train on windows shifted by a random -K..K semitones (default 5)",
     )
-    t.add_argument(
-        "--no-invariance",
-        action="store_true",
-        help="skip the invariance check (tempo x0.8/x1.25, one velocity, transposed -3/+3)",
-    )
+    t.add_argument("--no-invariance", action="store_true", help="skip the invariance check")
     t.set_defaults(func=cmd_classifier_train)
+
+    o = cs.add_parser(
+        "leave-one-out",
+        help="accuracy on each composer of a genre when it is left out of training",
+        description=(
+            "For each composer of GENRE in DATA (the file name up to its first underscore, within the genre's "
+            "folder), train a listening judge without that composer and classify the composer's pieces: how "
+            "well the judge knows the genre rather than the pieces it was trained on."
+        ),
+    )
+    o.add_argument("data", metavar="DATA")
+    o.add_argument("--genre", required=True)
+    o.add_argument("--iterations", type=at_least(1), default=300, help="training steps (default 300)")
+    o.set_defaults(func=cmd_leave_one_out)
 
     k = cs.add_parser(
         "classify",
         help="genre probabilities of MIDI files",
-        description="Classify MIDI files with a trained classifier.",
+        description="Classify MIDI files (or every MIDI file under a folder) with a trained classifier.",
     )
     k.add_argument("classifier", metavar="CLF")
-    k.add_argument("files", nargs="+", metavar="FILE.mid")
+    k.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER")
+    k.add_argument("--genre", help="at the end, print the share of the files recognised as GENRE")
     k.set_defaults(func=cmd_classify)
 
 
-def cmd_classifier_train(args: argparse.Namespace) -> int:
-    from etude.evaluation.classifier import ClassifierConfig, invariance, train_classifier
+def _judge_config(args: argparse.Namespace):
+    from etude.evaluation.classifier import ListeningConfig, TokenConfig
 
-    cfg = ClassifierConfig(iterations=args.iterations, hears=args.hears, transpose=args.transpose)
-    clf, info = train_classifier(Path(args.data), Path(args.out), cfg)
-    print(f"{args.out}: test accuracy {info['accuracy']:.3f} on {info['pieces']} pieces (hears {args.hears})")
-    print("confusion (rows true, columns predicted): " + ", ".join(info["genres"]))
-    for g, row in zip(info["genres"], info["confusion"]):
+    if args.kind == "tokens":
+        return TokenConfig(
+            iterations=args.iterations,
+            hears=args.hears or "notes",
+            transpose=5 if args.transpose is None else args.transpose,
+        )
+    if args.hears is not None or args.transpose is not None:
+        raise InputError("--hears and --transpose are options of --kind tokens")
+    return ListeningConfig(iterations=args.iterations)
+
+
+def _print_confusion(genres: list[str], confusion: list[list[int]]) -> None:
+    print("confusion of whole pieces (rows true, columns predicted): " + ", ".join(genres))
+    for g, row in zip(genres, confusion):
         print(f"  {g:<12} {' '.join(f'{v:4d}' for v in row)}")
+
+
+def cmd_classifier_train(args: argparse.Namespace) -> int:
+    from etude.evaluation.classifier import train_classifier
+    from etude.evaluation.judging import invariance
+
+    clf, info = train_classifier(Path(args.data), Path(args.out), _judge_config(args), hold_out=tuple(args.hold_out))
+    opening = info["opening"]
+    print(
+        f"{args.out}: {args.kind} judge; test accuracy {info['accuracy']:.3f} whole, {opening['accuracy']:.3f} "
+        f"in the first 30 s, on {info['pieces']} pieces"
+    )
+    for g in info["genres"]:
+        whole, first = info["per_genre"][g], opening["per_genre"][g]
+        if whole is not None:
+            print(f"  {g:<12} whole {whole:.3f}   first 30 s {first:.3f}")
+    _print_confusion(info["genres"], info["confusion"])
+    if "held_out" in info:
+        held = info["held_out"]
+        print(f"held out ({', '.join(held['prefixes'])}): accuracy {held['accuracy']:.3f} on {held['pieces']} pieces")
     if not args.no_invariance:
         shares = invariance(clf, Path(args.data))
         print("same genre predicted after: " + ", ".join(f"{name} {share:.3f}" for name, share in shares.items()))
     return 0
+
+
+def cmd_leave_one_out(args: argparse.Namespace) -> int:
+    from etude.evaluation.classifier import ListeningConfig, open_event_data
+    from etude.evaluation.judging import leave_one_out
+
+    genres = open_event_data(Path(args.data)).genres
+    if args.genre not in genres:
+        raise InputError(f"unknown genre {args.genre!r}; {args.data} has {', '.join(genres)}")
+    result = leave_one_out(Path(args.data), args.genre, ListeningConfig(iterations=args.iterations), progress=True)
+    for group, r in result["groups"].items():
+        print(f"  {group:<32} {r['accuracy']:.3f} of {r['pieces']}")
+    print(
+        f"{args.genre}: {result['accuracy']:.3f} of {result['pieces']} pieces recognised with their composer left out"
+    )
+    return 0
+
+
+def _midi_files(paths: list[str]) -> list[Path]:
+    """The files named, with every .mid/.midi file under a folder named, in order."""
+    out: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            out += sorted(f for f in path.rglob("*") if f.suffix.lower() in (".mid", ".midi"))
+        else:
+            out.append(path)
+    return out
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -151,15 +241,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from etude.evaluation.classifier import Classifier
 
     clf = Classifier.load(Path(args.classifier))
-    failed = 0
-    for f in args.files:
+    if args.genre is not None and args.genre not in clf.genres:
+        raise InputError(f"unknown genre {args.genre!r}; the classifier knows {', '.join(clf.genres)}")
+    files = _midi_files(args.files)
+    if not files:
+        raise InputError(f"no MIDI files in {', '.join(args.files)}")
+    failed, verdicts = 0, []
+    for f in files:
         try:
-            score = read_piece(Path(f))
+            score = read_piece(f)
         except InputError as exc:
             print(f"etude: {exc}", file=sys.stderr)
             failed += 1
             continue
         probs = clf.classify_score(score)
         ranked = sorted(zip(clf.genres, probs), key=lambda x: -x[1])
+        verdicts.append(ranked[0][0])
         print(f"{f}: {ranked[0][0]}  " + "  ".join(f"{g} {p:.2f}" for g, p in ranked))
+    if args.genre is not None and verdicts:
+        share = verdicts.count(args.genre) / len(verdicts)
+        print(f"recognised as {args.genre}: {share:.3f} of {len(verdicts)} files")
     return 2 if failed else 0

@@ -25,6 +25,8 @@ from etude.data.store import open_encoding, open_split
 from etude.errors import EtudeError, InputError
 from etude.evaluation import form as F
 from etude.evaluation import metrics as M
+from etude.evaluation.classifier import Classifier, JudgeConfig, train_classifier
+from etude.evaluation.judging import test_report
 from etude.evaluation.likelihood import split_likelihood
 from etude.evaluation.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
 from etude.generation.generate import Ask, Length, Sampling, sample_scores
@@ -223,14 +225,14 @@ def evaluate(
     seed: int = 0,
     soundfont: Path | None = None,
     data: Path | None = None,
-    classifier_iterations: int = 300,
+    classifier_config: JudgeConfig | None = None,
     progress: bool = True,
 ) -> dict:
     """Evaluate a run (and baselines) and write the report into `out`; returns report.json's dict.
 
     `data` replaces the prepared data folder the run was trained on (for a model whose folder is
     elsewhere, like the shipped one); its vocabulary must be the model's. Without `classifier`,
-    one is trained on that data for `classifier_iterations` steps."""
+    one is trained on that data with `classifier_config` (default: the listening judge's)."""
     from etude.evaluation.report import write_report
 
     t0 = time.perf_counter()
@@ -263,7 +265,7 @@ def evaluate(
             else {"problem": "its data folder is gone"}
         )
     # 4. genre adherence by a classifier, and memorisation of the training set
-    report["genre"] = _genre(ckpt, sets, classifier, out, classifier_iterations, progress)
+    report["genre"] = _genre(ckpt, sets, classifier, out, classifier_config, progress)
     report["memorisation"] = _memorisation(ckpt, sets[1:])
     report["problems"] = problems
     report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -330,18 +332,21 @@ def _against_original(sets: list[PieceSet]) -> dict:
 
 
 def _genre(
-    ckpt: Checkpoint, sets: list[PieceSet], classifier: Path | None, out: Path, iterations: int, progress: bool
+    ckpt: Checkpoint,
+    sets: list[PieceSet],
+    classifier: Path | None,
+    out: Path,
+    config: JudgeConfig | None,
+    progress: bool,
 ) -> dict:
     """Each set's adherence to its genres by the classifier at `classifier` (or one trained on
     the run's data into OUT/classifier), with the classifier's own test figures."""
-    from etude.evaluation.classifier import Classifier, ClassifierConfig, test_report, train_classifier
 
     data = Path(ckpt.config.data)
     if classifier is not None:
         clf = Classifier.load(classifier)
         clf_info = test_report(clf, data)
     else:
-        config = ClassifierConfig(iterations=iterations)
         clf, clf_info = train_classifier(data, out / "classifier", config, progress=progress)
     adherence = {
         s.name: _adherence([clf.genres[int(np.argmax(clf.classify_score(sc)))] for sc in s.scores], s.labels)

@@ -181,11 +181,13 @@ def _tables(report: dict) -> dict[str, list]:
         for name, v in report["genre"]["adherence"].items()
     ]
     test = report["genre"].get("test") or {}
-    if test.get("pieces"):  # the classifier on whole test pieces, beside the cut ones above
-        c = np.asarray(test["confusion"], dtype=float)
-        per = dict(zip(test["genres"], np.diag(c) / np.maximum(c.sum(axis=1), 1)))
-        whole = [f"test split, whole pieces ({test['pieces']})", test["accuracy"]]
-        adherence.insert(0, whole + [per.get(g, float("nan")) for g in genres])
+    if test.get("pieces"):  # the classifier on whole test pieces and their openings, beside the cut ones above
+        rows = [("whole pieces", test), ("first 30 s", test.get("opening"))]
+        for k, (what, r) in enumerate(row for row in rows if row[1]):
+            c = np.asarray(r["confusion"], dtype=float)
+            per = dict(zip(test["genres"], np.diag(c) / np.maximum(c.sum(axis=1), 1)))
+            row = [f"test split, {what} ({r['pieces']})", r["accuracy"]]
+            adherence.insert(k, row + [per.get(g, float("nan")) for g in genres])
     by_genre = [
         [name, *[d.get(g, {}).get("mean_overlap") for g in genres]]
         for name, d in report["set_comparison_by_genre"].items()
