@@ -17,8 +17,8 @@ from pathlib import Path
 
 from etude.data import prepare
 from etude.data.builtin import default_dir, export_builtin
-from etude.evaluation.classifier import train_classifier
 from etude.evaluation.compare import evaluate
+from etude.evaluation.judging import train_classifier
 from etude.models.pretrained import pretrained_path
 
 LIMIT_S = 120.0

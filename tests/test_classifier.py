@@ -10,8 +10,8 @@ import pytest
 
 from etude.data.store import open_encoding
 from etude.evaluation import classifier as C
-from etude.evaluation.classifier import Classifier, ListeningConfig, TokenConfig, heard_tokens, train_classifier
-from etude.evaluation.judging import TRANSFORMS, composer_of, invariance, leave_one_out
+from etude.evaluation.classifier import Classifier, ListeningConfig, TokenConfig, heard_tokens
+from etude.evaluation.judging import TRANSFORMS, composer_of, invariance, leave_one_out, train_classifier
 
 
 def test_notes_only_hears_no_tempo_time_signature_velocity_or_genre(real_data):

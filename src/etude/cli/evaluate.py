@@ -89,55 +89,7 @@ def add_classifier(sub, help: str) -> None:
         ),
     )
     cs = c.add_subparsers(dest="action", required=True)
-    t = cs.add_parser(
-        "train",
-        help="train on a prepared data folder",
-        description=(
-            "Train a genre judge on DATA's training split. Prints its accuracy on the test pieces, whole and "
-            "in their first 30 s, per genre, with the confusion matrix; its accuracy on the --hold-out pieces; "
-            "and the share of test pieces whose genre survives changes that do not change the music (tempo, "
-            "dynamics, key, onsets on a grid or jittered, re-timed by the beat tracker, legato, staccato)."
-        ),
-    )
-    t.add_argument("data", metavar="DATA")
-    t.add_argument("--out", required=True, metavar="CLF")
-    t.add_argument(
-        "--kind",
-        choices=("listening", "tokens"),
-        default="listening",
-        help=(
-            "listening (default): features of what a listener hears (key-relative pitch classes, melody and "
-            "bass motion, harmony, rhythm between onsets, register, texture), blind to how a file was made; "
-            "tokens: an LSTM over event tokens (the first version)"
-        ),
-    )
-    t.add_argument("--iterations", type=at_least(1), default=300, help="training steps (default 300)")
-    t.add_argument(
-        "--hold-out",
-        action="append",
-        default=[],
-        metavar="PREFIX",
-        help=(
-            "leave pieces whose id starts with PREFIX out of training and report accuracy on them, e.g. "
-            "ragtime/ or classical/chopin (repeatable; ids are paths under the corpus, as in pieces.csv)"
-        ),
-    )
-    t.add_argument(
-        "--hears",
-        choices=("notes", "all"),
-        help=(
-            "--kind tokens only: notes (default) reads bars, positions, pitches and durations, blind to tempo, "
-            "time signature and dynamics; all: every token but the genre's"
-        ),
-    )
-    t.add_argument(
-        "--transpose",
-        type=at_least(0),
-        metavar="K",
-        help="--kind tokens only: train on windows shifted by a random -K..K semitones (default 5)",
-    )
-    t.add_argument("--no-invariance", action="store_true", help="skip the invariance check")
-    t.set_defaults(func=cmd_classifier_train)
+    _add_train(cs)
 
     o = cs.add_parser(
         "leave-one-out",
@@ -150,7 +102,7 @@ def add_classifier(sub, help: str) -> None:
     )
     o.add_argument("data", metavar="DATA")
     o.add_argument("--genre", required=True)
-    o.add_argument("--iterations", type=at_least(1), default=300, help="training steps (default 300)")
+    o.add_argument("--iterations", type=at_least(1), help="training steps (default: the listening judge's own)")
     o.set_defaults(func=cmd_leave_one_out)
 
     k = cs.add_parser(
@@ -164,18 +116,71 @@ def add_classifier(sub, help: str) -> None:
     k.set_defaults(func=cmd_classify)
 
 
+def _add_train(cs) -> None:
+    t = cs.add_parser(
+        "train",
+        help="train on a prepared data folder",
+        description=(
+            "Train a genre judge on DATA's training split. Prints its accuracy on the test pieces, whole and "
+            "in their first 30 s, per genre, with the confusion matrix; its accuracy on the --hold-out pieces; "
+            "and the share of test pieces whose genre survives changes that do not change the music (tempo, "
+            "dynamics, key, onsets on a grid or jittered, re-timed by the beat tracker, legato, staccato)."
+        ),
+    )
+    t.add_argument("data", metavar="DATA")
+    t.add_argument("--out", required=True, metavar="CLF", help="folder to save the judge in")
+    t.add_argument(
+        "--kind",
+        choices=("listening", "tokens"),
+        default="listening",
+        help=(
+            "listening (default): features of what a listener hears (key-relative pitch classes, melody and "
+            "bass motion, harmony, rhythm between onsets, register, texture), blind to how a file was made; "
+            "tokens: an LSTM over event tokens (the first version)"
+        ),
+    )
+    t.add_argument("--iterations", type=at_least(1), help="training steps (default: the kind's own, 300 for both)")
+    t.add_argument(
+        "--hold-out",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help=(
+            "leave pieces whose id starts with PREFIX out of training and report accuracy on them, e.g. "
+            "classical/chopin for a composer (repeatable; ids are paths under the corpus, as in pieces.csv)"
+        ),
+    )
+    t.add_argument(
+        "--hears",
+        choices=("notes", "all"),
+        help=(
+            "--kind tokens only: notes (its default) reads bars, positions, pitches and durations, blind to tempo, "
+            "time signature and dynamics; all: every token but the genre's"
+        ),
+    )
+    t.add_argument(
+        "--transpose",
+        type=at_least(0),
+        metavar="K",
+        help="--kind tokens only: train on windows shifted by a random -K..K semitones (its default: 5)",
+    )
+    t.add_argument("--no-invariance", action="store_true", help="skip the invariance check")
+    t.set_defaults(func=cmd_classifier_train)
+
+
 def _judge_config(args: argparse.Namespace):
     from etude.evaluation.classifier import ListeningConfig, TokenConfig
 
     if args.kind == "tokens":
-        return TokenConfig(
-            iterations=args.iterations,
-            hears=args.hears or "notes",
-            transpose=5 if args.transpose is None else args.transpose,
-        )
+        return TokenConfig(**_given(iterations=args.iterations, hears=args.hears, transpose=args.transpose))
     if args.hears is not None or args.transpose is not None:
         raise InputError("--hears and --transpose are options of --kind tokens")
-    return ListeningConfig(iterations=args.iterations)
+    return ListeningConfig(**_given(iterations=args.iterations))
+
+
+def _given(**options) -> dict:
+    """The options the user gave (not None): the rest keep the config's own defaults."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _print_confusion(genres: list[str], confusion: list[list[int]]) -> None:
@@ -185,8 +190,7 @@ def _print_confusion(genres: list[str], confusion: list[list[int]]) -> None:
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> int:
-    from etude.evaluation.classifier import train_classifier
-    from etude.evaluation.judging import invariance
+    from etude.evaluation.judging import invariance, train_classifier
 
     clf, info = train_classifier(Path(args.data), Path(args.out), _judge_config(args), hold_out=tuple(args.hold_out))
     opening = info["opening"]
@@ -215,7 +219,8 @@ def cmd_leave_one_out(args: argparse.Namespace) -> int:
     genres = open_event_data(Path(args.data)).genres
     if args.genre not in genres:
         raise InputError(f"unknown genre {args.genre!r}; {args.data} has {', '.join(genres)}")
-    result = leave_one_out(Path(args.data), args.genre, ListeningConfig(iterations=args.iterations), progress=True)
+    cfg = ListeningConfig(**_given(iterations=args.iterations))
+    result = leave_one_out(Path(args.data), args.genre, cfg, progress=True)
     for group, r in result["groups"].items():
         print(f"  {group:<32} {r['accuracy']:.3f} of {r['pieces']}")
     print(

@@ -12,13 +12,12 @@
 
 Both are trained on a prepared data folder's training split (pieces decoded from their tokens)
 and saved as a folder (config.json with the kind, model.safetensors, tokenizer.json);
-Classifier.load gives back the right kind. judging.py measures them.
+Classifier.load gives back the right kind. judging.py trains them on a prepared folder and measures them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -36,8 +35,6 @@ from etude.data.store import open_encoding, open_split, read_pieces
 from etude.errors import CheckpointError, ConfigError, InputError
 from etude.evaluation import hearing
 from etude.paths import ensure_dir
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -216,7 +213,8 @@ class TokenClassifier(Classifier):
         )
 
     @classmethod
-    def fit(cls, data_dir: Path, enc: EventEncoding, cfg: TokenConfig, pieces: list[Piece], progress: bool):
+    def fit(cls, enc: EventEncoding, cfg: TokenConfig, pieces: list[Piece], progress: bool) -> Classifier:
+        """Trained on `pieces` (windows of their heard tokens, genres sampled evenly)."""
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         heard = heard_tokens(enc, cfg.hears)
@@ -286,7 +284,8 @@ class ListeningClassifier(Classifier):
         return ListeningNet(len(enc.genres), ListeningConfig(**saved["classifier"]))
 
     @classmethod
-    def fit(cls, data_dir: Path, enc: EventEncoding, cfg: ListeningConfig, pieces: list[Piece], progress: bool):
+    def fit(cls, enc: EventEncoding, cfg: ListeningConfig, pieces: list[Piece], progress: bool) -> Classifier:
+        """Trained on the heard_views of `pieces`."""
         x, y, _ = heard_views(pieces, enc, cfg, progress)
         return cls.fit_features(x, y, enc, cfg)
 
@@ -418,30 +417,3 @@ def open_event_data(data_dir: Path) -> EventEncoding:
     if len(enc.genres) < 2:
         raise InputError(f"{data_dir} has one genre; a genre classifier needs two or more")
     return enc
-
-
-def train_classifier(
-    data_dir: Path,
-    out: Path | None = None,
-    cfg: JudgeConfig | None = None,
-    progress: bool = True,
-    hold_out: tuple[str, ...] = (),
-) -> tuple[Classifier, dict]:
-    """Train on the train split, leaving out pieces whose id starts with any of `hold_out`;
-    returns the classifier and its report on the test split (judging.test_report), with
-    `held_out`: its accuracy on the held-out pieces of every split."""
-    from etude.evaluation.judging import held_out_report, test_report
-
-    cfg = cfg or ListeningConfig()
-    enc = open_event_data(data_dir)
-    left_out = {p.id for p in held_out(pieces_of(data_dir, "train"), hold_out)}
-    train = [p for p in pieces_of(data_dir, "train") if p.id not in left_out]
-    if not train:
-        raise InputError(f"{data_dir} has no training pieces" + (" left after --hold-out" if hold_out else ""))
-    clf = KINDS[cfg.kind].fit(Path(data_dir), enc, cfg, train, progress)
-    if out is not None:
-        clf.save(out)
-    report = test_report(clf, data_dir, exclude=hold_out)
-    if hold_out:
-        report["held_out"] = held_out_report(clf, data_dir, hold_out)
-    return clf, report

@@ -25,8 +25,8 @@ from etude.data.store import open_encoding, open_split
 from etude.errors import EtudeError, InputError
 from etude.evaluation import form as F
 from etude.evaluation import metrics as M
-from etude.evaluation.classifier import Classifier, JudgeConfig, train_classifier
-from etude.evaluation.judging import test_report
+from etude.evaluation.classifier import Classifier, JudgeConfig
+from etude.evaluation.judging import test_report, train_classifier
 from etude.evaluation.likelihood import split_likelihood
 from etude.evaluation.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
 from etude.generation.generate import Ask, Length, Sampling, sample_scores

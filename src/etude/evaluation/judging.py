@@ -1,6 +1,6 @@
-"""How well a genre judge (classifier.py) judges: on the test split (whole pieces and openings),
-on pieces held out of its training (folders, composers), and how often its verdict survives
-changes a listener would not call a change of genre (invariance)."""
+"""Training a genre judge (classifier.py) and measuring how well it judges: on the test split
+(whole pieces and openings), on pieces held out of its training (folders, composers), and how
+often its verdict survives changes a listener would not call a change of genre (invariance)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from symusic import Score
 
 from etude.data.beats import find_grid, retime
 from etude.data.midi import first_seconds
+from etude.errors import InputError
 from etude.evaluation import hearing
 from etude.evaluation.classifier import (
+    KINDS,
     Classifier,
+    JudgeConfig,
     ListeningClassifier,
     ListeningConfig,
     Piece,
@@ -71,6 +74,31 @@ def held_out_report(clf: Classifier, data_dir: Path, prefixes: tuple[str, ...]) 
     truth = [p.genre for p in pieces]
     guess = [int(np.argmax(clf.probabilities(p.ids))) for p in pieces]
     return {"prefixes": list(prefixes), **confusion_report(clf.genres, truth, guess)}
+
+
+def train_classifier(
+    data_dir: Path,
+    out: Path | None = None,
+    cfg: JudgeConfig | None = None,
+    progress: bool = True,
+    hold_out: tuple[str, ...] = (),
+) -> tuple[Classifier, dict]:
+    """Train on the train split, leaving out pieces whose id starts with any of `hold_out`;
+    returns the classifier and its report on the test split (judging.test_report), with
+    `held_out`: its accuracy on the held-out pieces of every split."""
+    cfg = cfg or ListeningConfig()
+    enc = open_event_data(data_dir)
+    left_out = {p.id for p in held_out(pieces_of(data_dir, "train"), hold_out)}
+    train = [p for p in pieces_of(data_dir, "train") if p.id not in left_out]
+    if not train:
+        raise InputError(f"{data_dir} has no training pieces" + (" left after --hold-out" if hold_out else ""))
+    clf = KINDS[cfg.kind].fit(enc, cfg, train, progress)
+    if out is not None:
+        clf.save(out)
+    report = test_report(clf, data_dir, exclude=hold_out)
+    if hold_out:
+        report["held_out"] = held_out_report(clf, data_dir, hold_out)
+    return clf, report
 
 
 def composer_of(piece_id: str) -> str:
