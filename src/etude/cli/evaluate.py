@@ -213,12 +213,9 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
 
 def cmd_leave_one_out(args: argparse.Namespace) -> int:
-    from etude.evaluation.classifier import ListeningConfig, open_event_data
+    from etude.evaluation.classifier import ListeningConfig
     from etude.evaluation.judging import leave_one_out
 
-    genres = open_event_data(Path(args.data)).genres
-    if args.genre not in genres:
-        raise InputError(f"unknown genre {args.genre!r}; {args.data} has {', '.join(genres)}")
     cfg = ListeningConfig(**_given(iterations=args.iterations))
     result = leave_one_out(Path(args.data), args.genre, cfg, progress=True)
     for group, r in result["groups"].items():

@@ -84,7 +84,7 @@ def train_classifier(
     hold_out: tuple[str, ...] = (),
 ) -> tuple[Classifier, dict]:
     """Train on the train split, leaving out pieces whose id starts with any of `hold_out`;
-    returns the classifier and its report on the test split (judging.test_report), with
+    returns the classifier and its report on the test split (test_report), with
     `held_out`: its accuracy on the held-out pieces of every split."""
     cfg = cfg or ListeningConfig()
     enc = open_event_data(data_dir)
@@ -121,7 +121,7 @@ def leave_one_out(
     cfg = cfg or ListeningConfig()
     enc = open_event_data(data_dir)
     if genre not in enc.genres:
-        raise ValueError(f"unknown genre {genre!r}")
+        raise InputError(f"unknown genre {genre!r}; {data_dir} has {', '.join(enc.genres)}")
     train = pieces_of(data_dir, "train")
     x, y, which = heard_views(train, enc, cfg, progress)
     mine = [p for split in ("train", "valid", "test") for p in pieces_of(data_dir, split)]
