@@ -331,7 +331,13 @@ def test_closing_the_worker_kills_a_process_that_ignores_sigterm():
     try:
         # the worker now ignores SIGTERM (a generous wait: starting it imports torch, slow on a busy machine)
         worker.submit(signal.signal, signal.SIGTERM, signal.SIG_IGN).result(timeout=600)
-        worker.submit(time.sleep, 60)
+        sleeping = worker.submit(time.sleep, 60)
+        # once the sleep is handed to the process (running), closing cannot cancel it and the
+        # process is busy when the SIGTERM comes; before that, shutdown could cancel it and the
+        # idle process would leave on its own (exit code 0: the race this wait removes)
+        deadline = time.monotonic() + 600
+        while not sleeping.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
         pool_process = next(iter(worker.pool._processes.values()))
     finally:
         worker.close(grace=0.2)
