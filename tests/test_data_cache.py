@@ -185,7 +185,9 @@ def test_kill_9_during_prepare_then_a_rerun_recovers_the_right_counts(tmp_path, 
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert not (tmp_path / "cut" / "meta.json").exists()
-    time.sleep(0.5)
+    deadline = time.time() + 60  # workers notice their parent's death at their next poll: wait for it, not a fixed time
+    while [w for w in workers if alive(w)] and time.time() < deadline:
+        time.sleep(0.05)
     assert workers and not [w for w in workers if alive(w)], "workers outlived a killed prepare"
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     subprocess.run([*command, str(tmp_path / "cut")], check=True, capture_output=True, timeout=300)
