@@ -168,12 +168,8 @@ class Classifier:
         return folder
 
     def _saved(self) -> dict:
-        """What config.json keeps besides the kind and its config (read back by build and restore)."""
+        """What config.json keeps besides the kind and its config (read back by build)."""
         return {}
-
-    @classmethod
-    def restore(cls, model: nn.Module, enc: EventEncoding, folder: Path, saved: dict) -> Classifier:
-        return cls(model, enc, folder)
 
     @staticmethod
     def load(folder: Path) -> Classifier:
@@ -187,7 +183,7 @@ class Classifier:
             model.load_state_dict(load_file(str(folder / "model.safetensors")))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"cannot load classifier {folder}: {str(exc).splitlines()[0][:200]}") from None
-        return kind.restore(model, enc, folder, saved)
+        return kind(model, enc, folder)
 
 
 class TokenClassifier(Classifier):
@@ -310,16 +306,22 @@ class ListeningClassifier(Classifier):
         return cls(model, enc)
 
 
+def tempo_scaled(score: Score, factor: float) -> Score:
+    """A copy of the score with every tempo times `factor` (notes keep their ticks)."""
+    out = score.copy()
+    for t in out.tempos:
+        t.qpm = t.qpm * factor
+    return out
+
+
 def played_otherwise(score: Score, rng: np.random.Generator, tempo: float, jitter: float, thin: float = 0.0) -> Score:
     """The score as another player or arranger might give it: every tempo times one factor drawn
     log-uniform from 1/tempo..tempo, each inner note of a chord of three or more (neither its
     lowest nor its highest) left out with probability `thin`, every onset moved by a uniform
     -jitter..+jitter seconds (durations kept); a tick score at 480 ticks per quarter, fine
     enough for the jitter."""
-    out = score.resample(480)
     factor = float(np.exp(rng.uniform(-np.log(tempo), np.log(tempo))))
-    for t in out.tempos:
-        t.qpm = t.qpm * factor
+    out = tempo_scaled(score.resample(480), factor)
     for track in out.tracks:
         kept = _outer_voices_kept(track.notes.numpy(), rng, thin)
         notes = [n for n, k in zip(track.notes, kept) if k]
@@ -402,6 +404,11 @@ def pieces_of(data_dir: Path, split: str) -> list[Piece]:
     rows, index = open_split(data_dir, split)
     names = [r["id"] for r in read_pieces(Path(data_dir) / "pieces.csv") if r["split"] == split]
     return [Piece(name, np.asarray(rows[s : s + n, 0]), int(g)) for name, (s, n, g) in zip(names, index)]
+
+
+def every_piece(data_dir: Path) -> list[Piece]:
+    """The pieces of the train, valid and test splits, in that order."""
+    return [p for split in ("train", "valid", "test") for p in pieces_of(data_dir, split)]
 
 
 def held_out(pieces: list[Piece], prefixes: tuple[str, ...]) -> list[Piece]:

@@ -5,7 +5,7 @@ file was made: not on the beat grid it was sequenced on or its absence (performe
 quantised), not on note lengths (staccato or legato as sequenced, sustain pedal), velocities,
 tempo marks, tracks or channels. Onsets closer than CLUSTER seconds form one *event* (a chord
 as heard, however spread its onsets were played). Pitches are read relative to the key found by
-the Krumhansl-Kessler profiles (Krumhansl 1990, "Cognitive Foundations of Musical Pitch"), so a
+the Krumhansl-Kessler profiles (form.key_of), so a
 transposition changes nothing but the register features.
 
 The groups (FEATURES: name -> length), in order:
@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 from symusic import Score
 
+from etude.evaluation import form
+
 CLUSTER = 0.05  # seconds: onsets this close to an event's first onset join it
 MIN_EVENTS = 8  # fewer events than this: nothing to judge (features_of returns None)
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 IOI_CENTRES = np.log2([0.06, 0.09, 0.13, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0])  # 11 soft bands
 RATIO_CENTRES = np.log2([1 / 4, 1 / 2, 2 / 3, 4 / 5, 1, 5 / 4, 3 / 2, 2, 4])  # 9 soft bands
 MELODY_EDGES = np.arange(-12.5, 13.5, 1.0)  # 25 bands, one per step
@@ -44,9 +44,8 @@ FEATURES = {
 SIZE = sum(FEATURES.values())
 
 
-def onsets_of(score: Score, seconds: float | None = None, start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Onset times (s, sorted) and MIDI pitches of every pitched note; with `seconds`, only those
-    within `seconds` of the first onset at or after `start` s (a window of the piece)."""
+def onsets_of(score: Score) -> tuple[np.ndarray, np.ndarray]:
+    """Onset times (s, sorted) and MIDI pitches of every pitched note."""
     s = score.to("second")
     parts = [t.notes.numpy() for t in s.tracks if not t.is_drum]
     if not parts or not sum(len(p["time"]) for p in parts):
@@ -54,11 +53,7 @@ def onsets_of(score: Score, seconds: float | None = None, start: float = 0.0) ->
     t = np.concatenate([p["time"] for p in parts]).astype(float)
     p = np.concatenate([p["pitch"] for p in parts]).astype(int)
     order = np.lexsort((p, t))
-    t, p = t[order], p[order]
-    keep = t >= start
-    if seconds is not None and keep.any():
-        keep &= t < t[keep][0] + seconds
-    return t[keep], p[keep]
+    return t[order], p[order]
 
 
 def on_grid(score: Score, per_quarter: int) -> Score:
@@ -102,14 +97,10 @@ def soft_shares(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
 
 def key_of(pitches: np.ndarray) -> tuple[int, bool]:
-    """(tonic pitch class, minor) of the Krumhansl-Kessler profile that best correlates with the
-    pitch-class counts of `pitches`."""
-    pc = np.bincount(pitches % 12, minlength=12).astype(float)
-    if pc.std() == 0:
-        return 0, False
-    fits = [np.corrcoef(pc, np.roll(prof, k))[0, 1] for prof in (KK_MAJOR, KK_MINOR) for k in range(12)]
-    best = int(np.nanargmax(fits))
-    return best % 12, best >= 12
+    """(tonic pitch class, minor) of `pitches` by form.key_of on their pitch-class counts; C major
+    when no key stands out (every pitch class as often)."""
+    key = form.key_of(np.bincount(pitches % 12, minlength=12))
+    return max(key, 0) % 12, key >= 12
 
 
 def interval_classes(pitches: np.ndarray) -> np.ndarray:
@@ -154,6 +145,6 @@ def features_of(t: np.ndarray, p: np.ndarray) -> np.ndarray | None:
     return np.concatenate([np.asarray(g, dtype=float) for g in groups]).astype(np.float32)
 
 
-def hear(score: Score, seconds: float | None = None, start: float = 0.0) -> np.ndarray | None:
-    """features_of the piece (or of its window of `seconds` from `start`, see onsets_of)."""
-    return features_of(*onsets_of(score, seconds, start))
+def hear(score: Score) -> np.ndarray | None:
+    """features_of the piece's onsets and pitches."""
+    return features_of(*onsets_of(score))

@@ -21,11 +21,13 @@ from etude.evaluation.classifier import (
     ListeningClassifier,
     ListeningConfig,
     Piece,
+    every_piece,
     heard_views,
     held_out,
     open_event_data,
     pieces_of,
     played_otherwise,
+    tempo_scaled,
 )
 
 OPENING = 30.0  # seconds: the opening a listener hears first, judged beside the whole piece
@@ -70,7 +72,7 @@ def test_report(clf: Classifier, data_dir: Path, exclude: tuple[str, ...] = ()) 
 
 def held_out_report(clf: Classifier, data_dir: Path, prefixes: tuple[str, ...]) -> dict:
     """The judge on every split's pieces whose id starts with any of `prefixes`, whole."""
-    pieces = held_out([p for split in ("train", "valid", "test") for p in pieces_of(data_dir, split)], prefixes)
+    pieces = held_out(every_piece(data_dir), prefixes)
     truth = [p.genre for p in pieces]
     guess = [int(np.argmax(clf.probabilities(p.ids))) for p in pieces]
     return {"prefixes": list(prefixes), **confusion_report(clf.genres, truth, guess)}
@@ -88,8 +90,9 @@ def train_classifier(
     `held_out`: its accuracy on the held-out pieces of every split."""
     cfg = cfg or ListeningConfig()
     enc = open_event_data(data_dir)
-    left_out = {p.id for p in held_out(pieces_of(data_dir, "train"), hold_out)}
-    train = [p for p in pieces_of(data_dir, "train") if p.id not in left_out]
+    candidates = pieces_of(data_dir, "train")
+    left_out = {p.id for p in held_out(candidates, hold_out)}
+    train = [p for p in candidates if p.id not in left_out]
     if not train:
         raise InputError(f"{data_dir} has no training pieces" + (" left after --hold-out" if hold_out else ""))
     clf = KINDS[cfg.kind].fit(enc, cfg, train, progress)
@@ -124,8 +127,7 @@ def leave_one_out(
         raise InputError(f"unknown genre {genre!r}; {data_dir} has {', '.join(enc.genres)}")
     train = pieces_of(data_dir, "train")
     x, y, which = heard_views(train, enc, cfg, progress)
-    mine = [p for split in ("train", "valid", "test") for p in pieces_of(data_dir, split)]
-    mine = [p for p in mine if p.genre == enc.genres.index(genre)]
+    mine = [p for p in every_piece(data_dir) if p.genre == enc.genres.index(genre)]
     groups = sorted({group_of(p.id) for p in mine})
     per_group, right = {}, 0
     for group in groups:
@@ -139,13 +141,6 @@ def leave_one_out(
 
 
 # ----------------------------------------------------------------------------- invariance
-def _tempo_scaled(score: Score, factor: float) -> Score:
-    out = score.copy()
-    for t in out.tempos:
-        t.qpm = t.qpm * factor
-    return out
-
-
 def _one_velocity(score: Score, velocity: int = 64) -> Score:
     out = score.copy()
     for track in out.tracks:
@@ -177,8 +172,8 @@ def _durations(score: Score, legato: bool) -> Score:
 
 
 TRANSFORMS: dict[str, Callable[[Score], Score]] = {
-    "tempo x0.8": lambda s: _tempo_scaled(s, 0.8),
-    "tempo x1.25": lambda s: _tempo_scaled(s, 1.25),
+    "tempo x0.8": lambda s: tempo_scaled(s, 0.8),
+    "tempo x1.25": lambda s: tempo_scaled(s, 1.25),
     "one velocity": _one_velocity,
     "transpose -3": lambda s: s.shift_pitch(-3),
     "transpose +3": lambda s: s.shift_pitch(3),

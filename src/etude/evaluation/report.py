@@ -184,8 +184,7 @@ def _tables(report: dict) -> dict[str, list]:
     if test.get("pieces"):  # the classifier on whole test pieces and their openings, beside the cut ones above
         rows = [("whole pieces", test), ("first 30 s", test.get("opening"))]
         for k, (what, r) in enumerate(row for row in rows if row[1]):
-            c = np.asarray(r["confusion"], dtype=float)
-            per = dict(zip(test["genres"], np.diag(c) / np.maximum(c.sum(axis=1), 1)))
+            per = {g: v or 0.0 for g, v in r["per_genre"].items()}  # a genre without test pieces: 0
             row = [f"test split, {what} ({r['pieces']})", r["accuracy"]]
             adherence.insert(k, row + [per.get(g, float("nan")) for g in genres])
     by_genre = [
