@@ -1,9 +1,11 @@
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
 from etude.cli import main
+from etude.data.store import open_split
 from etude.evaluation.classifier import ListeningConfig
 from etude.evaluation.compare import evaluate
 
@@ -45,6 +47,13 @@ def test_report_files_and_numbers(report):
     assert saved["spectral"]["original"]["log_spectral_distance_db"] == pytest.approx(0, abs=1e-9)
     assert 0 <= saved["set_comparison"]["lstm"]["pitch_class_entropy"]["overlap"] <= 1.0001
     assert saved["likelihood"]["lstm"]["test_perplexity"] > 1
+    # by position: every test piece of 1,200 tokens or more, read whole
+    _, index = open_split(Path(json.loads((Path(saved["run"]) / "config.json").read_text())["data"]), "test")
+    positions = saved["likelihood_by_position"]
+    assert positions["pieces"] == min(int((index[:, 1] >= 1200).sum()), 100)
+    if positions["pieces"]:
+        assert sum(b["tokens"] for b in positions["buckets"]) == sum(min(n, 8192) - 1 for n in index[:, 1] if n >= 1200)
+        assert "By position in the piece" in (out / "report.html").read_text()
     assert len(saved["spectral"]["lstm"]["per_piece"]["js_distance"]) == 4
     assert saved["histogram_js_distance"]["original"]["pitch_class_histogram"] == pytest.approx(0, abs=1e-9)
     assert 0 < saved["histogram_js_distance"]["lstm"]["note_length_histogram"] <= 1

@@ -120,16 +120,20 @@ class EncodingConfig:
     }
 
 
-MODELS = ("lstm", "lstm-nade", "rbm", "rnn-rbm")
+EVENT_MODELS = ("lstm", "lstm-memory")  # models of event tokens
+PIANOROLL_MODELS = ("lstm", "lstm-nade", "rbm", "rnn-rbm")  # models of piano rolls
+MODELS = ("lstm", "lstm-memory", "lstm-nade", "rbm", "rnn-rbm")
 
 
 @dataclass
 class ModelConfig:
     """The generator. Event tokens: `lstm` (embedding -> stacked LSTM -> dropout -> linear head).
-    Piano rolls: `lstm` (independent Bernoulli per key), `lstm-nade` (keys of a frame one after
-    another), `rnn-rbm` (an LSTM sets each frame's RBM biases), `rbm` (frames in windows)."""
+    Event tokens also `lstm-memory` (the same with a learned memory of the piece: a neural cache
+    over its own past outputs, etude.models.memory). Piano rolls: `lstm` (independent Bernoulli
+    per key), `lstm-nade` (keys of a frame one after another), `rnn-rbm` (an LSTM sets each
+    frame's RBM biases), `rbm` (frames in windows)."""
 
-    name: str = "lstm"  # lstm | lstm-nade | rbm | rnn-rbm (the last three: piano-roll data only)
+    name: str = "lstm"  # lstm | lstm-memory (event tokens only) | lstm-nade | rbm | rnn-rbm (piano rolls only)
     embed: int = 128  # token embedding size (event tokens)
     genre_embed: int = 16  # learned genre embedding, concatenated to every input step (0: none)
     hidden: int = 256  # units per LSTM layer
@@ -143,6 +147,9 @@ class ModelConfig:
     window: int = 1  # rbm: frames per visible window (window x 88 visible units)
     cd_k: int = 10  # rbm, rnn-rbm: Gibbs steps of contrastive divergence
     persistent: bool = False  # rbm: persistent CD (chains carried across batches)
+    memory_size: int = 4096  # lstm-memory: past positions of the piece it remembers
+    memory_theta: float = 0.3  # lstm-memory: starting sharpness of its look-up (learned)
+    memory_lambda: float = 0.1  # lstm-memory: starting weight of what it recalls (a learned gate)
 
     RULES: ClassVar[dict[str, Rule]] = {
         "name": one_of(*MODELS),
@@ -156,6 +163,9 @@ class ModelConfig:
         "head_orders": at_least(1),
         "window": at_least(1),
         "cd_k": at_least(1),
+        "memory_size": at_least(2),
+        "memory_theta": between(0, math.inf, low_open=True),
+        "memory_lambda": between(0, 1, low_open=True, high_open=True),
     }
 
     def describe(self) -> str:
@@ -169,6 +179,7 @@ class ModelConfig:
             "lstm-nade": f"; NADE output, {self.head_hidden} hidden units"
             + (f", a mixture of {self.head_orders} key orders" if self.head_orders > 1 else ""),
             "rnn-rbm": f"; RBM output, {self.head_hidden} hidden units, CD-{self.cd_k}",
+            "lstm-memory": f"; a memory of the piece's last {self.memory_size} positions",
         }
         return f"{self.name}: {lstm}{head.get(self.name, '')}"
 
@@ -295,7 +306,9 @@ def load_preset(name: str, model: str = "lstm", pianoroll: bool = False) -> RunC
 def check_model(name: str, pianoroll: bool) -> str:
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    if name != "lstm" and not pianoroll:
+    if name not in PIANOROLL_MODELS and pianoroll:
+        raise ConfigError(f"model {name} works on event tokens: prepare the data with --encoding remi, midilike or tsd")
+    if name not in EVENT_MODELS and not pianoroll:
         raise ConfigError(f"model {name} works on piano rolls: prepare the data with --encoding pianoroll")
     return name
 
@@ -398,6 +411,8 @@ __all__ = [
     "RunConfig",
     "PRESETS",
     "MODELS",
+    "EVENT_MODELS",
+    "PIANOROLL_MODELS",
     "check_model",
     "load_preset",
     "ENCODINGS",

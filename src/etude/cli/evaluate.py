@@ -50,7 +50,8 @@ def add_evaluate(sub, help: str) -> None:
             "spectra and spectrograms (log-spectral and Jensen-Shannon distances), musical "
             "statistics (Yang & Lerch KL and overlapped area, overall and per genre), genre "
             "adherence by a classifier (trained on RUN's data unless --classifier), longest run "
-            "copied from the training set (notes and bars), and test-set likelihood. "
+            "copied from the training set (notes and bars), and test-set likelihood (also by position in "
+            "whole pieces, beside the model mixed with a copy model of the piece). "
             "Writes report.html (self-contained), report.json and PNG figures into --out."
         ),
     )

@@ -9,13 +9,13 @@ from etude.cli.common import (
     at_least,
     finite,
 )
-from etude.config import AIS, MODELS
+from etude.config import AIS, PIANOROLL_MODELS
 
 
 def cmd_polyphonic(args: argparse.Namespace) -> int:
     from etude.study.polyphonic import polyphonic, table
 
-    models = list(MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
+    models = list(PIANOROLL_MODELS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
     out = Path(args.out) if args.out else Path("polyphonic-out") / Path(args.data).stem.lower()
     report = polyphonic(
         Path(args.data),
@@ -57,7 +57,9 @@ def add_polyphonic(sub, help: str) -> None:
         metavar="FILE",
         help="benchmark set, .mat or .pickle (e.g. shared/data/polyphonic/JSB_Chorales.mat)",
     )
-    b.add_argument("--model", default="all", help=f"one of {', '.join(MODELS)}, a comma list, or all (default)")
+    b.add_argument(
+        "--model", default="all", help=f"one of {', '.join(PIANOROLL_MODELS)}, a comma list, or all (default)"
+    )
     b.add_argument("--out", metavar="DIR", help="output folder (default ./polyphonic-out/SET)")
     b.add_argument(
         "--budget",

@@ -41,12 +41,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{args.data} holds {encoding} data, not {args.encoding}; prepare it with `etude data prepare "
                 f"... --encoding {args.encoding}`"
             )
-        config = load_preset(args.preset, args.model, pianoroll=encoding == "pianoroll")
+        config = load_preset(args.preset, args.model or "lstm", pianoroll=encoding == "pianoroll")
         config.data = str(Path(args.data).resolve())
         if args.init:
             from etude.models.pretrained import model_path
 
             config.init = str(model_path(args.init).absolute())
+            if args.model:  # the model's settings, another model on top (lstm -> lstm-memory)
+                overrides.append(f"model.name={args.model}")
         result = train(config, Path(args.out), overrides=overrides, force=args.force)
     if result.metrics:
         from etude.training.loop import describe_metrics
@@ -103,7 +105,10 @@ def add_train(sub, help: str) -> None:
         help="settings to start from (default cpu; on piano rolls each model has its own section)",
     )
     p.add_argument(
-        "--model", choices=MODELS, default="lstm", help="model to train (default lstm; the others need piano-roll data)"
+        "--model",
+        choices=MODELS,
+        help="model to train (default lstm, or with --init the model's own; lstm-memory: event tokens only, the "
+        "LSTM with a memory of the piece; lstm-nade, rbm, rnn-rbm: piano rolls only)",
     )
     p.add_argument("--encoding", choices=ENCODINGS, help="check that DATA_DIR holds this encoding")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (its saved settings, plus overrides)")

@@ -29,6 +29,7 @@ from etude.evaluation.classifier import Classifier, JudgeConfig
 from etude.evaluation.judging import test_report, train_classifier
 from etude.evaluation.likelihood import split_likelihood
 from etude.evaluation.memorisation import COPY_FLAG_BARS, TrainingIndex, note_codes, run_bars
+from etude.evaluation.position import split_positions
 from etude.generation.generate import Ask, Length, Sampling, sample_scores
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.paths import ensure_dir
@@ -258,6 +259,7 @@ def evaluate(
     }
     # 3. likelihood of the test split under each model
     report["likelihood"] = {"lstm": split_likelihood(ckpt)}
+    report["likelihood_by_position"] = split_positions(ckpt)
     for path, other in loaded_baselines:
         report["likelihood"][Path(path).name] = (
             split_likelihood(other)

@@ -67,16 +67,20 @@ class LSTMGenerator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
         """x, targets: (B, T) token ids; genre: (B,). Returns logits (B, T, V), mean loss over
         non-pad targets (or None), and the LSTM state for the next call."""
-        h = self.embed(x)  # (B, T, E)
-        if self.genre is not None:
-            g = self.genre(genre)[:, None, :].expand(-1, x.shape[1], -1)  # (B, T, G)
-            h = torch.cat([h, g], dim=-1)
-        out, state = self.lstm(h, state)  # (B, T, H)
+        out, state = self.outputs(x, genre, state)  # (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=self.pad_id)
         return logits, loss, state
+
+    def outputs(self, x: torch.Tensor, genre: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """The top LSTM layer's outputs (B, T, H) for tokens x (B, T) of genres (B,), and the state."""
+        h = self.embed(x)  # (B, T, E)
+        if self.genre is not None:
+            g = self.genre(genre)[:, None, :].expand(-1, x.shape[1], -1)  # (B, T, G)
+            h = torch.cat([h, g], dim=-1)
+        return self.lstm(h, state)
 
     def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
         """Windows of train.seq_len + 1 tokens inside pieces."""

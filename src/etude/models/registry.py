@@ -10,6 +10,7 @@ from torch import nn
 from etude.config import ModelConfig, check_model, validate
 from etude.data.encoding import Encoding, PianoRollEncoding
 from etude.models.lstm import LSTMGenerator
+from etude.models.memory import MemoryLSTM
 from etude.models.nade import NADEHead, NADEMixture
 from etude.models.rnn_rbm import RBMHead
 from etude.models.roll_lstm import BernoulliHead, RollModel
@@ -21,6 +22,7 @@ Builder = Callable[[ModelConfig, Encoding, int], nn.Module]  # (settings, encodi
 # (data, model name) -> builder; data is "events" (event tokens) or "rolls" (piano rolls)
 REGISTRY: dict[tuple[str, str], Builder] = {
     ("events", "lstm"): lambda cfg, enc, k: LSTMGenerator(enc.vocab_size, len(enc.genres), cfg, pad_id=enc.pad_id),
+    ("events", "lstm-memory"): lambda cfg, enc, k: MemoryLSTM(enc.vocab_size, len(enc.genres), cfg, pad_id=enc.pad_id),
     ("rolls", "lstm"): lambda cfg, enc, k: RollModel(len(enc.genres), cfg, BernoulliHead(cfg.hidden, k), k),
     ("rolls", "lstm-nade"): lambda cfg, enc, k: RollModel(
         len(enc.genres),

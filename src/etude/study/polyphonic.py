@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from etude.config import AIS, MODELS, load_preset
+from etude.config import AIS, PIANOROLL_MODELS, load_preset
 from etude.data.polyphonic import prepare_rolls
 from etude.data.store import open_split
 from etude.data.windows import piece_batches
@@ -143,9 +143,9 @@ def polyphonic(
 ) -> dict:
     """Benchmark each model on the set at `data`; writes OUT/results.json (results of earlier calls
     for other models are kept) and returns it."""
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in PIANOROLL_MODELS]
     if unknown:
-        raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PIANOROLL_MODELS)}")
     out = Path(out)
     data_dir = out / "data"
     prepare_rolls(Path(data), data_dir)

@@ -249,21 +249,28 @@ def _start_from(model, optimizer, scheduler, ckpt, source, config, encoding, tra
 
 
 def _load_init(model: torch.nn.Module, source: Checkpoint, encoding, model_config) -> None:
-    """The weights of the trained model `source` into `model` (same vocabulary, genres, shapes)."""
+    """The weights of the trained model `source` into `model` (same vocabulary, genres, shapes).
+    Parts that `model` has and `source` lacks entirely (an lstm-memory's memory grown on an lstm)
+    keep their fresh weights."""
     path = source.path
     if source.encoding.vocab != encoding.vocab or source.encoding.genres != encoding.genres:
         raise CheckpointError(
             f"cannot start from {path}: its vocabulary or genres ({', '.join(source.encoding.genres)}) differ from "
             "the data's; prepare the data with the model's encoding settings and genre folders"
         )
+    weights = source.model.state_dict()
+    parts = {key.split(".")[0] for key in weights}
     try:
-        model.load_state_dict(source.model.state_dict())
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(key.split(".")[0] in parts for key in missing):
+            raise RuntimeError("different parts")
     except RuntimeError:
         raise CheckpointError(
             f"cannot start from {path}: its model is {source.config.model.describe()}, not "
             f"{model_config.describe()}; leave the model settings as saved"
         ) from None
-    log.info("starting from the weights of %s", path)
+    new = sorted({key.split(".")[0] for key in missing})
+    log.info("starting from the weights of %s%s", path, f" ({', '.join(new)} new)" if new else "")
 
 
 def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> MetricsLog:

@@ -1,0 +1,175 @@
+"""MemoryLSTM: the LSTM generator with a memory of the piece it reads or writes.
+
+The memory is a neural cache (Grave, Joulin & Usunier, "Improving neural language models with a
+continuous cache", ICLR 2017) over the LSTM's own top-layer outputs in the same piece: each past
+output h_i is kept with the token that followed it, x_{i+1}, and the next token is drawn from
+
+    p(w | t) = (1 - lam_t) p_lstm(w | h_t) + lam_t p_mem(w | t),
+    p_mem(w | t) = sum over i < t with x_{i+1} = w of softmax_i(theta * h_t . h_i),
+
+so a passage that has been heard before makes its continuation likely again: music that comes
+back. Unlike Grave et al.'s fixed theta and lambda, here theta is learned and lam_t is a learned
+gate of h_t (sigmoid(g . h_t + b)), as the sentinel of a pointer-sentinel mixture (Merity et al.
+2017) decides how much to copy; both start from the model settings (`memory_theta`,
+`memory_lambda`) and train with the LSTM. The memory holds the last `memory_size` positions of
+the piece being read or written (its primer included), never the training set.
+
+The forward pass returns log-probabilities of the mixture in place of logits (softmax leaves them
+as they are, so sampling, masks and the losses read them unchanged).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from etude.config import ModelConfig
+from etude.models.lstm import LSTMGenerator
+from etude.models.lstm_stepper import LSTMStepper
+
+# (keys (B, N, H) past top-layer outputs, values (B, N) the token after each, pending (B, H) or
+# None: the last output, whose next token the next call brings)
+Memory = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+class PieceMemory(nn.Module):
+    """The cache's learned parts: theta (scale of the dot products) and the gate lam_t."""
+
+    def __init__(self, hidden: int, theta: float, lam: float, size: int, pad_id: int):
+        super().__init__()
+        self.log_theta = nn.Parameter(torch.tensor(math.log(theta)))
+        self.gate = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, math.log(lam / (1 - lam)))
+        self.size, self.pad_id = size, pad_id
+
+    def read(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What each query recalls: weights over the keys (B, T, N) (rows of a query that can
+        read nothing are 0) and the gate lam (B, T, 1) (0 for those queries). query: the LSTM's
+        outputs (B, T, H); keys (B, N, H) and values (B, N) the memory; visible (B or 1, T, N)
+        bool: which keys each query may read."""
+        visible = visible & (values != self.pad_id)[:, None, :]
+        scores = torch.bmm(query, keys.transpose(1, 2)) * self.log_theta.exp()  # (B, T, N)
+        weights = torch.softmax(scores.masked_fill(~visible, -math.inf), -1).nan_to_num(0.0)
+        lam = torch.sigmoid(self.gate(query)) * visible.any(-1, keepdim=True)  # (B, T, 1)
+        return weights, lam
+
+    @staticmethod
+    def mix(logits: torch.Tensor, weights: torch.Tensor, lam: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """log p of the mixture (B, T, V) from the LSTM's logits (B, T, V) and `read`'s recall."""
+        p_mem = torch.zeros_like(logits, dtype=weights.dtype)
+        p_mem.scatter_add_(2, values[:, None, :].expand(-1, weights.shape[1], -1), weights)
+        p = (1 - lam) * torch.softmax(logits.float(), -1) + lam * p_mem
+        return torch.log(p.clamp_min(1e-30))
+
+    def remember(self, keys: torch.Tensor, values: torch.Tensor, pending: torch.Tensor | None) -> Memory:
+        """The memory kept for the next call: its last `size` entries."""
+        return keys[:, -self.size :], values[:, -self.size :], pending
+
+
+class MemoryLSTM(LSTMGenerator):
+    """LSTMGenerator + PieceMemory; the same interface, state (h, c, Memory) carried by callers
+    that read a piece in chunks (etude.evaluation.position) and kept inside its stepper."""
+
+    def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0):
+        super().__init__(vocab_size, n_genres, cfg, pad_id)
+        self.memory = PieceMemory(cfg.hidden, cfg.memory_theta, cfg.memory_lambda, cfg.memory_size, pad_id)
+
+    def _recall(self, x: torch.Tensor, genre: torch.Tensor, state) -> tuple:
+        """The LSTM's logits (B, T, V) for x (B, T), what each position recalls (weights, lam),
+        the memory's values (B, N), and the state after x. x's first token follows the state's
+        pending output; output t is followed by input t + 1."""
+        lstm_state, memory = (None, None) if state is None else (state[:2], state[2])
+        query, lstm_state = self.outputs(x, genre, lstm_state)  # (B, T, H)
+        logits = self.head(self.drop(query))  # (B, T, V)
+        T = x.shape[1]
+        keys, values = [query[:, :-1]], [x[:, 1:]]
+        if memory is not None:
+            old_keys, old_values, pending = memory
+            if pending is not None:
+                old_keys, old_values = torch.cat([old_keys, pending[:, None]], 1), torch.cat([old_values, x[:, :1]], 1)
+            keys, values = [old_keys, *keys], [old_values, *values]
+        keys, values = torch.cat(keys, 1), torch.cat(values, 1)  # (B, N, H), (B, N)
+        n_old = keys.shape[1] - (T - 1)
+        j = torch.arange(keys.shape[1], device=x.device)
+        visible = (j[None, :] < n_old + torch.arange(T, device=x.device)[:, None])[None]  # (1, T, N): j - n_old < t
+        weights, lam = self.memory.read(query, keys, values, visible)
+        memory = self.memory.remember(keys.detach(), values, query[:, -1].detach())
+        return logits, weights, lam, values, (*lstm_state, memory)
+
+    def forward(self, x, genre, targets=None, state=None):
+        """As LSTMGenerator.forward, with log-probabilities of the mixture in place of logits
+        (B, T, V) and the memory in the state (h, c, Memory)."""
+        logits, weights, lam, values, state = self._recall(x, genre, state)
+        logp = self.memory.mix(logits, weights, lam, values)
+        loss = None
+        if targets is not None:
+            loss = F.nll_loss(logp.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=self.pad_id)
+        return logp, loss, state
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixture's NLL summed over non-pad targets y (B, T), and their count; only the
+        targets' probabilities are formed (no (B, T, V) recall)."""
+        logits, weights, lam, values, _ = self._recall(x, genre, None)
+        p_lstm = torch.softmax(logits.float(), -1).gather(-1, y[..., None])  # (B, T, 1)
+        p_mem = (weights * (values[:, None, :] == y[..., None])).sum(-1, keepdim=True)  # (B, T, 1)
+        nll = -torch.log(((1 - lam) * p_lstm + lam * p_mem).clamp_min(1e-30))[..., 0]
+        mask = y != self.pad_id
+        return nll[mask].sum(), mask.sum()
+
+    @torch.no_grad()
+    def step(self, token, genre, state=None):
+        """One generation step (token, genre (B,) -> log p (B, V), state), through forward."""
+        logp, _, state = self(token[:, None], genre, state=state)
+        return logp[:, 0], state
+
+    def stepper(self, genres: torch.Tensor, int8: bool = False) -> MemoryStepper:
+        return MemoryStepper(super().stepper(genres, int8), self.memory)
+
+
+class MemoryStepper:
+    """The fused LSTM steps (LSTMStepper) with the memory of the piece so far kept beside them:
+    each step appends the previous output with the token that followed it, then mixes."""
+
+    def __init__(self, lstm: LSTMStepper, memory: PieceMemory):
+        self.lstm, self.memory = lstm, memory
+        B, H = lstm.genres.shape[0], lstm.H
+        dev = lstm.genres.device
+        self.keys = torch.zeros(B, memory.size, H, device=dev)
+        self.values = torch.zeros(B, memory.size, dtype=torch.long, device=dev)
+        self.n, self.has_pending = 0, False
+        self.top = lstm.views[-1][5]  # (B, H): the top layer's output, overwritten by each step
+
+    @torch.no_grad()
+    def prime(self, x: torch.Tensor) -> torch.Tensor:
+        """Forget the memory, then step through x (B, T): log p (B, V) of the token after it."""
+        self.n, self.has_pending = 0, False
+        for t in (*self.lstm.xh, *self.lstm.c):
+            t.zero_()
+        for k in range(x.shape[1]):
+            logp = self.step(x[:, k])
+        return logp
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """token (B,) -> log p (B, V) of the next token."""
+        if self.has_pending:
+            if self.n == self.memory.size:  # full: keep the newer half (a copy every size/2 steps)
+                half = self.memory.size // 2
+                self.keys[:, :half] = self.keys[:, -half:].clone()
+                self.values[:, :half] = self.values[:, -half:].clone()
+                self.n = half
+            self.keys[:, self.n] = self.top
+            self.values[:, self.n] = token
+            self.n += 1
+        logits = self.lstm.step(token)
+        self.has_pending = True
+        query, values = self.top[:, None], self.values[:, : self.n]  # (B, 1, H), (B, N)
+        visible = torch.ones(1, 1, self.n, dtype=torch.bool, device=logits.device)
+        weights, lam = self.memory.read(query, self.keys[:, : self.n], values, visible)
+        return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]

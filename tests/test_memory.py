@@ -1,0 +1,145 @@
+"""The LSTM with a memory of the piece (etude.models.memory): its paths agree with each other,
+it reads only the past, it starts each piece empty, and it grows from a trained plain LSTM."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from miditok import TokSequence
+from safetensors.torch import load_file
+from symusic import Score
+
+from etude.config import ModelConfig
+from etude.generation.generate import Ask, generate, sample_tokens
+from etude.models.checkpoint import load_checkpoint
+from etude.models.memory import MemoryLSTM, PieceMemory
+
+
+def _model(size: int = 64, seed: int = 0) -> MemoryLSTM:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(name="lstm-memory", embed=8, genre_embed=4, hidden=16, layers=2, memory_size=size)
+    m = MemoryLSTM(20, 3, cfg, pad_id=0).eval()
+    with torch.no_grad():  # a gate that varies with the state, and a weight worth seeing
+        m.memory.gate.weight.normal_()
+        m.memory.gate.bias.fill_(0.0)
+        m.memory.log_theta.fill_(0.0)
+    return m
+
+
+def test_whole_chunked_stepped_and_fused_paths_agree():
+    m = _model()
+    x, g = torch.randint(1, 20, (2, 40)), torch.tensor([0, 2])
+    with torch.no_grad():
+        whole, _, _ = m(x, g)
+        a, _, state = m(x[:, :17], g)
+        b, _, _ = m(x[:, 17:], g, state=state)
+        stepped, state = [], None
+        for k in range(40):
+            logp, state = m.step(x[:, k], g, state)
+            stepped.append(logp)
+        for int8, tolerance in ((False, 1e-5), (True, 0.15)):
+            stepper = m.stepper(g, int8=int8)
+            fused = [stepper.prime(x[:, :1]).clone()] + [stepper.step(x[:, k]).clone() for k in range(1, 40)]
+            assert (torch.stack(fused, 1) - whole).abs().max() < tolerance, int8
+    assert torch.allclose(torch.cat([a, b], 1), whole, atol=1e-5)
+    assert torch.allclose(torch.stack(stepped, 1), whole, atol=1e-5)
+    assert torch.allclose(whole.exp().sum(-1), torch.ones(2, 40), atol=1e-5)  # a distribution at every step
+
+
+def test_it_reads_only_the_past_and_the_memory_matters():
+    m = _model()
+    x, g = torch.randint(1, 20, (1, 30)), torch.tensor([1])
+    y = x.clone()
+    y[0, 20:] = torch.randint(1, 20, (10,))
+    with torch.no_grad():
+        a, b = m(x, g)[0], m(y, g)[0]
+        assert torch.equal(a[0, :20], b[0, :20])  # later tokens change nothing before them
+        plain = torch.log_softmax(m.head(m.outputs(x, g)[0]), -1)
+    assert not torch.allclose(a[0, 1:], plain[0, 1:], atol=1e-3)  # from the second step on it recalls
+    assert torch.allclose(a[0, 0], plain[0, 0], atol=1e-5)  # the first step has nothing to recall
+
+
+def test_recall_by_hand():
+    """theta = ln 3, keys e1 and e2 followed by tokens 5 and 7, query e1: weights 3/4 and 1/4;
+    gate 1/2; uniform LSTM over 10 tokens: p(5) = 0.05 + 0.375, p(7) = 0.05 + 0.125, others 0.05."""
+    memory = PieceMemory(hidden=2, theta=math.log(3), lam=0.5, size=8, pad_id=0).requires_grad_(False)
+    keys, values = torch.eye(2)[None], torch.tensor([[5, 7]])
+    weights, lam = memory.read(torch.tensor([[[1.0, 0.0]]]), keys, values, torch.ones(1, 1, 2, dtype=torch.bool))
+    assert torch.allclose(weights, torch.tensor([[[0.75, 0.25]]])) and float(lam) == pytest.approx(0.5)
+    p = memory.mix(torch.zeros(1, 1, 10), weights, lam, values).exp()[0, 0]
+    expected = torch.full((10,), 0.05)
+    expected[5], expected[7] = 0.425, 0.175
+    assert torch.allclose(p, expected)
+    hidden = torch.tensor([[[True, False]]])  # a key it may not read, and a padded value: nothing left
+    weights, lam = memory.read(torch.tensor([[[1.0, 0.0]]]), keys, torch.tensor([[5, 0]]), hidden & False)
+    assert float(weights.sum()) == 0 and float(lam) == 0
+
+
+def test_the_objective_is_the_mixtures_nll_and_trains_the_memory():
+    m = _model().train()
+    x, g = torch.randint(1, 20, (2, 25)), torch.tensor([0, 1])
+    x[1, 20:] = 0  # padding is not scored
+    loss_sum, count = m.objective(x[:, :-1], x[:, 1:], g)
+    m.eval()
+    with torch.no_grad():
+        logp = m(x[:, :-1], g)[0]
+        mask = x[:, 1:] != 0
+        ref = -logp.gather(-1, x[:, 1:, None])[..., 0][mask].sum()
+        m.train()
+    assert int(count) == int(mask.sum())
+    torch.manual_seed(0)
+    loss_sum, _ = m.objective(x[:, :-1], x[:, 1:], g)
+    loss_sum.backward()
+    assert m.memory.log_theta.grad is not None and m.memory.gate.weight.grad.abs().sum() > 0
+    m.eval()
+    with torch.no_grad():
+        assert m.objective(x[:, :-1], x[:, 1:], g)[0] == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_the_stepper_starts_each_piece_empty_and_bounds_its_memory():
+    m = _model(size=8)
+    g = torch.tensor([0])
+    with torch.no_grad():
+        s = m.stepper(g)
+        s.prime(torch.randint(1, 20, (1, 30)))  # past its size: the older half is let go
+        assert s.n <= 8
+        first = s.prime(torch.tensor([[3, 4]])).clone()
+        fresh = m.stepper(g).prime(torch.tensor([[3, 4]]))
+    assert torch.equal(first, fresh)
+
+
+def test_a_plain_lstm_grows_a_memory(tiny_run, real_data, tmp_path):
+    """`etude train --init PLAIN --model lstm-memory`: the LSTM's weights carried over, the memory new."""
+    source = tiny_run / "checkpoints" / "best"
+    run = tmp_path / "memory"
+    done = subprocess.run(
+        [sys.executable, "-m", "etude", "train", str(real_data), "--out", str(run), "--preset", "tiny"]
+        + ["--init", str(source), "--model", "lstm-memory", "--train.iterations=2", "--train.lr=0"]
+        + ["--train.eval_every=2"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "config.json").read_text())["model"]["name"] == "lstm-memory"
+    before, after = (
+        load_file(source / "model.safetensors"),
+        load_file(run / "checkpoints" / "last" / "model.safetensors"),
+    )
+    assert set(after) - set(before) == {"memory.log_theta", "memory.gate.weight", "memory.gate.bias"}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+    # it generates through the same path as the plain LSTM: grammatical pieces, playable MIDI
+    ckpt = load_checkpoint(run / "checkpoints" / "last")
+    enc = ckpt.encoding
+    for s in sample_tokens(ckpt, Ask("bach", 2, "150t", seed=1)):
+        events = [i for i in s if i < enc.base_size and i not in enc.special_ids]
+        seq = TokSequence(ids=events)
+        enc.tokenizer.complete_sequence(seq)
+        assert s[0] == enc.genre_id("bach") and enc.tokenizer.tokens_errors(seq) == 0
+    (result,) = generate(run, Ask("fiddle", 1, "8s", seed=2), tmp_path / "pieces")
+    assert Score(str(result.midi)).note_num() > 0
