@@ -27,7 +27,6 @@ def _model(size: int = 64, seed: int = 0) -> MemoryLSTM:
     with torch.no_grad():  # a gate that varies with the state, and a weight worth seeing
         m.memory.gate.weight.normal_()
         m.memory.gate.bias.fill_(0.0)
-        m.memory.log_theta.fill_(0.0)
     return m
 
 
@@ -65,10 +64,10 @@ def test_it_reads_only_the_past_and_the_memory_matters():
 
 
 def test_recall_by_hand():
-    """theta = ln 3, keys e1 and e2 followed by tokens 5 and 7, query e1: weights 3/4 and 1/4;
+    """theta = ln 3, outputs e1 and e2 followed by tokens 5 and 7, then e1: weights 3/4 and 1/4;
     gate 1/2; uniform LSTM over 10 tokens: p(5) = 0.05 + 0.375, p(7) = 0.05 + 0.125, others 0.05."""
     memory = PieceMemory(hidden=2, theta=math.log(3), lam=0.5, size=8, pad_id=0).requires_grad_(False)
-    keys, values = torch.eye(2)[None], torch.tensor([[5, 7]])
+    keys, values = memory.key(torch.eye(2)[None]), torch.tensor([[5, 7]])
     weights, lam = memory.read(torch.tensor([[[1.0, 0.0]]]), keys, values, torch.ones(1, 1, 2, dtype=torch.bool))
     assert torch.allclose(weights, torch.tensor([[[0.75, 0.25]]])) and float(lam) == pytest.approx(0.5)
     p = memory.mix(torch.zeros(1, 1, 10), weights, lam, values).exp()[0, 0]
@@ -95,7 +94,7 @@ def test_the_objective_is_the_mixtures_nll_and_trains_the_memory():
     torch.manual_seed(0)
     loss_sum, _ = m.objective(x[:, :-1], x[:, 1:], g)
     loss_sum.backward()
-    assert m.memory.log_theta.grad is not None and m.memory.gate.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in m.memory.parameters())
     m.eval()
     with torch.no_grad():
         assert m.objective(x[:, :-1], x[:, 1:], g)[0] == pytest.approx(float(ref), rel=1e-5)
@@ -130,7 +129,12 @@ def test_a_plain_lstm_grows_a_memory(tiny_run, real_data, tmp_path):
         load_file(source / "model.safetensors"),
         load_file(run / "checkpoints" / "last" / "model.safetensors"),
     )
-    assert set(after) - set(before) == {"memory.log_theta", "memory.gate.weight", "memory.gate.bias"}
+    assert set(after) - set(before) == {
+        "memory.query.weight",
+        "memory.key.weight",
+        "memory.gate.weight",
+        "memory.gate.bias",
+    }
     assert all(torch.equal(before[k], after[k]) for k in before)
 
     # it generates through the same path as the plain LSTM: grammatical pieces, playable MIDI

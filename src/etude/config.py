@@ -148,8 +148,10 @@ class ModelConfig:
     cd_k: int = 10  # rbm, rnn-rbm: Gibbs steps of contrastive divergence
     persistent: bool = False  # rbm: persistent CD (chains carried across batches)
     memory_size: int = 4096  # lstm-memory: past positions of the piece it remembers
-    memory_theta: float = 0.3  # lstm-memory: starting sharpness of its look-up (learned)
-    memory_lambda: float = 0.1  # lstm-memory: starting weight of what it recalls (a learned gate)
+    # lstm-memory: the starting sharpness of its look-up and weight of what it recalls (both
+    # learned); the best fixed pair on the piano corpus's validation pieces (docs/training.md)
+    memory_theta: float = 1.0
+    memory_lambda: float = 0.3
 
     RULES: ClassVar[dict[str, Rule]] = {
         "name": one_of(*MODELS),
@@ -290,15 +292,15 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 def load_preset(name: str, model: str = "lstm", pianoroll: bool = False) -> RunConfig:
     """A preset from etude/configs/NAME.json (tiny: seconds; cpu: the default; paper: 4 x 1024).
 
-    For piano-roll data, the preset's `pianoroll.MODEL` section is laid over its top level: the
-    roll models' settings (chosen on the benchmark's validation sets)."""
+    The preset's section for the model, `pianoroll.MODEL` for piano-roll data (the roll models'
+    settings, chosen on the benchmark's validation sets) or `events.MODEL` for event tokens (the
+    memory LSTM's longer windows), is laid over its top level."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     check_model(model, pianoroll)
     data = json.loads((resources.files("etude") / "configs" / f"{name}.json").read_text())
-    sections = data.pop("pianoroll", {})
-    if pianoroll:
-        data = _merge(data, sections.get(model, {}))
+    sections = {"pianoroll": data.pop("pianoroll", {}), "events": data.pop("events", {})}
+    data = _merge(data, sections["pianoroll" if pianoroll else "events"].get(model, {}))
     data.setdefault("model", {})["name"] = model
     return from_dict(RunConfig, data)
 

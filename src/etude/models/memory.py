@@ -5,14 +5,16 @@ continuous cache", ICLR 2017) over the LSTM's own top-layer outputs in the same 
 output h_i is kept with the token that followed it, x_{i+1}, and the next token is drawn from
 
     p(w | t) = (1 - lam_t) p_lstm(w | h_t) + lam_t p_mem(w | t),
-    p_mem(w | t) = sum over i < t with x_{i+1} = w of softmax_i(theta * h_t . h_i),
+    p_mem(w | t) = sum over i < t with x_{i+1} = w of softmax_i((Q h_t) . (K h_i)),
 
 so a passage that has been heard before makes its continuation likely again: music that comes
-back. Unlike Grave et al.'s fixed theta and lambda, here theta is learned and lam_t is a learned
-gate of h_t (sigmoid(g . h_t + b)), as the sentinel of a pointer-sentinel mixture (Merity et al.
-2017) decides how much to copy; both start from the model settings (`memory_theta`,
-`memory_lambda`) and train with the LSTM. The memory holds the last `memory_size` positions of
-the piece being read or written (its primer included), never the training set.
+back. Grave et al. score with theta * h_t . h_i and fix theta and lambda; here the look-up has
+learned query and key maps Q, K (H x H, both starting at sqrt(theta) I, which is their cache), and
+lam_t is a learned gate of h_t (sigmoid(g . h_t + b)) that, like the sentinel of a
+pointer-sentinel mixture (Merity et al. 2017), decides how much to copy. They start from the model
+settings (`memory_theta`, `memory_lambda`) and train with the LSTM. The memory holds the last
+`memory_size` positions of the piece being read or written (its primer included), never the
+training set.
 
 The forward pass returns log-probabilities of the mixture in place of logits (softmax leaves them
 as they are, so sampling, masks and the losses read them unchanged).
@@ -30,33 +32,36 @@ from etude.config import ModelConfig
 from etude.models.lstm import LSTMGenerator
 from etude.models.lstm_stepper import LSTMStepper
 
-# (keys (B, N, H) past top-layer outputs, values (B, N) the token after each, pending (B, H) or
-# None: the last output, whose next token the next call brings)
+# (keys (B, N, H): K h_i of past top-layer outputs, values (B, N): the token after each, pending
+# (B, H) or None: the last output's key, whose token the next call brings)
 Memory = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 class PieceMemory(nn.Module):
-    """The cache's learned parts: theta (scale of the dot products) and the gate lam_t."""
+    """The memory's learned parts: the query and key maps of the look-up, and the gate lam_t."""
 
     def __init__(self, hidden: int, theta: float, lam: float, size: int, pad_id: int):
         super().__init__()
-        self.log_theta = nn.Parameter(torch.tensor(math.log(theta)))
+        self.query, self.key = nn.Linear(hidden, hidden, bias=False), nn.Linear(hidden, hidden, bias=False)
+        for m in (self.query, self.key):
+            nn.init.eye_(m.weight)
+            m.weight.data.mul_(math.sqrt(theta))
         self.gate = nn.Linear(hidden, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, math.log(lam / (1 - lam)))
         self.size, self.pad_id = size, pad_id
 
     def read(
-        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor
+        self, h: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """What each query recalls: weights over the keys (B, T, N) (rows of a query that can
-        read nothing are 0) and the gate lam (B, T, 1) (0 for those queries). query: the LSTM's
-        outputs (B, T, H); keys (B, N, H) and values (B, N) the memory; visible (B or 1, T, N)
-        bool: which keys each query may read."""
+        """What each output h (B, T, H) of the LSTM recalls: weights over the keys (B, T, N) (the
+        rows of one that can read nothing are 0) and the gate lam (B, T, 1) (0 for those).
+        keys (B, N, H) (`key` of past outputs) and values (B, N): the memory; visible (B or 1,
+        T, N) bool: which keys each output may read."""
         visible = visible & (values != self.pad_id)[:, None, :]
-        scores = torch.bmm(query, keys.transpose(1, 2)) * self.log_theta.exp()  # (B, T, N)
+        scores = torch.bmm(self.query(h), keys.transpose(1, 2))  # (B, T, N)
         weights = torch.softmax(scores.masked_fill(~visible, -math.inf), -1).nan_to_num(0.0)
-        lam = torch.sigmoid(self.gate(query)) * visible.any(-1, keepdim=True)  # (B, T, 1)
+        lam = torch.sigmoid(self.gate(h)) * visible.any(-1, keepdim=True)  # (B, T, 1)
         return weights, lam
 
     @staticmethod
@@ -88,7 +93,8 @@ class MemoryLSTM(LSTMGenerator):
         query, lstm_state = self.outputs(x, genre, lstm_state)  # (B, T, H)
         logits = self.head(self.drop(query))  # (B, T, V)
         T = x.shape[1]
-        keys, values = [query[:, :-1]], [x[:, 1:]]
+        new_keys = self.memory.key(query)  # (B, T, H)
+        keys, values = [new_keys[:, :-1]], [x[:, 1:]]
         if memory is not None:
             old_keys, old_values, pending = memory
             if pending is not None:
@@ -99,7 +105,7 @@ class MemoryLSTM(LSTMGenerator):
         j = torch.arange(keys.shape[1], device=x.device)
         visible = (j[None, :] < n_old + torch.arange(T, device=x.device)[:, None])[None]  # (1, T, N): j - n_old < t
         weights, lam = self.memory.read(query, keys, values, visible)
-        memory = self.memory.remember(keys.detach(), values, query[:, -1].detach())
+        memory = self.memory.remember(keys.detach(), values, new_keys[:, -1].detach())
         return logits, weights, lam, values, (*lstm_state, memory)
 
     def forward(self, x, genre, targets=None, state=None):
@@ -164,7 +170,7 @@ class MemoryStepper:
                 self.keys[:, :half] = self.keys[:, -half:].clone()
                 self.values[:, :half] = self.values[:, -half:].clone()
                 self.n = half
-            self.keys[:, self.n] = self.top
+            self.keys[:, self.n] = self.memory.key(self.top)
             self.values[:, self.n] = token
             self.n += 1
         logits = self.lstm.step(token)
