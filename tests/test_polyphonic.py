@@ -4,7 +4,7 @@ import pytest
 from symusic import Score
 
 from etude.cli import main
-from etude.config import AIS, MODELS
+from etude.config import AIS, PIANOROLL_MODELS
 from etude.data.store import open_split
 from etude.data.windows import piece_batches
 from etude.evaluation.likelihood import frame_likelihood
@@ -23,7 +23,7 @@ TINY = [
 ]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PIANOROLL_MODELS)
 def test_each_model_trains_resumes_and_generates_midi(model, small_jsb_dir, tmp_path):
     run = tmp_path / "run"
     assert (
