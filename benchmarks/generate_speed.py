@@ -10,12 +10,14 @@ call-and-response feel).
    tokens/s and real-time factor (music seconds per wall second) at batch 1 (fp32 and int8) and
    16 (fp32), and the 99th percentile of the time per generated event at batch 1 (what a
    performance waits for); 4 x 1024 per genre at batch 1, its music seconds counted at the
-   shipped model's seconds per token in that genre.
+   shipped model's seconds per token in that genre. 2b: the shipped model with a memory of the
+   piece (pretrained:piano-memory) at batch 1, fp32, at --seconds and at 120 s (memory fullest).
 3. With --data PREPARED (e.g. a `data prepare --retime off` of the piano corpus, as the shipped
    model was trained): validation NLL at fp32 and int8 through the stepper, teacher-forced.
 
-Targets (2 CPU cores, batch 1): shipped >= 100x real time in every genre, 4 x 1024 >= 20x, p99
-per event <= 1 ms (shipped) and <= 5 ms (4 x 1024), int8 costing < 0.01 nats/token.
+Targets (2 CPU cores, batch 1): shipped >= 100x real time in every genre, 4 x 1024 >= 20x,
+piano-memory >= 20x, p99 per event <= 1 ms (shipped) and <= 5 ms (4 x 1024), int8 costing
+< 0.01 nats/token.
 
     python benchmarks/generate_speed.py [--seconds 30] [--data DIR]
 """
@@ -229,6 +231,23 @@ def validation_nll(ckpt: Checkpoint, data: str, int8: bool, pieces: int = 40, to
     return total / count
 
 
+def memory_rows(seconds: float) -> None:
+    """The shipped model with a memory of the piece (pretrained:piano-memory) at batch 1, fp32,
+    per genre at `seconds` and at 120 s (its memory fills as the piece goes on)."""
+    memory = load_checkpoint(pretrained_path("piano-memory"))
+    print("\n2b. generation with a memory of the piece (2 x 256 + memory), fp32 batch 1")
+    worst = {}
+    for length in dict.fromkeys((f"{seconds:g}s", "120s")):
+        for genre in memory.encoding.genres:
+            wall, tokens, music, tail = generation(memory, genre, 1, length, False)
+            worst[length] = min(worst.get(length, float("inf")), music / wall)
+            print(f"  {length:>5} {genre:<9} {tokens / wall:7.0f} tok/s {music / wall:7.1f}x  p99 {tail * 1e3:.2f} ms")
+    print(
+        "piano-memory, slowest genre: "
+        + ", ".join(f"{k} {v:.1f}x (target 20x: ratio {v / 20:.2f})" for k, v in worst.items())
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -285,6 +304,7 @@ def main() -> int:
         f"int8 {worst['int8 b1']:.1f}x (target 100x: ratios {worst['fp32 b1'] / 100:.2f}, "
         f"{worst['int8 b1'] / 100:.2f}); 4 x 1024 int8: {worst_paper:.1f}x (target 20x: ratio {worst_paper / 20:.2f})"
     )
+    memory_rows(a.seconds)
     for name, ckpt in (("2 x 256", piano), ("4 x 1024", paper)):
         print(
             f"making the fused weights once per process, {name}: "

@@ -38,7 +38,8 @@ def add_generate(sub, help: str) -> None:
         help=help,
         description=(
             "Sample N pieces of one genre from a run folder or checkpoint (default: the piano model "
-            "shipped with étude, trained on six genres of piano music; `pretrained:builtin` is the "
+            "shipped with étude, trained on six genres of piano music; `pretrained:piano-memory` is "
+            "the same with a memory of the piece, so passages come back; `pretrained:builtin` is the "
             "one trained on the built-in corpus). The pieces are sampled as one "
             "batch; before each step, tokens the encoding's grammar forbids are masked, so every "
             "output is valid MIDI. Writes GENRE-NN.mid, .wav (rendered with a SoundFont) and .png."
@@ -48,7 +49,8 @@ def add_generate(sub, help: str) -> None:
         "model",
         nargs="?",
         metavar="RUN_DIR|CHECKPOINT",
-        help="default: the shipped piano model (`pretrained`); `pretrained:builtin`: the built-in corpus's",
+        help="default: the shipped piano model (`pretrained`); `pretrained:piano-memory`: the same with a memory "
+        "of the piece; `pretrained:builtin`: the built-in corpus's",
     )
     p.add_argument(
         "--genre", help="genre to generate, or `all` for N pieces of every genre (default: the model's first)"

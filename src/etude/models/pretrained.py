@@ -10,6 +10,7 @@ from etude.errors import ConfigError
 
 SHIPPED = {
     "piano": "the default: 2 x 256 LSTM trained on the six-genre piano corpus (MODEL_CARD.md)",
+    "piano-memory": "2 x 256 LSTM with a memory of the piece, trained on the six-genre piano corpus (MODEL_CARD.md)",
     "builtin": "2 x 256 LSTM trained on the built-in corpus (chorales, Palestrina, folk, fiddle, Irish tunes)",
 }
 
