@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/busy_neighbour.py
 	$(PY) benchmarks/nade_speed.py
 	$(PY) benchmarks/generate_speed.py
+	$(PY) benchmarks/position_nll.py pretrained:piano pretrained:piano-memory
 	$(PY) benchmarks/perform_timing.py
 	$(PY) benchmarks/respond_latency.py
 	$(PY) benchmarks/robot_cost.py
