@@ -106,16 +106,17 @@ def test_errors(tiny_run, tmp_path):
 PIANO_GENRES = ["classical", "folk", "jazz", "pop", "ragtime", "videogame"]
 
 
-@pytest.mark.parametrize("name", ["piano", "builtin"])
+@pytest.mark.parametrize("name", ["piano", "piano-memory", "builtin"])
 def test_each_shipped_model_generates_every_genre(name, tmp_path):
-    """The default (`pretrained`, the piano model) and `pretrained:builtin`: every genre gives a
-    piece with notes that lasts about the asked length; each model folder stays small."""
+    """The default (`pretrained`, the piano model), `pretrained:piano-memory` and
+    `pretrained:builtin`: every genre gives a piece with notes that lasts about the asked length;
+    each model folder stays small."""
     from etude.data.builtin import STYLES
     from etude.models.pretrained import model_path, pretrained_path
 
     assert model_path(None) == model_path("pretrained") == pretrained_path("piano")
     ckpt = load_checkpoint(model_path(f"pretrained:{name}"))
-    assert ckpt.encoding.genres == (PIANO_GENRES if name == "piano" else sorted(s.name for s in STYLES))
+    assert ckpt.encoding.genres == (PIANO_GENRES if name.startswith("piano") else sorted(s.name for s in STYLES))
     assert sum(f.stat().st_size for f in pretrained_path(name).iterdir()) <= 30 * 2**20
     results = generate(f"pretrained:{name}", Ask("all", length="8s"), tmp_path, PieceFiles(audio=False, image=False))
     assert [r.midi.name for r in results] == [f"{g}-00.mid" for g in ckpt.encoding.genres]
@@ -126,7 +127,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
 def test_an_unknown_shipped_model_lists_the_shipped_ones():
     from etude.models.pretrained import model_path
 
-    with pytest.raises(ConfigError, match="pretrained:piano, pretrained:builtin"):
+    with pytest.raises(ConfigError, match="pretrained:piano, pretrained:piano-memory, pretrained:builtin"):
         model_path("pretrained:nope")
 
 
