@@ -108,13 +108,17 @@ class LSTMStepper:
             for i in range(L)
         ]
 
+    def reset(self) -> None:
+        """Back to the zero state."""
+        for t in (*self.xh, *self.c):
+            t.zero_()
+
     @torch.no_grad()
     def prime(self, x: torch.Tensor) -> torch.Tensor:
         """Start from the zero state and step through the prefix x (B, T): the logits after it.
         (Stepping, not nn.LSTM over the prefix: its first call at a new shape costs tens of ms
         in oneDNN's set-up, more than a prefix of a few tokens takes to step.)"""
-        for t in (*self.xh, *self.c):
-            t.zero_()
+        self.reset()
         for k in range(x.shape[1]):
             logits = self.step(x[:, k])
         return logits

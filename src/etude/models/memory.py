@@ -155,8 +155,7 @@ class MemoryStepper:
     def prime(self, x: torch.Tensor) -> torch.Tensor:
         """Forget the memory, then step through x (B, T): log p (B, V) of the token after it."""
         self.n, self.has_pending = 0, False
-        for t in (*self.lstm.xh, *self.lstm.c):
-            t.zero_()
+        self.lstm.reset()
         for k in range(x.shape[1]):
             logp = self.step(x[:, k])
         return logp
