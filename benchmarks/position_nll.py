@@ -79,14 +79,14 @@ def main() -> None:
     )
     for name in args.models[1:]:
         r = reports[name]
-        gain = long_range(first) - long_range(r)
-        copy_mix = long_range(first, "copy_mix")
+        mine, copy_mix = long_range(r), long_range(first, "copy_mix")
+        gain = long_range(first) - mine
         mid = next(b["nll"] for b in r["buckets"] if b["from"] == 256)
         worse = [f"{b['from']}-{b['to'] - 1}" for b in r["buckets"] if b["from"] > 256 and b["nll"] > mid]
         print(
             f"\n{name}: positions >= {LONG}: {gain:+.3f} nats/token below the first (target >= 0.25: "
-            f"{'met' if gain >= 0.25 else 'NOT met'}); {long_range(r):.3f} against the copy mix's "
-            f"{copy_mix:.3f} ({'met' if long_range(r) < copy_mix else 'NOT met'})"
+            f"{'met' if gain >= 0.25 else 'NOT met'}); {mine:.3f} against the copy mix's "
+            f"{copy_mix:.3f} ({'met' if mine < copy_mix else 'NOT met'})"
         )
         print(f"  buckets after 256 worse than 256-511: {', '.join(worse) or 'none'} ({'NOT met' if worse else 'met'})")
         print(

@@ -122,7 +122,7 @@ class EncodingConfig:
 
 EVENT_MODELS = ("lstm", "lstm-memory")  # models of event tokens
 PIANOROLL_MODELS = ("lstm", "lstm-nade", "rbm", "rnn-rbm")  # models of piano rolls
-MODELS = ("lstm", "lstm-memory", "lstm-nade", "rbm", "rnn-rbm")
+MODELS = tuple(dict.fromkeys(EVENT_MODELS + PIANOROLL_MODELS))  # every model name, once
 
 
 @dataclass

@@ -52,13 +52,14 @@ class PieceMemory(nn.Module):
         self.size, self.pad_id = size, pad_id
 
     def read(
-        self, h: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor
+        self, h: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """What each output h (B, T, H) of the LSTM recalls: weights over the keys (B, T, N) (the
         rows of one that can read nothing are 0) and the gate lam (B, T, 1) (0 for those).
         keys (B, N, H) (`key` of past outputs) and values (B, N): the memory; visible (B or 1,
-        T, N) bool: which keys each output may read."""
-        visible = visible & (values != self.pad_id)[:, None, :]
+        T, N) bool: which keys each output may read (None: all). Padded values are never read."""
+        readable = (values != self.pad_id)[:, None, :]  # (B, 1, N)
+        visible = readable if visible is None else visible & readable
         scores = torch.bmm(self.query(h), keys.transpose(1, 2))  # (B, T, N)
         weights = torch.softmax(scores.masked_fill(~visible, -math.inf), -1).nan_to_num(0.0)
         lam = torch.sigmoid(self.gate(h)) * visible.any(-1, keepdim=True)  # (B, T, 1)
@@ -175,6 +176,5 @@ class MemoryStepper:
         logits = self.lstm.step(token)
         self.has_pending = True
         query, values = self.top[:, None], self.values[:, : self.n]  # (B, 1, H), (B, N)
-        visible = torch.ones(1, 1, self.n, dtype=torch.bool, device=logits.device)
-        weights, lam = self.memory.read(query, self.keys[:, : self.n], values, visible)
+        weights, lam = self.memory.read(query, self.keys[:, : self.n], values)  # every key is in the past
         return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]

@@ -259,18 +259,17 @@ def _load_init(model: torch.nn.Module, source: Checkpoint, encoding, model_confi
             "the data's; prepare the data with the model's encoding settings and genre folders"
         )
     weights = source.model.state_dict()
-    parts = {key.split(".")[0] for key in weights}
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or any(key.split(".")[0] in parts for key in missing):
-            raise RuntimeError("different parts")
-    except RuntimeError:
+    except RuntimeError:  # a weight of another shape
+        missing, unexpected = None, None
+    new = {key.split(".")[0] for key in missing or ()}  # top-level parts with weights not in source
+    if missing is None or unexpected or new & {key.split(".")[0] for key in weights}:
         raise CheckpointError(
             f"cannot start from {path}: its model is {source.config.model.describe()}, not "
             f"{model_config.describe()}; leave the model settings as saved"
-        ) from None
-    new = sorted({key.split(".")[0] for key in missing})
-    log.info("starting from the weights of %s%s", path, f" ({', '.join(new)} new)" if new else "")
+        )
+    log.info("starting from the weights of %s%s", path, f" ({', '.join(sorted(new))} new)" if new else "")
 
 
 def _open_run_dir(run_dir: Path, config: RunConfig, start: int, fresh: bool) -> MetricsLog:
