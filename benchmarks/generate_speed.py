@@ -188,8 +188,8 @@ def generation(ckpt: Checkpoint, genre: str, n: int, length: str, int8: bool) ->
     model, made = ckpt.model, []
     original = model.stepper
 
-    def timed_stepper(genres, int8=False):
-        made.append(Timed(original(genres, int8)))
+    def timed_stepper(*args, **kwargs):
+        made.append(Timed(original(*args, **kwargs)))
         return made[-1]
 
     model.stepper = timed_stepper

@@ -199,9 +199,9 @@ def test_sampling_options_reach_the_sampler(flags, spare):
     from etude.cli.common import sampling_of
 
     for command in (["generate"], ["perform", "--jsonl", "-"]):
-        args = build_parser().parse_args([*command, "--top-k", "3", "--top-p", "0.9", *flags])
+        args = build_parser().parse_args([*command, "--top-k", "3", "--top-p", "0.9", "--recall", "1.5", *flags])
         s = sampling_of(args)
-        assert (s.top_k, s.top_p, s.temperature, s.spare) == (3, 0.9, 1.0, spare)
+        assert (s.top_k, s.top_p, s.temperature, s.spare, s.recall, s.phrasing) == (3, 0.9, 1.0, spare, 1.5, 1.0)
 
 
 def test_the_cli_samples_as_the_python_api_does():

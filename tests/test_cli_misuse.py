@@ -93,6 +93,12 @@ CASES = [
         ["generate", "--temperature", "0", "--no-audio", "--out", "{tmp}/g"],
         "--temperature must be a finite number above 0",
     ),
+    ("recall-inf", ["generate", "--recall", "inf", "--no-audio", "--out", "{tmp}/g"], "--recall must be a finite"),
+    (
+        "phrasing-nan",
+        ["generate", "--phrasing", "nan", "--no-audio", "--out", "{tmp}/g"],
+        "--phrasing must be a finite",
+    ),
     ("top-p-nan", ["generate", "--top-p", "nan", "--no-audio", "--out", "{tmp}/g"], "--top-p must be in (0, 1]"),
     ("top-k-negative", ["generate", "--top-k=-3", "--no-audio", "--out", "{tmp}/g"], "--top-k must be 0"),
     ("length-0", ["generate", "--length", "0s", "--no-audio", "--out", "{tmp}/g"], "length '0s'"),

@@ -17,16 +17,19 @@ from symusic import Score
 from etude.config import ModelConfig
 from etude.generation.generate import Ask, generate, sample_tokens
 from etude.models.checkpoint import load_checkpoint
-from etude.models.memory import MemoryLSTM, PieceMemory
+from etude.models.memory import BAR_BIAS_SCALE, MAX_BAR_LAG, MemoryLSTM, PieceMemory
+
+BAR = 5  # the bar token of the small models here: random tokens 1..19 start a bar now and then
 
 
 def _model(size: int = 64, seed: int = 0) -> MemoryLSTM:
     torch.manual_seed(seed)
     cfg = ModelConfig(name="lstm-memory", embed=8, genre_embed=4, hidden=16, layers=2, memory_size=size)
-    m = MemoryLSTM(20, 3, cfg, pad_id=0).eval()
-    with torch.no_grad():  # a gate that varies with the state, and a weight worth seeing
+    m = MemoryLSTM(20, 3, cfg, pad_id=0, bar_id=BAR).eval()
+    with torch.no_grad():  # a gate that varies with the state, a weight worth seeing, bars that matter
         m.memory.gate.weight.normal_()
         m.memory.gate.bias.fill_(0.0)
+        m.memory.bar_bias.normal_()
     return m
 
 
@@ -68,15 +71,50 @@ def test_recall_by_hand():
     gate 1/2; uniform LSTM over 10 tokens: p(5) = 0.05 + 0.375, p(7) = 0.05 + 0.125, others 0.05."""
     memory = PieceMemory(hidden=2, theta=math.log(3), lam=0.5, size=8, pad_id=0).requires_grad_(False)
     keys, values = memory.key(torch.eye(2)[None]), torch.tensor([[5, 7]])
-    weights, lam = memory.read(torch.tensor([[[1.0, 0.0]]]), keys, values, torch.ones(1, 1, 2, dtype=torch.bool))
+    same_bar = torch.zeros(1, 1, 2, dtype=torch.long)
+    weights, lam = memory.read(
+        torch.tensor([[[1.0, 0.0]]]), keys, values, same_bar, torch.ones(1, 1, 2, dtype=torch.bool)
+    )
     assert torch.allclose(weights, torch.tensor([[[0.75, 0.25]]])) and float(lam) == pytest.approx(0.5)
     p = memory.mix(torch.zeros(1, 1, 10), weights, lam, values).exp()[0, 0]
     expected = torch.full((10,), 0.05)
     expected[5], expected[7] = 0.425, 0.175
     assert torch.allclose(p, expected)
     hidden = torch.tensor([[[True, False]]])  # a key it may not read, and a padded value: nothing left
-    weights, lam = memory.read(torch.tensor([[[1.0, 0.0]]]), keys, torch.tensor([[5, 0]]), hidden & False)
+    weights, lam = memory.read(torch.tensor([[[1.0, 0.0]]]), keys, torch.tensor([[5, 0]]), same_bar, hidden & False)
     assert float(weights.sum()) == 0 and float(lam) == 0
+
+
+def test_the_bar_distance_bias_by_hand():
+    """Equal scores, keys 4 bars and 1 bar back, biases ln 3 at lag 4 (kept divided by
+    BAR_BIAS_SCALE) and 0 at lag 1: weights 3/4 and 1/4; lags past MAX_BAR_LAG share its last
+    bias; `phrasing` multiplies the bias (x 2: 9/10 and 1/10)."""
+    memory = PieceMemory(hidden=2, theta=1.0, lam=0.5, size=8, pad_id=0).requires_grad_(False)
+    memory.bar_bias[4] = math.log(3) / BAR_BIAS_SCALE
+    keys, values, h = torch.zeros(1, 2, 2), torch.tensor([[5, 7]]), torch.zeros(1, 1, 2)
+    weights, _ = memory.read(h, keys, values, torch.tensor([[[4, 1]]]))
+    assert torch.allclose(weights, torch.tensor([[[0.75, 0.25]]]))
+    weights, _ = memory.read(h, keys, values, torch.tensor([[[4, 1]]]), phrasing=2.0)
+    assert torch.allclose(weights, torch.tensor([[[0.9, 0.1]]]))
+    memory.bar_bias[MAX_BAR_LAG + 1] = math.log(3) / BAR_BIAS_SCALE
+    weights, _ = memory.read(h, keys, values, torch.tensor([[[MAX_BAR_LAG + 1, 1000]]]))
+    assert torch.allclose(weights, torch.tensor([[[0.5, 0.5]]]))
+
+
+def test_bars_are_counted_from_the_bar_tokens():
+    """The whole-piece path and the stepper count the same bars: a piece whose bars all repeat
+    bar 0 copies from 1 bar back more as that lag's bias grows, by either path."""
+    m = _model()
+    x, g = torch.tensor([[1, BAR, 7, 8, BAR, 7, 8, BAR, 7, 8, BAR, 7]]), torch.tensor([0])
+    with torch.no_grad():
+        m.memory.bar_bias.zero_()
+        m.memory.bar_bias[1] = 5.0 / BAR_BIAS_SCALE  # one bar back: attention moves to the previous bar
+        near = m(x, g)[0][0, -1]
+        stepped = m.stepper(g).prime(x)[0]
+        m.memory.bar_bias[1] = -5.0 / BAR_BIAS_SCALE
+        far = m(x, g)[0][0, -1]
+    assert torch.allclose(near, stepped, atol=1e-5)
+    assert not torch.allclose(near, far, atol=1e-3)
 
 
 def test_the_objective_is_the_mixtures_nll_and_trains_the_memory():
@@ -98,6 +136,25 @@ def test_the_objective_is_the_mixtures_nll_and_trains_the_memory():
     m.eval()
     with torch.no_grad():
         assert m.objective(x[:, :-1], x[:, 1:], g)[0] == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_recall_moves_the_stepper_between_the_lstm_and_its_memory():
+    """Sampling.recall is added to the gate's log-odds: far below, the plain LSTM's distribution;
+    far above, only tokens the piece has already had after some step."""
+    m = _model()
+    x, g = torch.randint(1, 10, (1, 12)), torch.tensor([1])  # tokens 1..9: 10..19 never heard
+    with torch.no_grad():
+        plain = m.stepper(g, recall=-40.0).prime(x)
+        lstm = torch.log_softmax(m.head(m.outputs(x, g)[0][:, -1]), -1)
+        copying = m.stepper(g, recall=40.0).prime(x).exp()
+        house = m.stepper(g).prime(x)
+        moved = m.stepper(g, recall=1.5).prime(x)
+    assert torch.allclose(plain, lstm, atol=1e-5)
+    heard = torch.zeros(20, dtype=torch.bool)
+    heard[x[0, 1:]] = True
+    assert float(copying[0, ~heard].sum()) < 1e-6 and float(copying[0, heard].sum()) == pytest.approx(1, abs=1e-5)
+    assert torch.allclose(house, m(x, g)[0][:, -1], atol=1e-5)  # 0 is the model as trained
+    assert float((moved.exp()[0, heard]).sum()) > float((house.exp()[0, heard]).sum())
 
 
 def test_the_stepper_starts_each_piece_empty_and_bounds_its_memory():
@@ -134,6 +191,7 @@ def test_a_plain_lstm_grows_a_memory(tiny_run, real_data, tmp_path):
         "memory.key.weight",
         "memory.gate.weight",
         "memory.gate.bias",
+        "memory.bar_bias",
     }
     assert all(torch.equal(before[k], after[k]) for k in before)
 

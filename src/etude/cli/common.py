@@ -58,7 +58,7 @@ def sampling_of(args: argparse.Namespace):
 
     from etude.generation.generate import Sampling
 
-    sampling = Sampling(args.temperature, args.top_k, args.top_p)
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, recall=args.recall, phrasing=args.phrasing)
     return replace(sampling, spare=()) if args.cut_durations else sampling
 
 
@@ -97,6 +97,22 @@ def add_sampling(p) -> None:
         "--cut-durations",
         action="store_true",
         help="let top-k and top-p cut note durations too (plain nucleus sampling; it shortens notes)",
+    )
+    p.add_argument(
+        "--recall",
+        type=float,
+        default=house.recall,
+        help=f"for a model with a memory of the piece (pretrained:piano-memory): how much more it copies "
+        f"what it has heard, added to its copy gate's log-odds (default {house.recall:g}; above: themes "
+        "come back more, below: less; other models ignore it)",
+    )
+    p.add_argument(
+        "--phrasing",
+        type=float,
+        default=house.phrasing,
+        help=f"for a model with a memory of the piece: how strongly it returns to passages whole bars back at "
+        f"the distances it learned (phrases of 4 and 8 bars), a multiplier on that preference (default "
+        f"{house.phrasing:g}; 1: as trained; other models ignore it)",
     )
     p.add_argument("--seed", type=at_least(0), default=0, help="sampling seed (default 0)")
     p.add_argument(

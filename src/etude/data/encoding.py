@@ -73,6 +73,11 @@ class EventEncoding:
     def genre_id(self, genre: str) -> int:
         return self.base_size + self.genres.index(genre)
 
+    @property
+    def bar_id(self) -> int | None:
+        """The id of the token that starts a bar (REMI's `Bar_None`); None where there is none."""
+        return self.tokenizer.vocab.get("Bar_None")
+
     def events(self, score: Score) -> list[int]:
         """MidiTok's token ids for a one-track score, without genre or EOS."""
         seqs = self.tokenizer.encode(score)

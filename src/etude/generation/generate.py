@@ -75,9 +75,18 @@ class Sampling:
     # its full distribution, since cutting that tail shortens notes piece-wide (on the piano
     # corpus's validation split, sparing durations raised jazz's overlapped area 0.85 -> 0.88)
     spare: tuple[str, ...] = ("Duration",)
+    # a model with a memory of the piece (lstm-memory), at generation only (other models ignore
+    # both): `recall` is added to its copy gate's log-odds (how much it copies what it has heard),
+    # `phrasing` multiplies its bar-distance bias (how much it returns to passages 4, 8, 16 bars
+    # back). As trained, 0 and 1; higher values bring back themes, key and phrase shape at a cost
+    # in variety and genre likeness (docs/generation.md has the trade-off)
+    recall: float = 0.0
+    phrasing: float = 1.0
 
     def check(self) -> None:
         check_finite("--temperature", self.temperature, low=0)
+        check_finite("--recall", self.recall)
+        check_finite("--phrasing", self.phrasing)
         if self.top_k < 0:
             raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
         if not 0 < self.top_p <= 1:  # false for nan too
@@ -198,7 +207,8 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
     done = [False] * n
     g = torch.full((n,), enc.genres.index(genre), dtype=torch.long, device=device)
     x = torch.tensor([prefix] * n, dtype=torch.long, device=device)
-    stepper = model.stepper(g, int8=ask.int8)  # the fused path (etude.models.base.Stepper)
+    # the fused path (etude.models.base.Stepper)
+    stepper = model.stepper(g, ask.int8, sampling.recall, sampling.phrasing)
     logits = stepper.prime(x)  # (n, V)
     q = torch.empty(logits.shape)  # the draw's exponential noise, refilled each step (_draw)
     cap = length.max_tokens(ckpt.state.get("tokens_per_second"))

@@ -49,9 +49,12 @@ class EventModel(Model, Protocol):
         """One generation step: token, genre (B,) -> logits (B, V) and the new state."""
         ...
 
-    def stepper(self, genres: torch.Tensor, int8: bool = False) -> Stepper:
+    def stepper(self, genres: torch.Tensor, int8: bool = False, recall: float = 0.0, phrasing: float = 1.0) -> Stepper:
         """The fast path generation runs: steps for a batch of `genres` (B,) on the CPU, the
-        weights optionally int8; at fp32 its logits equal `step`'s to float rounding."""
+        weights optionally int8; at fp32, recall 0 and phrasing 1 its logits equal `step`'s to
+        float rounding. A model with a memory of the piece adds `recall` to its copy gate's
+        log-odds and multiplies its bar-distance bias by `phrasing` (Sampling's settings); a
+        model without one ignores both."""
         ...
 
 

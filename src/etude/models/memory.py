@@ -11,7 +11,10 @@ so a passage that has been heard before makes its continuation likely again: mus
 back. Grave et al. score with theta * h_t . h_i and fix theta and lambda; here the look-up has
 learned query and key maps Q, K (H x H, both starting at sqrt(theta) I, which is their cache), and
 lam_t is a learned gate of h_t (sigmoid(g . h_t + b)) that, like the sentinel of a
-pointer-sentinel mixture (Merity et al. 2017), decides how much to copy. They start from the model
+pointer-sentinel mixture (Merity et al. 2017), decides how much to copy. Music repeats at
+distances counted in bars (phrases of 4 and 8, strains of 16), so each score also gets a learned
+bias by the number of bars between t and i (0 .. MAX_BAR_LAG, one more for further back; REMI's
+Bar tokens count them; all 0 at the start, and one bucket for encodings without bars). They start from the model
 settings (`memory_theta`, `memory_lambda`) and train with the LSTM. The memory holds the last
 `memory_size` positions of the piece being read or written (its primer included), never the
 training set.
@@ -32,9 +35,13 @@ from etude.config import ModelConfig
 from etude.models.lstm import LSTMGenerator
 from etude.models.lstm_stepper import LSTMStepper
 
-# (keys (B, N, H): K h_i of past top-layer outputs, values (B, N): the token after each, pending
-# (B, H) or None: the last output's key, whose token the next call brings)
-Memory = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+MAX_BAR_LAG = 16  # bar distances with a bias of their own; further back shares one
+BAR_BIAS_SCALE = 10.0  # the bias is kept divided by this: Adam moves it 10 x faster than a weight
+
+# (keys (B, N, H): K h_i of past top-layer outputs, values (B, N): the token after each, bars
+# (B, N): the bar count at each, pending (B, H): the last output's key, whose token the next
+# call brings, bar (B,): the bar count at the last input)
+Memory = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class PieceMemory(nn.Module):
@@ -49,20 +56,32 @@ class PieceMemory(nn.Module):
         self.gate = nn.Linear(hidden, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, math.log(lam / (1 - lam)))
+        self.bar_bias = nn.Parameter(torch.zeros(MAX_BAR_LAG + 2))  # by bars back, 0 .. MAX_BAR_LAG + 1, scaled
         self.size, self.pad_id = size, pad_id
 
     def read(
-        self, h: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor | None = None
+        self,
+        h: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        lag: torch.Tensor,
+        visible: torch.Tensor | None = None,
+        recall: float = 0.0,
+        phrasing: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """What each output h (B, T, H) of the LSTM recalls: weights over the keys (B, T, N) (the
         rows of one that can read nothing are 0) and the gate lam (B, T, 1) (0 for those).
-        keys (B, N, H) (`key` of past outputs) and values (B, N): the memory; visible (B or 1,
-        T, N) bool: which keys each output may read (None: all). Padded values are never read."""
+        keys (B, N, H) (`key` of past outputs) and values (B, N): the memory; lag (B, T, N): bars
+        from each key to each output (>= 0 where visible); visible (B or 1, T, N) bool: which
+        keys each output may read (None: all). Padded values are never read. Sampling's settings
+        (as trained: 0 and 1): recall is added to the gate's log-odds, and phrasing multiplies
+        the bar-distance bias."""
         readable = (values != self.pad_id)[:, None, :]  # (B, 1, N)
         visible = readable if visible is None else visible & readable
         scores = torch.bmm(self.query(h), keys.transpose(1, 2))  # (B, T, N)
+        scores = scores + phrasing * BAR_BIAS_SCALE * self.bar_bias[lag.clamp(0, MAX_BAR_LAG + 1)]
         weights = torch.softmax(scores.masked_fill(~visible, -math.inf), -1).nan_to_num(0.0)
-        lam = torch.sigmoid(self.gate(h)) * visible.any(-1, keepdim=True)  # (B, T, 1)
+        lam = torch.sigmoid(self.gate(h) + recall) * visible.any(-1, keepdim=True)  # (B, T, 1)
         return weights, lam
 
     @staticmethod
@@ -73,18 +92,19 @@ class PieceMemory(nn.Module):
         p = (1 - lam) * torch.softmax(logits.float(), -1) + lam * p_mem
         return torch.log(p.clamp_min(1e-30))
 
-    def remember(self, keys: torch.Tensor, values: torch.Tensor, pending: torch.Tensor | None) -> Memory:
+    def remember(self, keys, values, bars, pending: torch.Tensor, bar: torch.Tensor) -> Memory:
         """The memory kept for the next call: its last `size` entries."""
-        return keys[:, -self.size :], values[:, -self.size :], pending
+        return keys[:, -self.size :], values[:, -self.size :], bars[:, -self.size :], pending, bar
 
 
 class MemoryLSTM(LSTMGenerator):
     """LSTMGenerator + PieceMemory; the same interface, state (h, c, Memory) carried by callers
     that read a piece in chunks (etude.evaluation.position) and kept inside its stepper."""
 
-    def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0):
+    def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0, bar_id: int | None = None):
         super().__init__(vocab_size, n_genres, cfg, pad_id)
         self.memory = PieceMemory(cfg.hidden, cfg.memory_theta, cfg.memory_lambda, cfg.memory_size, pad_id)
+        self.bar_id = -1 if bar_id is None else bar_id  # the token that starts a bar (-1: none)
 
     def _recall(self, x: torch.Tensor, genre: torch.Tensor, state) -> tuple:
         """The LSTM's logits (B, T, V) for x (B, T), what each position recalls (weights, lam),
@@ -95,18 +115,19 @@ class MemoryLSTM(LSTMGenerator):
         logits = self.head(self.drop(query))  # (B, T, V)
         T = x.shape[1]
         new_keys = self.memory.key(query)  # (B, T, H)
-        keys, values = [new_keys[:, :-1]], [x[:, 1:]]
-        if memory is not None:
-            old_keys, old_values, pending = memory
-            if pending is not None:
-                old_keys, old_values = torch.cat([old_keys, pending[:, None]], 1), torch.cat([old_values, x[:, :1]], 1)
-            keys, values = [old_keys, *keys], [old_values, *values]
-        keys, values = torch.cat(keys, 1), torch.cat(values, 1)  # (B, N, H), (B, N)
+        bar = torch.zeros_like(x[:, 0]) if memory is None else memory[4]  # (B,)
+        bars = bar[:, None] + (x == self.bar_id).cumsum(1)  # (B, T): bar count at each input
+        keys, values, key_bars = [new_keys[:, :-1]], [x[:, 1:]], [bars[:, :-1]]
+        if memory is not None:  # the past, with its pending output followed by x's first token
+            old_keys, old_values, old_bars, pending, _ = memory
+            keys = [old_keys, pending[:, None], *keys]
+            values, key_bars = [old_values, x[:, :1], *values], [old_bars, bar[:, None], *key_bars]
+        keys, values, key_bars = torch.cat(keys, 1), torch.cat(values, 1), torch.cat(key_bars, 1)  # (B, N, ...)
         n_old = keys.shape[1] - (T - 1)
         j = torch.arange(keys.shape[1], device=x.device)
         visible = (j[None, :] < n_old + torch.arange(T, device=x.device)[:, None])[None]  # (1, T, N): j - n_old < t
-        weights, lam = self.memory.read(query, keys, values, visible)
-        memory = self.memory.remember(keys.detach(), values, new_keys[:, -1].detach())
+        weights, lam = self.memory.read(query, keys, values, bars[:, :, None] - key_bars[:, None, :], visible)
+        memory = self.memory.remember(keys.detach(), values, key_bars, new_keys[:, -1].detach(), bars[:, -1])
         return logits, weights, lam, values, (*lstm_state, memory)
 
     def forward(self, x, genre, targets=None, state=None):
@@ -135,20 +156,26 @@ class MemoryLSTM(LSTMGenerator):
         logp, _, state = self(token[:, None], genre, state=state)
         return logp[:, 0], state
 
-    def stepper(self, genres: torch.Tensor, int8: bool = False) -> MemoryStepper:
-        return MemoryStepper(super().stepper(genres, int8), self.memory)
+    def stepper(
+        self, genres: torch.Tensor, int8: bool = False, recall: float = 0.0, phrasing: float = 1.0
+    ) -> MemoryStepper:
+        return MemoryStepper(super().stepper(genres, int8), self.memory, self.bar_id, recall, phrasing)
 
 
 class MemoryStepper:
     """The fused LSTM steps (LSTMStepper) with the memory of the piece so far kept beside them:
-    each step appends the previous output with the token that followed it, then mixes."""
+    each step appends the previous output with the token that followed it, then mixes, with
+    sampling's `recall` and `phrasing` (PieceMemory.read)."""
 
-    def __init__(self, lstm: LSTMStepper, memory: PieceMemory):
-        self.lstm, self.memory = lstm, memory
+    def __init__(self, lstm: LSTMStepper, memory: PieceMemory, bar_id: int, recall: float = 0.0, phrasing: float = 1.0):
+        self.lstm, self.memory, self.bar_id = lstm, memory, bar_id
+        self.recall, self.phrasing = recall, phrasing
         B, H = lstm.genres.shape[0], lstm.H
         dev = lstm.genres.device
         self.keys = torch.zeros(B, memory.size, H, device=dev)
         self.values = torch.zeros(B, memory.size, dtype=torch.long, device=dev)
+        self.bars = torch.zeros(B, memory.size, dtype=torch.long, device=dev)  # the bar count at each key
+        self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
         self.n, self.has_pending = 0, False
         self.top = lstm.views[-1][5]  # (B, H): the top layer's output, overwritten by each step
 
@@ -156,6 +183,7 @@ class MemoryStepper:
     def prime(self, x: torch.Tensor) -> torch.Tensor:
         """Forget the memory, then step through x (B, T): log p (B, V) of the token after it."""
         self.n, self.has_pending = 0, False
+        self.bar.zero_()
         self.lstm.reset()
         for k in range(x.shape[1]):
             logp = self.step(x[:, k])
@@ -167,14 +195,16 @@ class MemoryStepper:
         if self.has_pending:
             if self.n == self.memory.size:  # full: keep the newer half (a copy every size/2 steps)
                 half = self.memory.size // 2
-                self.keys[:, :half] = self.keys[:, -half:].clone()
-                self.values[:, :half] = self.values[:, -half:].clone()
+                for kept in (self.keys, self.values, self.bars):
+                    kept[:, :half] = kept[:, -half:].clone()
                 self.n = half
             self.keys[:, self.n] = self.memory.key(self.top)
-            self.values[:, self.n] = token
+            self.values[:, self.n], self.bars[:, self.n] = token, self.bar
             self.n += 1
+        self.bar += token == self.bar_id
         logits = self.lstm.step(token)
         self.has_pending = True
         query, values = self.top[:, None], self.values[:, : self.n]  # (B, 1, H), (B, N)
-        weights, lam = self.memory.read(query, self.keys[:, : self.n], values)  # every key is in the past
+        lag = (self.bar[:, None] - self.bars[:, : self.n])[:, None]  # (B, 1, N)
+        weights, lam = self.memory.read(query, self.keys[:, : self.n], values, lag, None, self.recall, self.phrasing)
         return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]
