@@ -103,8 +103,8 @@ def add_sampling(p) -> None:
         type=float,
         default=house.recall,
         help=f"for a model with a memory of the piece (pretrained:piano-memory): how much more it copies "
-        f"what it has heard, added to its copy gate's log-odds (default {house.recall:g}; above: themes "
-        "come back more, below: less; other models ignore it)",
+        f"what it has heard, added to its copy gate's log-odds (default {house.recall:g}: as trained; higher: "
+        "more comes back and the music varies less, see docs/generation.md; other models ignore it)",
     )
     p.add_argument(
         "--phrasing",

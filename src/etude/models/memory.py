@@ -11,11 +11,11 @@ so a passage that has been heard before makes its continuation likely again: mus
 back. Grave et al. score with theta * h_t . h_i and fix theta and lambda; here the look-up has
 learned query and key maps Q, K (H x H, both starting at sqrt(theta) I, which is their cache), and
 lam_t is a learned gate of h_t (sigmoid(g . h_t + b)) that, like the sentinel of a
-pointer-sentinel mixture (Merity et al. 2017), decides how much to copy. Music repeats at
-distances counted in bars (phrases of 4 and 8, strains of 16), so each score also gets a learned
-bias by the number of bars between t and i (0 .. MAX_BAR_LAG, one more for further back; REMI's
-Bar tokens count them; all 0 at the start, and one bucket for encodings without bars). They start from the model
-settings (`memory_theta`, `memory_lambda`) and train with the LSTM. The memory holds the last
+pointer-sentinel mixture (Merity et al. 2017), decides how much to copy; Q, K and the gate start
+from the model settings (`memory_theta`, `memory_lambda`) and train with the LSTM. Music repeats
+at distances counted in bars (phrases of 4 and 8, strains of 16), so each score also gets a
+learned bias by the number of bars between t and i (0 .. MAX_BAR_LAG, one more for further back;
+REMI's Bar tokens count them; 0 at the start; encodings without bars have one bucket). The memory holds the last
 `memory_size` positions of the piece being read or written (its primer included), never the
 training set.
 
