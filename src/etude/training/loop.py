@@ -180,6 +180,8 @@ def fit_schedule_to_budget(run: Run, done: int, elapsed: float) -> None:
     elapsed = float(run.ddp.sum(torch.tensor([elapsed])).item()) / run.ddp.world
     reachable = done + int((tc.max_minutes * 60 - elapsed) * timed / max(elapsed, 1e-9))
     tc.schedule_iterations = max(done + 1, min(tc.iterations, reachable))
+    run.scheduler.last_epoch -= 1  # the next iteration's rate again, now under the plan
+    run.scheduler.step()
     if run.ddp.main:
         save_config(run.run_dir, run.config)
         log.info(
@@ -190,12 +192,13 @@ def fit_schedule_to_budget(run: Run, done: int, elapsed: float) -> None:
         )
 
 
-def _validate_and_save(run: Run, done: int, tps: float, elapsed: float, say) -> None:
-    """Validation metrics (main process), the best so far, and checkpoint `ckpt-{done}`."""
+def _validate_and_save(run: Run, done: int, lr: float, tps: float, elapsed: float, say) -> None:
+    """Validation metrics (main process), the best so far, and checkpoint `ckpt-{done}`; `lr`:
+    the learning rate iteration `done` trained at, for the log."""
     is_best = False
     if run.ddp.main:
         run.metrics = run.validate()
-        run.log.record(done, "valid", run.metrics, run.scheduler.get_last_lr()[0], tps, elapsed)
+        run.log.record(done, "valid", run.metrics, lr, tps, elapsed)
         is_best = run.metrics["loss"] < run.best["loss"]
         if is_best:
             run.best = {
@@ -253,7 +256,8 @@ def _loop(run: Run, stop: _Stop, progress: bool) -> TrainResult:
     finished = False  # every process reached the end (or the stop) together
     try:
         while reason == "running":
-            # 1. one optimiser step
+            # 1. one optimiser step (the scheduler then moves on to the next iteration's rate)
+            lr = run.scheduler.get_last_lr()[0]
             loss, count = _step(run, net, done, autocast, part)
             done += 1
             tokens_seen += count
@@ -264,14 +268,12 @@ def _loop(run: Run, stop: _Stop, progress: bool) -> TrainResult:
             # 2. the training-loss log
             if run.log and done % tc.log_every == 0:
                 ppl = math.exp(min(loss, 50)) if run.model.unit == "token" else math.nan
-                run.log.record(
-                    done, "train", {"loss": loss, "perplexity": ppl}, run.scheduler.get_last_lr()[0], tps, elapsed
-                )
+                run.log.record(done, "train", {"loss": loss, "perplexity": ppl}, lr, tps, elapsed)
             # 3. validation and a checkpoint, when due
             out_of_time = ddp.any(tc.max_minutes > 0 and elapsed > tc.max_minutes * 60)
             kept = tc.keep_every > 0 and done % tc.keep_every == 0
             if done % tc.eval_every == 0 or done == tc.iterations or out_of_time or kept:
-                _validate_and_save(run, done, tps, elapsed, say)
+                _validate_and_save(run, done, lr, tps, elapsed, say)
                 saved = done
             # 4. the one stop check: the end, patience, the time budget, or a signal
             patience = saved == done and ddp.any(ddp.main and out_of_patience(done, run.best, tc))
