@@ -102,8 +102,8 @@ def test_the_bar_distance_bias_by_hand():
 
 
 def test_bars_are_counted_from_the_bar_tokens():
-    """The whole-piece path and the stepper count the same bars: a piece whose bars all repeat
-    bar 0 copies from 1 bar back more as that lag's bias grows, by either path."""
+    """The whole-piece path and the stepper count the same bars (their predictions agree with a
+    bias at 1 bar back), and that bias changes what is predicted."""
     m = _model()
     x, g = torch.tensor([[1, BAR, 7, 8, BAR, 7, 8, BAR, 7, 8, BAR, 7]]), torch.tensor([0])
     with torch.no_grad():
