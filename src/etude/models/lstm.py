@@ -107,8 +107,8 @@ class LSTMGenerator(nn.Module):
         self, genres: torch.Tensor, int8: bool = False, recall: float = 0.0, phrasing: float = 1.0
     ) -> LSTMStepper:
         """Generation steps for a batch of `genres` (B,), fused for the CPU, optionally int8
-        (recall, phrasing: no memory here to use them). The fused weights are made once and kept while no
-        parameter changes (each in-place update bumps a parameter's version)."""
+        (recall, phrasing: no memory here to use them). The fused weights are made once and kept
+        while no parameter changes (each in-place update bumps a parameter's version)."""
         versions = (tuple(p._version for p in self.parameters()), self.head.weight.device)
         kept = self.__dict__.setdefault("_fused", {})  # int8 -> (versions, FusedLSTM)
         if int8 not in kept or kept[int8][0] != versions:
