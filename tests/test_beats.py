@@ -92,6 +92,21 @@ def test_a_piece_performed_off_its_grid_comes_back_to_it():
     assert np.percentile(np.abs(np.sort(b["time"]) - np.sort(a["time"]) - shift), 95) < 0.03
 
 
+def test_a_grid_moved_off_the_beat_by_a_constant_keeps_its_tempo():
+    # POP909's case: the tempo is right, every note sits 0.37 beats after where the grid says
+    onsets, pitches, beats, downbeats = _stride(16, 0.5, 0.185)
+    score = _score(onsets, pitches)
+    assert B.own_grid_fit(score) < 0.3
+    shift, fit = B.grid_shift(score)
+    assert fit == 1.0 and abs((0.37 + shift) * 4 - round((0.37 + shift) * 4)) < 0.01
+    grid = B.find_grid(score)
+    # the beat is the sixteenth with the bass and the chords, not the melody's off-beat eighths
+    assert np.abs(grid.beats[: len(beats)] - beats).max() < 1e-3
+    assert mir_eval.beat.f_measure(downbeats, grid.downbeats) >= 0.9
+    moved, before, after = B.fit_to_grid(score)
+    assert after == 1.0 and len(moved.tracks[0].notes) == len(onsets)
+
+
 def test_bars_of_another_length_are_followed():
     assert B.bar_lengths(np.array([1, 5, 8, 12]), 14) == [(0, 1), (1, 4), (5, 3), (8, 4), (12, 2)]
     assert B.bar_lengths(np.array([0]), 15) == [(0, 4), (4, 4), (8, 4), (12, 3)]  # cut into 4s
@@ -99,7 +114,7 @@ def test_bars_of_another_length_are_followed():
 
 def test_pop909_beats_match_the_datasets_own_annotations():
     """POP909's files sit on a grid shifted off the beat; its authors' beats are the reference.
-    The first 20 songs (60 measured: mean F 0.92, see docs/data.md)."""
+    The first 20 songs (mean F 0.96, median 1.00; all 909: 0.95, see docs/data.md)."""
     scores = []
     for song in sorted(p.name.split(".")[0] for p in ANNOTATIONS.glob("*.beat_midi.txt"))[:20]:
         reference = np.loadtxt(ANNOTATIONS / f"{song}.beat_midi.txt")
@@ -107,7 +122,7 @@ def test_pop909_beats_match_the_datasets_own_annotations():
         grid = B.find_grid(reduce_to_piano(read_score(piano)))
         ref, found = mir_eval.beat.trim_beats(reference[:, 0]), mir_eval.beat.trim_beats(grid.beats)
         scores.append(mir_eval.beat.f_measure(ref, found))
-    assert np.mean(scores) >= 0.88 and np.median(scores) >= 0.9
+    assert np.mean(scores) >= 0.93 and np.median(scores) >= 0.98
 
 
 def test_prepare_re_times_only_the_pieces_off_their_grid_and_says_so(tmp_path):

@@ -4,7 +4,7 @@ from symusic import Note, Score, Tempo, Track
 
 from etude.config import DataConfig
 from etude.data import midi
-from etude.data.midi import Piece, Rejection, load_pieces, reduce_to_piano, seconds_to_ticks
+from etude.data.midi import Piece, Rejection, load_pieces, reduce_to_piano, seconds_to_ticks, ticks_to_seconds
 
 
 def test_good_files_load(good_corpus):
@@ -77,6 +77,8 @@ def test_seconds_to_ticks_follows_tempo_changes():
     s.tempos.append(Tempo(0, 120.0))  # 0.5 s per beat
     s.tempos.append(Tempo(960, 60.0))  # 1 s per beat from tick 960 (t = 1 s)
     assert seconds_to_ticks(s, np.array([0.0, 0.5, 1.0, 2.0])).tolist() == [0, 480, 960, 1440]
+    # and back, fractional ticks included: 240 ticks = 0.25 s before the change, 0.5 s after it
+    assert ticks_to_seconds(s, np.array([0, 240, 960, 1200, 1440])).tolist() == [0.0, 0.25, 1.0, 1.5, 2.0]
 
 
 def test_every_truncation_is_rejected_not_misread(tmp_path, good_corpus):

@@ -5,6 +5,12 @@ Where that grid is not the music's (piano-roll transcriptions, unquantised perfo
 shifted off the beat), the beats are found from the notes and the piece is re-timed so that each
 found beat falls on a beat of the file it becomes.
 
+A file whose onsets sit on the sixteenths of its own grid moved by a constant (POP909: its tempo
+is right, its beat is not; `grid_shift`) keeps its tempo map: its beats are its own quarters
+moved by that constant, on whichever of the four sixteenths carries the most accent (notes'
+velocity, weight in the bass and length: `accent_weights`, `shifted_beats`). Any other file's
+beats come from the tracker.
+
 The tracker (Ellis 2007, "Beat tracking by dynamic programming", J. New Music Research 36(1)):
 1. an onset-strength signal at `FPS` frames per second from note onsets (chord size and velocity
    weighted, the lowest notes counted more), smoothed;
@@ -31,11 +37,15 @@ from scipy.fft import next_fast_len
 from symusic import Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
+from etude.data.midi import ticks_to_seconds
+
 FPS = 50  # onset-strength frames per second
 PRIOR_S = 0.55  # centre of the tempo prior: seconds per beat (~110 bpm)
 MIN_PERIOD_S, MAX_PERIOD_S = 0.25, 1.5  # 40-240 beats per minute
 TIGHTNESS = 80.0  # how strongly the tracker holds the tempo (Ellis's alpha)
 FIT_TOLERANCE = 0.03  # beats either side of a grid point that count as on it
+SHIFT_FIT = 0.9  # a file fitting its own sixteenths this well once moved by a constant keeps its tempo
+PHASE_TOLERANCE = 0.06  # beats either side of a candidate beat within which an onset counts for it
 KEEP_FIT = 0.75  # a file whose own grid fits at least this well is left as it is
 IOI_BEATS = 2.5  # the tempo prior's centre in median inter-onset intervals
 PRIOR_RANGE_S = (0.35, 0.8)  # ... kept within these seconds per beat
@@ -81,6 +91,48 @@ def own_grid_fit(score: Score) -> float:
     """grid_fit of a one-track score's onsets on the file's own beats (its ticks per quarter)."""
     n = score.tracks[0].notes.numpy() if score.tracks else {"time": np.zeros(0)}
     return grid_fit(n["time"] / score.ticks_per_quarter)
+
+
+def grid_shift(score: Score) -> tuple[float, float]:
+    """(shift, fit) of a one-track score on its own grid moved by a constant: the shift in beats,
+    in [0, 1/4), that puts the most onsets within FIT_TOLERANCE beats of a sixteenth once added
+    to their positions on the file's own beats (searched by steps of 1/200, then moved to the
+    median of those onsets' offsets), and that share of onsets (nan for no onsets)."""
+    n = score.tracks[0].notes.numpy() if score.tracks else {"time": np.zeros(0)}
+    b = np.unique(n["time"]) / score.ticks_per_quarter
+    if b.size == 0:
+        return 0.0, float("nan")
+    shifts = np.arange(0.0, 0.25, 0.005)
+    x = 4 * (b[None, :] + shifts[:, None])  # (shifts, onsets) in sixteenths
+    on = np.abs(x - np.round(x)) <= 4 * FIT_TOLERANCE + 1e-9
+    k = int(np.argmax(on.mean(axis=1)))
+    centred = shifts[k] + float(np.median((np.round(x[k]) - x[k])[on[k]])) / 4  # the onsets' middle
+    return centred % 0.25, float(on[k].mean())
+
+
+def accent_weights(pitches: np.ndarray, velocities: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """How strongly each note marks a beat, (N,): velocity / 127, doubled for notes in the lowest
+    third of the piece's pitches, times the square root of its duration over the median duration
+    (clipped to 1/4..4): a beat is where the bass and the long notes fall."""
+    low = np.quantile(pitches, 0.33)
+    length = np.clip(durations / max(float(np.median(durations)), 1e-9), 0.25, 4.0)
+    return np.asarray(velocities, dtype=np.float64) / 127.0 * np.where(pitches <= low, 2.0, 1.0) * np.sqrt(length)
+
+
+def shifted_beats(score: Score, shift: float) -> np.ndarray:
+    """Beat times (s), (B,), of a one-track score whose grid is its own moved by `shift` beats
+    (`grid_shift`): of the four sixteenths that could be the beat, the one whose onsets (within
+    PHASE_TOLERANCE beats) carry the most `accent_weights`; from there a beat every quarter of
+    the file's own grid, timed by its tempo map."""
+    tpq = score.ticks_per_quarter
+    n = score.tracks[0].notes.numpy()
+    position = n["time"] / tpq + shift
+    accents = accent_weights(n["pitch"].astype(np.int64), n["velocity"], n["duration"].astype(np.float64))
+    gains = [np.sum(accents[np.abs((position - k / 4 + 0.5) % 1 - 0.5) < PHASE_TOLERANCE]) for k in range(4)]
+    offset = int(np.argmax(gains)) / 4 - shift  # the first beat's position on the file's own beats, mod 1
+    last = (score.end() / tpq) + 1
+    quarters = np.arange(offset % 1.0, last, 1.0)
+    return ticks_to_seconds(score, quarters * tpq)
 
 
 # ----------------------------------------------------------------------------- tracking
@@ -219,12 +271,17 @@ def find_downbeats(beats_s: np.ndarray, onsets, pitches, velocities, metre: int 
 
 
 def find_grid(score: Score) -> BeatGrid:
-    """The beat grid of a one-track score's notes (see the module docstring)."""
+    """The beat grid of a one-track score's notes (see the module docstring): its own grid
+    moved by a constant where that fits (SHIFT_FIT), else the tracker's."""
     n = score.to("second").tracks[0].notes.numpy()
     onsets, pitches, velocities = n["time"].astype(np.float64), n["pitch"].astype(np.int64), n["velocity"]
-    env = onset_strength(onsets, pitches, velocities)
-    frames = track_beats(env, beat_period(env, _file_period(score), prior_centre(onsets)))
-    beats = refine(frames / FPS, onsets)
+    shift, fit = grid_shift(score)
+    if fit >= SHIFT_FIT:
+        beats = shifted_beats(score, shift)
+    else:
+        env = onset_strength(onsets, pitches, velocities)
+        frames = track_beats(env, beat_period(env, _file_period(score), prior_centre(onsets)))
+        beats = refine(frames / FPS, onsets)
     return BeatGrid(beats, find_downbeats(beats, onsets, pitches, velocities))
 
 

@@ -198,19 +198,33 @@ def reduce_to_piano(score: Score) -> Score:
     return piano
 
 
-def seconds_to_ticks(score: Score, seconds: np.ndarray) -> np.ndarray:
-    """Tick positions of times given in seconds, through the score's tempo map (120 qpm default)."""
-    tpq = score.ticks_per_quarter
+def _tempo_table(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ticks, seconds per tick, seconds) at each tempo change of a score, (T,) each, a change
+    at tick 0 added at 120 qpm where the score has none."""
     tempos = sorted(((t.time, t.qpm) for t in score.tempos), key=lambda x: x[0])
     if not tempos or tempos[0][0] > 0:
         tempos.insert(0, (0, 120.0))
     ticks = np.array([t for t, _ in tempos], dtype=np.float64)
     qpm = np.array([q for _, q in tempos], dtype=np.float64)
-    sec_per_tick = 60.0 / (qpm * tpq)
-    starts = np.r_[0.0, np.cumsum(np.diff(ticks) * sec_per_tick[:-1])]  # seconds at each change
+    sec_per_tick = 60.0 / (qpm * score.ticks_per_quarter)
+    starts = np.r_[0.0, np.cumsum(np.diff(ticks) * sec_per_tick[:-1])]
+    return ticks, sec_per_tick, starts
+
+
+def seconds_to_ticks(score: Score, seconds: np.ndarray) -> np.ndarray:
+    """Tick positions of times given in seconds, through the score's tempo map (120 qpm default)."""
+    ticks, sec_per_tick, starts = _tempo_table(score)
     seconds = np.asarray(seconds, dtype=np.float64)
     k = np.searchsorted(starts, seconds, side="right") - 1
     return np.round(ticks[k] + (seconds - starts[k]) / sec_per_tick[k]).astype(np.int64)
+
+
+def ticks_to_seconds(score: Score, ticks: np.ndarray) -> np.ndarray:
+    """Times in seconds of (fractional) tick positions, through the score's tempo map."""
+    at, sec_per_tick, starts = _tempo_table(score)
+    ticks = np.asarray(ticks, dtype=np.float64)
+    k = np.clip(np.searchsorted(at, ticks, side="right") - 1, 0, None)
+    return starts[k] + (ticks - at[k]) * sec_per_tick[k]
 
 
 def first_seconds(score: Score, seconds: float) -> Score:
