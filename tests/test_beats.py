@@ -107,6 +107,15 @@ def test_a_grid_moved_off_the_beat_by_a_constant_keeps_its_tempo():
     assert after == 1.0 and len(moved.tracks[0].notes) == len(onsets)
 
 
+def test_beats_are_split_where_their_onsets_sit_on_thirty_seconds():
+    beats = np.arange(0, 12.01, 0.6)
+    sixteenths_of_the_half_beat = np.arange(0, 12, 0.075)  # every 1/8 of a 0.6 s beat
+    split = B.split_if_finer(beats, sixteenths_of_the_half_beat)
+    assert len(split) == 2 * len(beats) - 1 and np.allclose(np.diff(split), 0.3)
+    sixteenths = np.arange(0, 12, 0.15)  # every 1/4 of the beat: already on its grid
+    assert B.split_if_finer(beats, sixteenths) is beats
+
+
 def test_bars_of_another_length_are_followed():
     assert B.bar_lengths(np.array([1, 5, 8, 12]), 14) == [(0, 1), (1, 4), (5, 3), (8, 4), (12, 2)]
     assert B.bar_lengths(np.array([0]), 15) == [(0, 4), (4, 4), (8, 4), (12, 3)]  # cut into 4s

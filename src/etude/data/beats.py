@@ -19,7 +19,8 @@ The tracker (Ellis 2007, "Beat tracking by dynamic programming", J. New Music Re
    half it) is kept where it scores nearly as well (POP909's tempos are right, its phase is not);
 3. beats by dynamic programming: each beat's score is the onset strength there plus the best
    earlier beat's score less `TIGHTNESS * log(interval / period)^2`, so the tempo may drift;
-4. the beats moved onto the onsets' sixteenth and triplet grid (`refine`);
+4. the beats moved onto the onsets' sixteenth and triplet grid (`refine`), and split in two where
+   that puts FINER_GAIN more of the onsets on it (`split_if_finer`);
 5. downbeats: a Viterbi path over the position in a bar of four beats, rewarding bar starts on
    beats with bass, a chord change and strong onsets, where a bar of another length costs
    BAR_CHANGE_COST.
@@ -52,6 +53,7 @@ PRIOR_RANGE_S = (0.35, 0.8)  # ... kept within these seconds per beat
 HARMONICS = (0.5, 0.5)  # weight of the autocorrelation at twice and at half a candidate period
 FILE_TEMPO_SHARE = 0.8  # the file's own tempo is kept when it scores this share of the best
 TEMPO_TOLERANCE_S = 0.03  # a new tempo is written before any beat strays further from its time
+FINER_GAIN = 0.05  # grid fit that beats split in two must gain to be taken
 BAR_CHANGE_COST = 8.0  # downbeat evidence (in units of its mean) a bar of another length must earn
 
 
@@ -281,7 +283,7 @@ def find_grid(score: Score) -> BeatGrid:
     else:
         env = onset_strength(onsets, pitches, velocities)
         frames = track_beats(env, beat_period(env, _file_period(score), prior_centre(onsets)))
-        beats = refine(frames / FPS, onsets)
+        beats = split_if_finer(refine(frames / FPS, onsets), onsets)
     return BeatGrid(beats, find_downbeats(beats, onsets, pitches, velocities))
 
 
@@ -322,6 +324,18 @@ def refine(beats: np.ndarray, onsets: np.ndarray, rounds: int = 3) -> np.ndarray
         if np.all(np.diff(moved) > 0):
             beats = moved
     return beats
+
+
+def split_if_finer(beats: np.ndarray, onsets: np.ndarray) -> np.ndarray:
+    """The beats (s), (B,), or each split in two, (2B - 1,), where that raises the onsets' grid fit
+    by FINER_GAIN or more although the fit's tolerance then shrinks to half as many seconds:
+    onsets on a beat's odd thirty-seconds are the sixteenths of a beat twice as fast (a piano
+    roll's half notes found where the rag's pulse is the quarter)."""
+    if len(beats) < 3:
+        return beats
+    halves = np.r_[np.stack([beats[:-1], (beats[:-1] + beats[1:]) / 2], axis=1).ravel(), beats[-1]]
+    gain = grid_fit(seconds_to_beats(halves, onsets)) - grid_fit(seconds_to_beats(beats, onsets))
+    return halves if gain >= FINER_GAIN else beats
 
 
 def _file_period(score: Score) -> float | None:
