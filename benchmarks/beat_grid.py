@@ -10,6 +10,8 @@
 3. `etude data prepare` of the piano corpus with --retime auto and off, one after the other on
    this machine: the wall-time ratio (target <= 2), and the median grid fit per genre before and
    after (target >= 0.9 in every genre).
+   Beside them AMLt, which also counts beats found at twice or half the score's tempo or on its
+   off-beat: how much of the miss is the metrical level rather than the pulse.
 Targets (issue 29): beat F >= 0.9 on both 1 and 2, downbeat F >= 0.8.
 
     python benchmarks/beat_grid.py [--pop 909] [--retimed 30] [--no-prepare]
@@ -39,6 +41,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def f_measure(reference: np.ndarray, found: np.ndarray) -> float:
     return mir_eval.beat.f_measure(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(found))
+
+
+def any_level(reference: np.ndarray, found: np.ndarray) -> float:
+    """AMLt (mir_eval.beat.continuity): the share of beats on a continuously correct stretch when
+    twice, half the tempo and the off-beat also count: on the music's pulse, at whatever level."""
+    return mir_eval.beat.continuity(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(found))[3]
 
 
 def own_beats(score: Score) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +106,7 @@ def retimed(per_genre: int) -> dict:
     for genre in ("classical", "folk", "videogame"):
         files = sorted((SHARED / "piano" / genre).glob("*.mid"))
         random.Random(0).shuffle(files)
-        beat, down = [], []
+        beat, down, level = [], [], []
         for path in files:
             score = reduce_to_piano(read_score(path))
             if B.own_grid_fit(score) < 0.85:
@@ -108,9 +116,15 @@ def retimed(per_genre: int) -> dict:
             grid = B.find_grid(played)
             beat.append(f_measure(warp(beats), grid.beats))
             down.append(f_measure(warp(bars), grid.downbeats))
+            level.append(any_level(warp(beats), grid.beats))
             if len(beat) == per_genre:
                 break
-        out[genre] = {"beat": float(np.mean(beat)), "downbeat": float(np.mean(down)), "pieces": len(beat)}
+        out[genre] = {
+            "beat": float(np.mean(beat)),
+            "downbeat": float(np.mean(down)),
+            "any_level": float(np.mean(level)),
+            "pieces": len(beat),
+        }
     return out
 
 
@@ -138,7 +152,10 @@ def main() -> None:
         f"downbeat F {p['downbeat']:.3f} (target 0.8); {1000 * p['seconds']:.0f} ms a song"
     )
     for genre, r in result["retimed"].items():
-        print(f"re-timed {genre} ({r['pieces']}): beat F {r['beat']:.3f}, downbeat F {r['downbeat']:.3f}")
+        print(
+            f"re-timed {genre} ({r['pieces']}): beat F {r['beat']:.3f}, downbeat F {r['downbeat']:.3f}, "
+            f"AMLt {r['any_level']:.3f} (any metrical level)"
+        )
     if not args.no_prepare:
         result["prepare"] = prep = prepare_both()
         print(
