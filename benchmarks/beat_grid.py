@@ -3,7 +3,9 @@
 1. POP909's own beat and downbeat annotations (../shared/data/annotations/pop909): beat and
    downbeat F-measure (mir_eval, +-70 ms) of the beats found from the notes, and of the file's
    own grid beside them.
-2. Pieces whose grid is good (classical, folk, videogame files with a grid fit >= 0.85), re-timed
+2. Held-out pieces whose grid is good (classical, folk, videogame files of the test and
+   validation splits of the corpus prepared in 3, or of --data with --no-prepare; all files
+   with neither; a grid fit >= 0.85), re-timed
    at random as a performance would be (tempo x0.7-1.4, a shift of 0-1 s, a slow tempo drift of up
    to 8 %, +-20 ms onset jitter, written at 120 qpm): F-measure of the beats found against the
    file's own beats moved the same way (dotted quarters in compound metres).
@@ -14,7 +16,7 @@
    off-beat: how much of the miss is the metrical level rather than the pulse.
 Targets (issue 29): beat F >= 0.9 on both 1 and 2, downbeat F >= 0.8.
 
-    python benchmarks/beat_grid.py [--pop 909] [--retimed 30] [--no-prepare]
+    python benchmarks/beat_grid.py [--pop 909] [--retimed 60] [--data PREPARED] [--no-prepare]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from symusic.core import NoteTickList
 from etude.config import DataConfig
 from etude.data import beats as B
 from etude.data import prepare
+from etude.data.corpus import load_split
 from etude.data.midi import read_score, reduce_to_piano, seconds_to_ticks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -100,11 +103,20 @@ def performed(score: Score, rng: np.random.Generator):
     return out, warp
 
 
-def retimed(per_genre: int) -> dict:
+def candidates(genre: str, split: dict[str, str] | None) -> list[Path]:
+    """The genre's files; with the corpus's split, only those of its test and validation splits:
+    the tracker's settings were chosen on the training split's pieces."""
+    files = sorted((SHARED / "piano" / genre).glob("*.mid"))
+    if split is None:
+        return files
+    return [f for f in files if split.get(f"{genre}/{f.name}", "train") != "train"]
+
+
+def retimed(per_genre: int, split: dict[str, str] | None) -> dict:
     rng = np.random.default_rng(0)
     out = {}
     for genre in ("classical", "folk", "videogame"):
-        files = sorted((SHARED / "piano" / genre).glob("*.mid"))
+        files = candidates(genre, split)
         random.Random(0).shuffle(files)
         beat, down, level = [], [], []
         for path in files:
@@ -128,36 +140,36 @@ def retimed(per_genre: int) -> dict:
     return out
 
 
-def prepare_both() -> dict:
+def prepare_both() -> tuple[dict, dict[str, str]]:
+    """Times and grid fits of the corpus prepared without and with re-timing, and its split."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("off", "auto"):
             t0 = time.perf_counter()
             meta = prepare(SHARED / "piano", Path(tmp) / mode, DataConfig(retime=mode), workers=2)
             out[mode] = {"seconds": round(time.perf_counter() - t0, 1), "grid": meta["grid"]["genres"]}
+        split = load_split(Path(tmp) / "auto" / "split.json")
     out["ratio"] = out["auto"]["seconds"] / out["off"]["seconds"]
-    return out
+    return out, split
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pop", type=int, default=909, help="POP909 songs (default all 909)")
-    parser.add_argument("--retimed", type=int, default=30, help="re-timed pieces per genre (default 30)")
+    parser.add_argument("--retimed", type=int, default=60, help="re-timed pieces per genre (default 60)")
+    parser.add_argument("--data", type=Path, help="with --no-prepare: the corpus prepared, for its split")
     parser.add_argument("--no-prepare", action="store_true", help="skip the two preparations of the corpus")
     args = parser.parse_args()
-    result = {"pop909": pop909(args.pop), "retimed": retimed(args.retimed)}
+    result: dict = {"pop909": pop909(args.pop)}
     p = result["pop909"]
     print(
         f"POP909 ({p['songs']} songs): beat F {p['beat']:.3f} (target 0.9; the file's own grid {p['file_beat']:.3f}), "
         f"downbeat F {p['downbeat']:.3f} (target 0.8); {1000 * p['seconds']:.0f} ms a song"
     )
-    for genre, r in result["retimed"].items():
-        print(
-            f"re-timed {genre} ({r['pieces']}): beat F {r['beat']:.3f}, downbeat F {r['downbeat']:.3f}, "
-            f"AMLt {r['any_level']:.3f} (any metrical level)"
-        )
+    split = load_split(args.data / "split.json") if args.data else None
     if not args.no_prepare:
-        result["prepare"] = prep = prepare_both()
+        prep, split = prepare_both()
+        result["prepare"] = prep
         print(
             f"prepare: {prep['off']['seconds']} s without re-timing, {prep['auto']['seconds']} s with "
             f"(ratio {prep['ratio']:.2f}, target <= 2)"
@@ -165,6 +177,12 @@ def main() -> None:
         for genre, g in prep["auto"]["grid"].items():
             fit = f"grid fit {g['fit_before']:.2f} -> {g['fit_after']:.2f}"
             print(f"  {genre:<10} {fit} ({g['retimed']} of {g['pieces']} re-timed)")
+    result["retimed"] = retimed(args.retimed, split)
+    for genre, r in result["retimed"].items():
+        print(
+            f"re-timed {genre} ({r['pieces']}{' held-out' if split else ''}): beat F {r['beat']:.3f}, "
+            f"downbeat F {r['downbeat']:.3f}, AMLt {r['any_level']:.3f} (any metrical level)"
+        )
     Path("out").mkdir(exist_ok=True)
     Path("out/beat_grid.json").write_text(json.dumps(result, indent=1))
 

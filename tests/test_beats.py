@@ -116,6 +116,39 @@ def test_beats_are_split_where_their_onsets_sit_on_thirty_seconds():
     assert B.split_if_finer(beats, sixteenths) is beats
 
 
+def test_the_metre_is_how_the_bar_start_evidence_repeats():
+    def evidence(pattern, bars=12):
+        e = np.tile(np.asarray(pattern, dtype=np.float64), bars)
+        return e - e.mean()
+
+    assert B.metre_of(evidence([3, 0, 0])) == 3  # a waltz: every third beat
+    assert B.metre_of(evidence([3, 0, 1, 0])) == 4  # beat 3 weaker than beat 1
+    assert B.metre_of(evidence([2, 0])) == 4  # every other beat alike: 2 or 4 as written, 4 kept
+    assert B.metre_of(evidence([2, 0, 2, 0, 1, 0, 1, 0])) == 2  # every 2 beats 1.25 x as alike as every 4
+    assert B.metre_of(evidence([2, 0, 2, 0], bars=3)) == 4  # too few beats (12 < 16) to tell
+
+
+def test_a_waltz_performed_off_its_grid_gets_bars_of_three():
+    # bass on 1, chord on 2 and 3, a tune in eighths, a chord change every bar, at 0.41 s a
+    # beat, jittered 15 ms
+    rng = np.random.default_rng(1)
+    onsets, pitches = [], []
+    for bar in range(24):
+        root = [36, 41, 43, 38][bar % 4]
+        for beat in range(3):
+            t = 0.27 + (bar * 3 + beat) * 0.41
+            onsets += [t] if beat == 0 else [t] * 3
+            pitches += [root] if beat == 0 else [root + 12, root + 16, root + 19]
+            for half in (0, 1):
+                onsets.append(t + half * 0.205), pitches.append(72 + (bar * 5 + beat * 2 + half) % 12)
+    onsets = np.array(onsets)
+    score = _score(np.maximum(onsets + rng.uniform(-0.015, 0.015, len(onsets)), 0), pitches)
+    grid = B.find_grid(score)
+    downbeats = 0.27 + np.arange(24) * 3 * 0.41
+    assert mir_eval.beat.f_measure(downbeats, grid.downbeats) >= 0.9
+    assert np.median(np.diff(grid.bar_starts)) == 3
+
+
 def test_bars_of_another_length_are_followed():
     assert B.bar_lengths(np.array([1, 5, 8, 12]), 14) == [(0, 1), (1, 4), (5, 3), (8, 4), (12, 2)]
     assert B.bar_lengths(np.array([0]), 15) == [(0, 4), (4, 4), (8, 4), (12, 3)]  # cut into 4s

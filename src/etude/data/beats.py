@@ -21,9 +21,10 @@ The tracker (Ellis 2007, "Beat tracking by dynamic programming", J. New Music Re
    earlier beat's score less `TIGHTNESS * log(interval / period)^2`, so the tempo may drift;
 4. the beats moved onto the onsets' sixteenth and triplet grid (`refine`), and split in two where
    that puts FINER_GAIN more of the onsets on it (`split_if_finer`);
-5. downbeats: a Viterbi path over the position in a bar of four beats, rewarding bar starts on
-   beats with bass, a chord change and strong onsets, where a bar of another length costs
-   BAR_CHANGE_COST.
+5. downbeats: the metre (bars of 2, 3 or 4 beats) from how the evidence for a bar start (bass, a
+   chord change, strong onsets on the beat) repeats, then a Viterbi path over the position in
+   the bar rewarding bar starts on beats with that evidence, where a bar of another length
+   costs BAR_CHANGE_COST.
 
 Grid fit (`grid_fit`): the share of onsets within `FIT_TOLERANCE` beats of a sixteenth or a triplet
 eighth of the grid; notes placed at random score about 0.36 (6 grid points per beat x 0.06).
@@ -55,6 +56,7 @@ FILE_TEMPO_SHARE = 0.8  # the file's own tempo is kept when it scores this share
 TEMPO_TOLERANCE_S = 0.03  # a new tempo is written before any beat strays further from its time
 FINER_GAIN = 0.05  # grid fit that beats split in two must gain to be taken
 BAR_CHANGE_COST = 8.0  # downbeat evidence (in units of its mean) a bar of another length must earn
+DUPLE_SHARE = 1.2  # how much more the evidence must repeat every 2 beats than every 4 for bars of 2
 
 
 @dataclass(frozen=True)
@@ -244,15 +246,29 @@ def _beat_features(beats_s: np.ndarray, onsets, pitches, velocities) -> np.ndarr
     return feats / (feats.mean(axis=0) + 1e-9)
 
 
-def find_downbeats(beats_s: np.ndarray, onsets, pitches, velocities, metre: int = 4) -> np.ndarray:
+def metre_of(evidence: np.ndarray) -> int:
+    """Beats in a bar from the downbeat evidence per beat (mean 0), (B,): 3 where it repeats more
+    strongly every 3 beats than every 2 or 4, else 2 where every 2 beats repeats DUPLE_SHARE
+    times as strongly as every 4, else 4. Repeats = the evidence's autocorrelation at that lag."""
+    if len(evidence) < 16:
+        return 4
+    ac = {lag: float(np.dot(evidence[:-lag], evidence[lag:])) / (len(evidence) - lag) for lag in (2, 3, 4)}
+    if ac[3] > max(ac[2], ac[4]):
+        return 3
+    return 2 if ac[2] > DUPLE_SHARE * ac[4] else 4
+
+
+def find_downbeats(beats_s: np.ndarray, onsets, pitches, velocities, metre: int | None = None) -> np.ndarray:
     """Indices of the beats that start bars: a Viterbi path over the position in the bar (0 to
-    metre - 1) from beat to beat, each beat moving one position on, or starting a new bar
-    early or late at a cost of BAR_CHANGE_COST; a beat at position 0 earns its downbeat evidence
-    (the sum of `_beat_features`, less its mean). Returns (D,) indices, increasing."""
-    if len(beats_s) < 2 * metre:
-        return np.arange(0, len(beats_s), metre)
+    metre - 1; by `metre_of` where not given) from beat to beat, each beat moving one position on,
+    or starting a new bar early or late at a cost of BAR_CHANGE_COST; a beat at position 0 earns
+    its downbeat evidence (the sum of `_beat_features`, less its mean). Returns (D,) indices,
+    increasing."""
+    if len(beats_s) < 8:
+        return np.arange(0, len(beats_s), metre or 4)
     evidence = _beat_features(beats_s, onsets, pitches, velocities).sum(axis=1)
     evidence = evidence - evidence.mean()
+    metre = metre or metre_of(evidence)
     b = len(beats_s)
     # cost of moving from position i to j: 0 for j = i + 1 (mod metre), else BAR_CHANGE_COST
     step = np.full((metre, metre), -BAR_CHANGE_COST)
