@@ -101,7 +101,7 @@ def grid_shift(score: Score) -> tuple[float, float]:
     """(shift, fit) of a one-track score on its own grid moved by a constant: the shift in beats,
     in [0, 1/4), that puts the most onsets within FIT_TOLERANCE beats of a sixteenth once added
     to their positions on the file's own beats (searched by steps of 1/200, then moved to the
-    median of those onsets' offsets), and that share of onsets (nan for no onsets)."""
+    median of those onsets' offsets), and that share of the distinct onset times (nan for none)."""
     n = score.tracks[0].notes.numpy() if score.tracks else {"time": np.zeros(0)}
     b = np.unique(n["time"]) / score.ticks_per_quarter
     if b.size == 0:
@@ -114,13 +114,16 @@ def grid_shift(score: Score) -> tuple[float, float]:
     return centred % 0.25, float(on[k].mean())
 
 
-def accent_weights(pitches: np.ndarray, velocities: np.ndarray, durations: np.ndarray) -> np.ndarray:
+def accent_weights(pitches: np.ndarray, velocities: np.ndarray, durations: np.ndarray | None = None) -> np.ndarray:
     """How strongly each note marks a beat, (N,): velocity / 127, doubled for notes in the lowest
-    third of the piece's pitches, times the square root of its duration over the median duration
-    (clipped to 1/4..4): a beat is where the bass and the long notes fall."""
-    low = np.quantile(pitches, 0.33)
-    length = np.clip(durations / max(float(np.median(durations)), 1e-9), 0.25, 4.0)
-    return np.asarray(velocities, dtype=np.float64) / 127.0 * np.where(pitches <= low, 2.0, 1.0) * np.sqrt(length)
+    third of the piece's pitches, and with `durations` times the square root of each note's
+    duration over the median (clipped to 1/4..4): a beat is where the bass and long notes fall."""
+    weight = (
+        np.asarray(velocities, dtype=np.float64) / 127.0 * np.where(pitches <= np.quantile(pitches, 0.33), 2.0, 1.0)
+    )
+    if durations is None:
+        return weight
+    return weight * np.sqrt(np.clip(durations / max(float(np.median(durations)), 1e-9), 0.25, 4.0))
 
 
 def shifted_beats(score: Score, shift: float) -> np.ndarray:
@@ -142,14 +145,12 @@ def shifted_beats(score: Score, shift: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- tracking
 def onset_strength(onsets: np.ndarray, pitches: np.ndarray, velocities: np.ndarray) -> np.ndarray:
     """Onset strength at FPS frames per second, shape (frames,): per onset frame the log of
-    1 + its notes' weights (velocity / 127, doubled for notes in the lowest third of the
-    frame's pitches seen over the piece), smoothed with a 20 ms Gaussian."""
+    1 + its notes' `accent_weights` (velocity and bass, not length), smoothed with a 20 ms
+    Gaussian."""
     frames = np.round(np.asarray(onsets) * FPS).astype(np.int64)
     if frames.size == 0:
         return np.zeros(1)
-    low = np.quantile(pitches, 0.33)
-    weight = (np.asarray(velocities, dtype=np.float64) / 127.0) * np.where(pitches <= low, 2.0, 1.0)
-    env = np.bincount(frames, weights=weight, minlength=frames.max() + 2 * FPS)
+    env = np.bincount(frames, weights=accent_weights(pitches, velocities), minlength=frames.max() + 2 * FPS)
     env = np.log1p(env)
     sigma = 0.02 * FPS  # 20 ms in frames
     kernel = np.exp(-0.5 * (np.arange(-3 * int(np.ceil(sigma)), 3 * int(np.ceil(sigma)) + 1) / sigma) ** 2)
