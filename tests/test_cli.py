@@ -198,21 +198,21 @@ def test_sampling_options_reach_the_sampler(flags, spare):
     from etude.cli import build_parser
     from etude.cli.common import sampling_of
 
-    for command in (["generate"], ["perform", "--jsonl", "-"]):
+    for command in (["generate"], ["perform", "--jsonl", "-"], ["evaluate", "pretrained", "--out", "report"]):
         args = build_parser().parse_args([*command, "--top-k", "3", "--top-p", "0.9", "--recall", "1.5", *flags])
         s = sampling_of(args)
         assert (s.top_k, s.top_p, s.temperature, s.spare, s.recall, s.phrasing) == (3, 0.9, 1.0, spare, 1.5, 1.0)
 
 
 def test_the_cli_samples_as_the_python_api_does():
-    """One home for the sampling defaults: `etude generate`, `etude perform`, the studio and a
-    Python caller's Sampling() are the same settings."""
+    """One home for the sampling defaults: `etude generate`, `etude perform`, `etude evaluate`, the
+    studio and a Python caller's Sampling() are the same settings."""
     from etude.cli import build_parser
     from etude.cli.common import sampling_of
     from etude.generation.generate import Sampling
     from etude.studio.generate import GenerateRequest
 
-    for command in (["generate"], ["perform", "--jsonl", "-"]):
+    for command in (["generate"], ["perform", "--jsonl", "-"], ["evaluate", "pretrained", "--out", "report"]):
         assert sampling_of(build_parser().parse_args(command)) == Sampling()
     request = GenerateRequest()
     assert (request.temperature, request.top_k, request.top_p) == (

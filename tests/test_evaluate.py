@@ -7,7 +7,9 @@ import pytest
 from etude.cli import main
 from etude.data.store import open_split
 from etude.evaluation.classifier import ListeningConfig
-from etude.evaluation.compare import evaluate
+from etude.evaluation.compare import evaluate, generated_set
+from etude.generation.generate import Sampling
+from etude.models.checkpoint import load_checkpoint
 
 
 class _Media(HTMLParser):
@@ -34,6 +36,7 @@ def report(tiny_run, tmp_path_factory):
         length="8s",
         classifier_config=ListeningConfig(iterations=40),
         progress=False,
+        sampling=Sampling(temperature=0.9, recall=0.5),
     )
     return out, result
 
@@ -42,6 +45,7 @@ def test_report_files_and_numbers(report):
     out, result = report
     saved = json.loads((out / "report.json").read_text())
     assert saved["pieces_per_set"] == {"original": 4, "lstm": 4}
+    assert (saved["sampling"]["temperature"], saved["sampling"]["recall"]) == (0.9, 0.5)
     for name in ("original", "lstm"):
         assert 0 <= saved["spectral"][name]["js_distance"] <= 1
     assert saved["spectral"]["original"]["log_spectral_distance_db"] == pytest.approx(0, abs=1e-9)
@@ -86,6 +90,18 @@ def test_report_files_and_numbers(report):
             assert values["bar_repetition"] is None or 0 <= values["bar_repetition"] <= 1
             assert len(values["lag_profile"]) == 8
             assert values["last_30s_same_key"] is None  # 8 s pieces: too short for long form
+
+
+def test_the_generated_set_samples_as_asked(tiny_run):
+    ckpt = load_checkpoint(tiny_run)
+    genres = ckpt.encoding.genres
+
+    def notes(sampling):
+        pieces = generated_set("lstm", ckpt, genres, 2, "4s", seed=3, sampling=sampling)
+        return [score.tracks[0].notes.numpy()["pitch"].tolist() for score in pieces.scores]
+
+    assert notes(None) == notes(Sampling())  # the house settings by default
+    assert notes(Sampling(temperature=1.6)) != notes(Sampling())
 
 
 def test_html_embeds_every_image_and_audio(report):

@@ -74,7 +74,8 @@ def optional_path(text: str | None) -> Path | None:
 
 
 def add_sampling(p) -> None:
-    """The sampling options shared by generate and perform."""
+    """The sampling options shared by generate, perform (each with `add_seed_and_int8`) and
+    evaluate."""
     from etude.generation.generate import Sampling
 
     house = Sampling()
@@ -114,6 +115,10 @@ def add_sampling(p) -> None:
         f"the distances it learned (phrases of 4 and 8 bars), a multiplier on that preference (default "
         f"{house.phrasing:g}; 1: as trained; other models ignore it)",
     )
+
+
+def add_seed_and_int8(p) -> None:
+    """The seed and weight options of generate and perform."""
     p.add_argument("--seed", type=at_least(0), default=0, help="sampling seed (default 0)")
     p.add_argument(
         "--int8",

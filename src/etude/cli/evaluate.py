@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from etude.cli.common import (
+    add_sampling,
     at_least,
     optional_path,
+    sampling_of,
 )
 from etude.errors import InputError
 
@@ -27,6 +29,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         soundfont=optional_path(args.soundfont),
         data=optional_path(args.data),
+        sampling=sampling_of(args),
     )
     lstm = report["spectral"]["lstm"]
     print(
@@ -52,7 +55,8 @@ def add_evaluate(sub, help: str) -> None:
             "adherence by a classifier (trained on RUN's data unless --classifier), longest run "
             "copied from the training set (notes and bars), and test-set likelihood (also by position in "
             "whole pieces, beside the model mixed with a copy model of the piece). "
-            "Writes report.html (self-contained), report.json and PNG figures into --out."
+            "Event models sample with the sampling options below (generate's; piano-roll baselines ignore them); "
+            "report.json records them. Writes report.html (self-contained), report.json and PNG figures into --out."
         ),
     )
     p.add_argument(
@@ -73,8 +77,9 @@ def add_evaluate(sub, help: str) -> None:
         "--seed",
         type=at_least(0),
         default=0,
-        help="sampling seed of the generated sets (default 0; event models sample with generate's defaults)",
+        help="sampling seed of the generated sets (default 0)",
     )
+    add_sampling(p)
     p.add_argument("--soundfont", metavar="SF2", help="SoundFont for rendering (default: the bundled General MIDI one)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR")
     p.set_defaults(func=cmd_evaluate)

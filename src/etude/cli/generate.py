@@ -8,6 +8,7 @@ from pathlib import Path
 from etude.cli.common import (
     add_robot_option,
     add_sampling,
+    add_seed_and_int8,
     ask_of,
     at_least,
     optional_path,
@@ -59,6 +60,7 @@ def add_generate(sub, help: str) -> None:
     p.add_argument("--length", default="60s", help="musical length: seconds (60s) or new tokens (512t); default 60s")
     p.add_argument("--out", default="generated", metavar="DIR", help="output folder (default ./generated)")
     add_sampling(p)
+    add_seed_and_int8(p)
     p.add_argument("--primer", metavar="FILE.mid[:SECONDS]", help="continue this piece (its first SECONDS)")
     add_robot_option(p)
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="default cpu")

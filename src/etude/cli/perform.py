@@ -8,6 +8,7 @@ import sys
 from etude.cli.common import (
     add_robot_option,
     add_sampling,
+    add_seed_and_int8,
     ask_of,
     at_least,
     finite,
@@ -114,6 +115,7 @@ def add_perform(sub, help: str) -> None:
         "--pieces", type=at_least(1), default=1, help="pieces to generate and play (default 1; --loop: endless)"
     )
     add_sampling(gen)
+    add_seed_and_int8(gen)
     p.set_defaults(func=cmd_perform)
 
 

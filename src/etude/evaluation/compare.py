@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,14 +72,18 @@ def original_set(data: Path, encoding: EventEncoding, n: int, length: Length | N
     return PieceSet("original", scores, [encoding.genres[int(index[k, 2])] for k in chosen])
 
 
-def generated_set(name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int) -> PieceSet:
-    """n pieces, shared out over `genres` (each genre sampled as one batch)."""
+def generated_set(
+    name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int, sampling: Sampling | None = None
+) -> PieceSet:
+    """n pieces, shared out over `genres` (each genre sampled as one batch); an event model
+    samples with `sampling` (default: the house settings), a piano-roll model without top-p."""
     want = [genres[k % len(genres)] for k in range(n)]
+    if not isinstance(ckpt.encoding, EventEncoding):
+        sampling = Sampling(top_p=1.0)
     scores, labels = [], []
     for g in dict.fromkeys(want):
         count = want.count(g)
-        sampling = Sampling() if isinstance(ckpt.encoding, EventEncoding) else Sampling(top_p=1.0)
-        scores += sample_scores(ckpt, Ask(g, count, length, sampling, seed))
+        scores += sample_scores(ckpt, Ask(g, count, length, sampling or Sampling(), seed))
         labels += [g] * count
     return PieceSet(name, scores, labels)
 
@@ -228,21 +232,25 @@ def evaluate(
     data: Path | None = None,
     classifier_config: JudgeConfig | None = None,
     progress: bool = True,
+    sampling: Sampling | None = None,
 ) -> dict:
     """Evaluate a run (and baselines) and write the report into `out`; returns report.json's dict.
 
     `data` replaces the prepared data folder the run was trained on (for a model whose folder is
     elsewhere, like the shipped one); its vocabulary must be the model's. Without `classifier`,
-    one is trained on that data with `classifier_config` (default: the listening judge's)."""
+    one is trained on that data with `classifier_config` (default: the listening judge's). Event
+    models sample with `sampling` (default: the house settings, `Sampling()`)."""
     from etude.evaluation.report import write_report
 
     t0 = time.perf_counter()
+    sampling = sampling or Sampling()
+    sampling.check()
     problems: list[str] = []
     ckpt = _load_run(run, data)
     out = Path(out)
     ensure_dir(out, "report folder")
     # 1. the sets: original test pieces, the run's pieces, each baseline's pieces; rendered and measured
-    sets, loaded_baselines = _sets(ckpt, baselines or [], n, length, seed, problems)
+    sets, loaded_baselines = _sets(ckpt, baselines or [], n, length, seed, sampling, problems)
     for s in list(sets):
         if not s.scores:
             problems.append(f"set {s.name} is empty")
@@ -255,6 +263,7 @@ def evaluate(
         "pieces_per_set": {s.name: len(s.scores) for s in sets},
         "sample_rate": SAMPLE_RATE,
         "length": length,
+        "sampling": asdict(sampling),
         **_against_original(sets),
     }
     # 3. likelihood of the test split under each model
@@ -294,20 +303,22 @@ def _load_run(run: Path, data: Path | None) -> Checkpoint:
     return ckpt
 
 
-def _sets(ckpt: Checkpoint, baselines: list[Path], n: int, length: str, seed: int, problems: list[str]):
+def _sets(
+    ckpt: Checkpoint, baselines: list[Path], n: int, length: str, seed: int, sampling: Sampling, problems: list[str]
+):
     """The original set, the run's generated set and one per baseline that loads (with the
     baselines' checkpoints); a baseline that fails is added to `problems`."""
     genres = ckpt.encoding.genres
     sets = [
         original_set(Path(ckpt.config.data), ckpt.encoding, n, Length.parse(length)),
-        generated_set("lstm", ckpt, genres, n, length, seed),
+        generated_set("lstm", ckpt, genres, n, length, seed, sampling),
     ]
     loaded = []
     for path in baselines:
         try:
             other = load_checkpoint(path)
             shared = [g for g in genres if g in other.encoding.genres] or other.encoding.genres
-            sets.append(generated_set(Path(path).name, other, shared, n, length, seed))
+            sets.append(generated_set(Path(path).name, other, shared, n, length, seed, sampling))
             loaded.append((path, other))
         except EtudeError as exc:
             problems.append(f"baseline {path}: {exc}")
