@@ -47,17 +47,23 @@ class FusedLSTM:
             raise ConfigError("int8 generation runs on the CPU with a quantised engine (fbgemm or qnnpack)")
         self.embed, self.genre, self.lstm, self.int8, self.device = embed, genre, lstm, int8, dev
         self.H, self.L, self.V = lstm.hidden_size, lstm.num_layers, head.out_features
+        # gate rows reordered from torch's (input, forget, candidate, output) to (input, forget,
+        # output, candidate): the three sigmoid gates are then one contiguous block, one op
+        H = self.H
+        order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(dev)
         with torch.no_grad():
             w_ih0, E = lstm.weight_ih_l0.detach().float(), embed.embedding_dim
             table = embed.weight.detach().float() @ w_ih0[:, :E].t() + lstm.bias_ih_l0 + lstm.bias_hh_l0  # (V, 4H)
             if genre is not None:
                 table = table[None] + (genre.weight.detach().float() @ w_ih0[:, E:].t())[:, None]  # (G, V, 4H)
-            self.table = table.reshape(-1, 4 * self.H).contiguous()  # (G * V, 4H): row genre * V + token
-            w = [lstm.weight_hh_l0.detach().float()]
+            self.table = table.reshape(-1, 4 * H)[:, order].contiguous()  # (G * V, 4H): row genre * V + token
+            w = [lstm.weight_hh_l0.detach().float()[order]]
             b: list[torch.Tensor | None] = [None]
             for i in range(1, self.L):
-                w.append(torch.cat([getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")], 1).float())
-                b.append((getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")).float())
+                w.append(
+                    torch.cat([getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")], 1).float()[order]
+                )
+                b.append((getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")).float()[order])
             w.append(head.weight.detach().float())
             b.append(head.bias.detach().float())
             # int8 for the recurrent products only: the head (V x H) is small, and quantising its
@@ -81,36 +87,38 @@ class LSTMStepper:
     """Steps of one batch of sequences: `prime` with the prefix, then `step` token by token.
 
     fused: the model's weights (FusedLSTM); genres: (B,) genre ids. Logits come back as a (B, V)
-    float32 tensor that the next step overwrites."""
+    float32 tensor that the next step overwrites; `top` (B, H) is the top layer's output."""
 
     def __init__(self, fused: FusedLSTM, genres: torch.Tensor):
         B, H, L, dev = len(genres), fused.H, fused.L, fused.device
         self.fused, self.genres, self.H, self.L = fused, genres.to(dev), H, L
         rows = self.genres if fused.genre is not None else torch.zeros_like(self.genres)
         self.table_rows = rows * fused.V  # (B,) each row's block of the input table
-        # buffers: xh[i] = [input; h] of layer i (layer 0: h only), c[i], gates, logits
-        self.xh = [torch.zeros(B, H if i == 0 else 2 * H, device=dev) for i in range(L)]
+        # buffers: every layer's h side by side, so that layer i's input [h_(i-1); h_i] is one
+        # slice of them and a layer's output is written once; c per layer, gates, logits
+        self.h = torch.zeros(B, L * H, device=dev)
         self.c = [torch.zeros(B, H, device=dev) for _ in range(L)]
         self.gates = torch.empty(B, 4 * H, device=dev)
         self.tmp = torch.empty(B, H, device=dev)
         self.logits = torch.empty(B, fused.V, device=dev)
-        g = self.gates  # views made once: (i and f, i, f, candidate, o, this layer's h, next layer's input)
+        self.top = self.h[:, (L - 1) * H :]
+        g = self.gates  # views made once: (the sigmoid gates, i, f, o, candidate, layer input, layer output)
         self.views = [
             (
-                g[:, : 2 * H],
+                g[:, : 3 * H],
                 g[:, :H],
                 g[:, H : 2 * H],
                 g[:, 2 * H : 3 * H],
                 g[:, 3 * H :],
-                self.xh[i][:, -H:],
-                self.xh[i + 1][:, :H] if i + 1 < L else None,
+                self.h[:, max(i - 1, 0) * H : (i + 1) * H],
+                self.h[:, i * H : (i + 1) * H],
             )
             for i in range(L)
         ]
 
     def reset(self) -> None:
         """Back to the zero state."""
-        for t in (*self.xh, *self.c):
+        for t in (self.h, *self.c):
             t.zero_()
 
     @torch.no_grad()
@@ -128,14 +136,11 @@ class LSTMStepper:
         """token (B,) -> logits (B, V) of the next token."""
         gates, f = self.gates, self.fused
         torch.index_select(f.table, 0, self.table_rows + token, out=gates)  # layer 0's input part
-        for i, (xh, c, (if_, i_, f_, cand, o_, h, nxt)) in enumerate(zip(self.xh, self.c, self.views)):
-            f.product(i, xh, gates, add=i == 0)
-            if_.sigmoid_()  # input and forget gates
+        for i, (c, (sig, i_, f_, o_, cand, x, h)) in enumerate(zip(self.c, self.views)):
+            f.product(i, x, gates, add=i == 0)
+            sig.sigmoid_()  # input, forget and output gates
             cand.tanh_()  # cell candidate
-            o_.sigmoid_()  # output gate
             c.mul_(f_).addcmul_(i_, cand)
             torch.tanh(c, out=self.tmp)
             torch.mul(o_, self.tmp, out=h)
-            if nxt is not None:
-                nxt.copy_(h)
-        return f.product(self.L, self.views[-1][5], self.logits, add=False)  # the head
+        return f.product(self.L, self.top, self.logits, add=False)  # the head

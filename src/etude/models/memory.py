@@ -177,7 +177,7 @@ class MemoryStepper:
         self.bars = torch.zeros(B, memory.size, dtype=torch.long, device=dev)  # the bar count at each key
         self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
         self.n, self.has_pending = 0, False
-        self.top = lstm.views[-1][5]  # (B, H): the top layer's output, overwritten by each step
+        self.top = lstm.top  # (B, H): the top layer's output, overwritten by each step
 
     @torch.no_grad()
     def prime(self, x: torch.Tensor) -> torch.Tensor:
