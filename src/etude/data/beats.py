@@ -347,8 +347,9 @@ def split_if_finer(beats: np.ndarray, onsets: np.ndarray) -> np.ndarray:
     """The beats (s), (B,), or each split in two, (2B - 1,), where that raises the onsets' grid fit
     by FINER_GAIN or more although the fit's tolerance then shrinks to half as many seconds:
     onsets on a beat's odd thirty-seconds are the sixteenths of a beat twice as fast (a piano
-    roll's half notes found where the rag's pulse is the quarter)."""
-    if len(beats) < 3:
+    roll's half notes found where the rag's pulse is the quarter). Never faster than
+    MIN_PERIOD_S a beat (median)."""
+    if len(beats) < 3 or np.median(np.diff(beats)) / 2 < MIN_PERIOD_S:
         return beats
     halves = np.r_[np.stack([beats[:-1], (beats[:-1] + beats[1:]) / 2], axis=1).ravel(), beats[-1]]
     gain = grid_fit(seconds_to_beats(halves, onsets)) - grid_fit(seconds_to_beats(beats, onsets))
