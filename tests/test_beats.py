@@ -114,6 +114,8 @@ def test_beats_are_split_where_their_onsets_sit_on_thirty_seconds():
     assert len(split) == 2 * len(beats) - 1 and np.allclose(np.diff(split), 0.3)
     sixteenths = np.arange(0, 12, 0.15)  # every 1/4 of the beat: already on its grid
     assert B.split_if_finer(beats, sixteenths) is beats
+    fast = np.arange(0, 12.01, 0.4)  # halves of 0.2 s would be faster than the tracker's fastest beat
+    assert B.split_if_finer(fast, np.arange(0, 12, 0.05)) is fast
 
 
 def test_the_metre_is_how_the_bar_start_evidence_repeats():
