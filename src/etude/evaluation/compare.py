@@ -78,12 +78,11 @@ def generated_set(
     """n pieces, shared out over `genres` (each genre sampled as one batch); an event model
     samples with `sampling` (default: the house settings), a piano-roll model without top-p."""
     want = [genres[k % len(genres)] for k in range(n)]
-    if not isinstance(ckpt.encoding, EventEncoding):
-        sampling = Sampling(top_p=1.0)
+    sampling = (sampling or Sampling()) if isinstance(ckpt.encoding, EventEncoding) else Sampling(top_p=1.0)
     scores, labels = [], []
     for g in dict.fromkeys(want):
         count = want.count(g)
-        scores += sample_scores(ckpt, Ask(g, count, length, sampling or Sampling(), seed))
+        scores += sample_scores(ckpt, Ask(g, count, length, sampling, seed))
         labels += [g] * count
     return PieceSet(name, scores, labels)
 

@@ -102,18 +102,11 @@ class LSTMStepper:
         self.tmp = torch.empty(B, H, device=dev)
         self.logits = torch.empty(B, fused.V, device=dev)
         self.top = self.h[:, (L - 1) * H :]
-        g = self.gates  # views made once: (the sigmoid gates, i, f, o, candidate, layer input, layer output)
-        self.views = [
-            (
-                g[:, : 3 * H],
-                g[:, :H],
-                g[:, H : 2 * H],
-                g[:, 2 * H : 3 * H],
-                g[:, 3 * H :],
-                self.h[:, max(i - 1, 0) * H : (i + 1) * H],
-                self.h[:, i * H : (i + 1) * H],
-            )
-            for i in range(L)
+        g = self.gates  # views made once: the sigmoid gates (i, f, o) as one block and apart, the candidate
+        self.gate_views = (g[:, : 3 * H], g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :])
+        # per layer: its input [h_(i-1); h_i] (layer 0: h_0) and its output h_i, views of self.h
+        self.layer_views = [
+            (self.h[:, max(i - 1, 0) * H : (i + 1) * H], self.h[:, i * H : (i + 1) * H]) for i in range(L)
         ]
 
     def reset(self) -> None:
@@ -135,8 +128,9 @@ class LSTMStepper:
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """token (B,) -> logits (B, V) of the next token."""
         gates, f = self.gates, self.fused
+        sig, i_, f_, o_, cand = self.gate_views
         torch.index_select(f.table, 0, self.table_rows + token, out=gates)  # layer 0's input part
-        for i, (c, (sig, i_, f_, o_, cand, x, h)) in enumerate(zip(self.c, self.views)):
+        for i, (c, (x, h)) in enumerate(zip(self.c, self.layer_views)):
             f.product(i, x, gates, add=i == 0)
             sig.sigmoid_()  # input, forget and output gates
             cand.tanh_()  # cell candidate
