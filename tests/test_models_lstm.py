@@ -100,3 +100,24 @@ def test_the_fused_weights_follow_the_parameters():
         fused = stepper.step(torch.tensor([5]))
         plain = m.step(torch.tensor([5]), g, m(tok, g)[2])[0]
     assert torch.allclose(fused, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_the_compiled_layer_steps_are_the_python_ones(int8):
+    """With int8 the stepper runs its layers as TorchScript (dispatching a quantised product from
+    Python costs more than a small model's arithmetic): it compiles here, and its logits are
+    bit for bit those of the same function run as Python, over 40 steps of a batch of two."""
+    from etude.models.lstm_stepper import compiled_layer_steps, layer_steps
+
+    assert compiled_layer_steps() is not layer_steps, "TorchScript did not compile layer_steps"
+    torch.manual_seed(3)
+    m = LSTMGenerator(40, 2, ModelConfig(embed=8, genre_embed=4, hidden=32, layers=3)).eval()
+    genres, prefix = torch.tensor([1, 0]), torch.randint(0, 40, (2, 4))
+    tokens = torch.randint(0, 40, (40, 2))
+    runs = []
+    for run in (compiled_layer_steps(), layer_steps):
+        stepper = m.stepper(genres, int8=int8)
+        stepper.run = run
+        runs.append([stepper.prime(prefix).clone()] + [stepper.step(tok).clone() for tok in tokens])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert (m.stepper(genres, int8=int8).run is layer_steps) != int8  # int8 compiled, fp32 as Python

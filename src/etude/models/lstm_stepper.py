@@ -9,21 +9,28 @@ a CPU most of that time is allocation and dispatch, not arithmetic. The stepper 
 - writes every result into buffers made once, so a step allocates (almost) nothing;
 - optionally keeps each layer's product weights as int8 (dynamic quantisation, per output
   channel, fbgemm/qnnpack), reading a quarter of the bytes per step; the head stays fp32, and
-  fp32 everywhere stays the default.
+  fp32 everywhere stays the default;
+- with int8, runs the layers and the head as one TorchScript function (`layer_steps`): a
+  quantised product called from Python costs ~10 us of dispatch beyond its arithmetic on a Xeon
+  core, more than a third of a 2 x 256 step. At fp32 the products dominate and the same function
+  runs as Python (TorchScript was 5-10 % slower there), as it does wherever TorchScript is
+  missing or fails to compile; the results are the same either way.
 The arithmetic is the model's own (the same products and gates, summed in another order), so at
 fp32 the logits agree with LSTMGenerator.step to float rounding.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
+from typing import Callable, List
 
 import torch
 from torch import nn
 
 from etude.errors import ConfigError
 
-_LINEAR_INT8 = torch.ops.quantized.linear_dynamic.default  # x (B, in) float, packed weights -> (B, out) float
+log = logging.getLogger(__name__)
 
 
 def _int8(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -69,18 +76,67 @@ class FusedLSTM:
             # int8 for the recurrent products only: the head (V x H) is small, and quantising its
             # input each call costs more than its int8 read saves (2.4x slower at 256 x 400, 1.2x
             # at 1024 x 400 on 2 Xeon cores; benchmarks/generate_speed.py)
-            self.packed = [_int8(wi, bi) if int8 and i < self.L else None for i, (wi, bi) in enumerate(zip(w, b))]
-            self.wt = [None if p is not None else wi.t().contiguous() for p, wi in zip(self.packed, w)]
-            self.bias = [None if bi is None else bi[None] for bi in b]
+            # in layer_steps's form: int8 layers packed (none at fp32); fp32 products as (in, out)
+            # and biases (1, out), an empty tensor where a product is int8 or has no bias
+            self.packed = [_int8(wi, bi) for wi, bi in zip(w[: self.L], b)] if int8 else []
+            none = torch.empty(0, device=dev)
+            self.wt = [none if int8 and i < self.L else wi.t().contiguous() for i, wi in enumerate(w)]
+            self.bias = [none if bi is None else bi[None] for bi in b]
 
-    def product(self, i: int, x: torch.Tensor, out: torch.Tensor, add: bool) -> torch.Tensor:
-        """x @ (layer i's weights; i = L: the head) + its bias, into `out` (added to it with `add`)."""
-        if self.packed[i] is not None:
-            y = _LINEAR_INT8(x, self.packed[i])
-            return out.add_(y) if add else out.copy_(y)
-        if add:
-            return out.addmm_(x, self.wt[i])
-        return torch.addmm(self.bias[i], x, self.wt[i], out=out)
+
+def layer_steps(
+    gates: torch.Tensor,
+    gate_views: List[torch.Tensor],
+    cs: List[torch.Tensor],
+    inputs: List[torch.Tensor],
+    outputs: List[torch.Tensor],
+    tmp: torch.Tensor,
+    packed: List[torch.classes.quantized.LinearPackedParamsBase],
+    wt: List[torch.Tensor],
+    bias: List[torch.Tensor],
+    top: torch.Tensor,
+    logits: torch.Tensor,
+) -> torch.Tensor:
+    """One step of every layer and the head, in the stepper's buffers (B = batch, H = hidden):
+    gates (B, 4H) holds layer 0's input part on entry; gate_views = its (i, f, o) block, i, f, o
+    and the candidate; cs = each layer's c (B, H); inputs/outputs = each layer's [h_(i-1); h_i]
+    and h_i, views of one buffer; packed = int8 weights of the layers (empty at fp32), wt/bias
+    the fp32 (in, out) products and biases (index L: the head). Returns logits (B, V)."""
+    sig, i_, f_, o_, cand = gate_views[0], gate_views[1], gate_views[2], gate_views[3], gate_views[4]
+    for i in range(len(cs)):
+        if len(packed) > 0:
+            y = torch.ops.quantized.linear_dynamic(inputs[i], packed[i])  # (B, 4H)
+            if i == 0:
+                gates.add_(y)
+            else:
+                gates.copy_(y)
+        elif i == 0:
+            gates.addmm_(inputs[i], wt[i])
+        else:
+            torch.addmm(bias[i], inputs[i], wt[i], out=gates)
+        sig.sigmoid_()  # input, forget and output gates
+        cand.tanh_()  # cell candidate
+        cs[i].mul_(f_).addcmul_(i_, cand)
+        torch.tanh(cs[i], out=tmp)
+        torch.mul(o_, tmp, out=outputs[i])
+    return torch.addmm(bias[-1], top, wt[-1], out=logits)  # the head
+
+
+_COMPILED: list[Callable[..., torch.Tensor]] = []
+
+
+def compiled_layer_steps() -> Callable[..., torch.Tensor]:
+    """layer_steps as TorchScript, compiled once per process (~0.1 s); the Python function itself
+    where TorchScript is unavailable (it is deprecated in torch and may go)."""
+    if not _COMPILED:
+        try:
+            with warnings.catch_warnings():  # its deprecation notice; the fallback covers removal
+                warnings.simplefilter("ignore")
+                _COMPILED.append(torch.jit.script(layer_steps))
+        except Exception as e:  # any failure to compile leaves the same arithmetic in Python
+            log.debug("layer_steps runs as Python: TorchScript failed (%s)", e)
+            _COMPILED.append(layer_steps)
+    return _COMPILED[0]
 
 
 class LSTMStepper:
@@ -103,11 +159,13 @@ class LSTMStepper:
         self.logits = torch.empty(B, fused.V, device=dev)
         self.top = self.h[:, (L - 1) * H :]
         g = self.gates  # views made once: the sigmoid gates (i, f, o) as one block and apart, the candidate
-        self.gate_views = (g[:, : 3 * H], g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :])
+        gate_views = [g[:, : 3 * H], g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]]
         # per layer: its input [h_(i-1); h_i] (layer 0: h_0) and its output h_i, views of self.h
-        self.layer_views = [
-            (self.h[:, max(i - 1, 0) * H : (i + 1) * H], self.h[:, i * H : (i + 1) * H]) for i in range(L)
-        ]
+        inputs = [self.h[:, max(i - 1, 0) * H : (i + 1) * H] for i in range(L)]
+        outputs = [self.h[:, i * H : (i + 1) * H] for i in range(L)]
+        weights = (fused.packed, fused.wt, fused.bias)
+        self.run_args = (self.gates, gate_views, self.c, inputs, outputs, self.tmp, *weights, self.top, self.logits)
+        self.run = compiled_layer_steps() if fused.packed else layer_steps
 
     def reset(self) -> None:
         """Back to the zero state."""
@@ -127,14 +185,5 @@ class LSTMStepper:
     @torch.no_grad()
     def step(self, token: torch.Tensor) -> torch.Tensor:
         """token (B,) -> logits (B, V) of the next token."""
-        gates, f = self.gates, self.fused
-        sig, i_, f_, o_, cand = self.gate_views
-        torch.index_select(f.table, 0, self.table_rows + token, out=gates)  # layer 0's input part
-        for i, (c, (x, h)) in enumerate(zip(self.c, self.layer_views)):
-            f.product(i, x, gates, add=i == 0)
-            sig.sigmoid_()  # input, forget and output gates
-            cand.tanh_()  # cell candidate
-            c.mul_(f_).addcmul_(i_, cand)
-            torch.tanh(c, out=self.tmp)
-            torch.mul(o_, self.tmp, out=h)
-        return f.product(self.L, self.top, self.logits, add=False)  # the head
+        torch.index_select(self.fused.table, 0, self.table_rows + token, out=self.gates)  # layer 0's input part
+        return self.run(*self.run_args)
