@@ -99,6 +99,12 @@ CASES = [
         ["generate", "--phrasing", "nan", "--no-audio", "--out", "{tmp}/g"],
         "--phrasing must be a finite",
     ),
+    ("form-not-letters", ["generate", "--form", "A-B", "--no-audio", "--out", "{tmp}/g"], "--form takes letters"),
+    (
+        "section-bars-0",
+        ["generate", "--form", "AB", "--section-bars", "0", "--no-audio", "--out", "{tmp}/g"],
+        "--section-bars: must be 1 or more",
+    ),
     ("top-p-nan", ["generate", "--top-p", "nan", "--no-audio", "--out", "{tmp}/g"], "--top-p must be in (0, 1]"),
     ("evaluate-recall-inf", ["evaluate", "pretrained", "--recall", "inf", "--out", "{tmp}/e"], "--recall must be a"),
     ("top-k-negative", ["generate", "--top-k=-3", "--no-audio", "--out", "{tmp}/g"], "--top-k must be 0"),

@@ -58,7 +58,15 @@ def sampling_of(args: argparse.Namespace):
 
     from etude.generation.generate import Sampling
 
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, recall=args.recall, phrasing=args.phrasing)
+    sampling = Sampling(
+        args.temperature,
+        args.top_k,
+        args.top_p,
+        recall=args.recall,
+        phrasing=args.phrasing,
+        form=args.form,
+        section_bars=args.section_bars,
+    )
     return replace(sampling, spare=()) if args.cut_durations else sampling
 
 
@@ -114,6 +122,21 @@ def add_sampling(p) -> None:
         help=f"for a model with a memory of the piece: how strongly it returns to passages whole bars back at "
         f"the distances it learned (phrases of 4 and 8 bars), a multiplier on that preference (default "
         f"{house.phrasing:g}; 1: as trained; other models ignore it)",
+    )
+    p.add_argument(
+        "--form",
+        default=house.form,
+        metavar="LETTERS",
+        help="for a model with a memory of the piece: a plan of sections, one letter each, like AABA: a section "
+        "whose letter came before brings that section back (copied from its own earlier bars), a new letter is "
+        f"new music; the plan repeats after its last letter (default {house.form or 'none'}: no plan; encodings "
+        "with bar tokens only; other models ignore it)",
+    )
+    p.add_argument(
+        "--section-bars",
+        type=at_least(1),
+        default=house.section_bars,
+        help=f"bars in each section of --form (default {house.section_bars})",
     )
 
 

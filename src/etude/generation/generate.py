@@ -23,6 +23,7 @@ from etude.errors import ConfigError, InputError
 from etude.generation.constraints import EventGuard, FrameGuard
 from etude.generation.grammar import Cursor, Grammar
 from etude.models.checkpoint import Checkpoint, load_checkpoint
+from etude.models.form_plan import FormPlan
 from etude.models.pretrained import model_path
 from etude.paths import check_finite, ensure_dir, genre_file_stem
 from etude.robot.adapt import adapt_score
@@ -82,15 +83,24 @@ class Sampling:
     # in variety and genre likeness (docs/generation.md has the trade-off)
     recall: float = 0.0
     phrasing: float = 1.0
+    # ...and a plan of sections of `section_bars` bars, one letter each ("AABA"): a section whose
+    # letter came before copies that earlier section (etude.models.form_plan); "": no plan
+    form: str = ""
+    section_bars: int = 4
 
     def check(self) -> None:
         check_finite("--temperature", self.temperature, low=0)
         check_finite("--recall", self.recall)
         check_finite("--phrasing", self.phrasing)
+        self.plan()
         if self.top_k < 0:
             raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
         if not 0 < self.top_p <= 1:  # false for nan too
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
+
+    def plan(self) -> FormPlan | None:
+        """The form plan (None without one); ConfigError for a malformed one."""
+        return FormPlan(self.form, self.section_bars) if self.form else None
 
 
 @dataclass(frozen=True)
@@ -208,7 +218,7 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
     g = torch.full((n,), enc.genres.index(genre), dtype=torch.long, device=device)
     x = torch.tensor([prefix] * n, dtype=torch.long, device=device)
     # the fused path (etude.models.base.Stepper)
-    stepper = model.stepper(g, ask.int8, sampling.recall, sampling.phrasing)
+    stepper = model.stepper(g, ask.int8, sampling.recall, sampling.phrasing, sampling.plan())
     logits = stepper.prime(x)  # (n, V)
     q = torch.empty(logits.shape)  # the draw's exponential noise, refilled each step (_draw)
     cap = length.max_tokens(ckpt.state.get("tokens_per_second"))

@@ -14,6 +14,7 @@ import torch
 
 from etude.config import AIS, TrainConfig
 from etude.data.windows import Windows
+from etude.models.form_plan import FormPlan
 
 FrameFilter = Callable[[torch.Tensor, int], torch.Tensor]  # (frame (n, K), frame number) -> frame to keep
 
@@ -49,12 +50,19 @@ class EventModel(Model, Protocol):
         """One generation step: token, genre (B,) -> logits (B, V) and the new state."""
         ...
 
-    def stepper(self, genres: torch.Tensor, int8: bool = False, recall: float = 0.0, phrasing: float = 1.0) -> Stepper:
+    def stepper(
+        self,
+        genres: torch.Tensor,
+        int8: bool = False,
+        recall: float = 0.0,
+        phrasing: float = 1.0,
+        form: FormPlan | None = None,
+    ) -> Stepper:
         """The fast path generation runs: steps for a batch of `genres` (B,) on the CPU, the
-        weights optionally int8; at fp32, recall 0 and phrasing 1 its logits equal `step`'s to
-        float rounding. A model with a memory of the piece adds `recall` to its copy gate's
-        log-odds and multiplies its bar-distance bias by `phrasing` (Sampling's settings); a
-        model without one ignores both."""
+        weights optionally int8; at fp32, recall 0, phrasing 1 and no form its logits equal
+        `step`'s to float rounding. A model with a memory of the piece adds `recall` to its copy
+        gate's log-odds, multiplies its bar-distance bias by `phrasing` and follows the `form`
+        plan (Sampling's settings); a model without one ignores them."""
         ...
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from etude.config import ModelConfig, TrainConfig
 from etude.data.windows import Windows
+from etude.models.form_plan import FormPlan
 from etude.models.lstm_stepper import FusedLSTM, LSTMStepper
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, hidden)
@@ -104,10 +105,15 @@ class LSTMGenerator(nn.Module):
         return self.head(out), state
 
     def stepper(
-        self, genres: torch.Tensor, int8: bool = False, recall: float = 0.0, phrasing: float = 1.0
+        self,
+        genres: torch.Tensor,
+        int8: bool = False,
+        recall: float = 0.0,
+        phrasing: float = 1.0,
+        form: FormPlan | None = None,
     ) -> LSTMStepper:
         """Generation steps for a batch of `genres` (B,), fused for the CPU, optionally int8
-        (recall, phrasing: no memory here to use them). The fused weights are made once and kept
+        (recall, phrasing, form: no memory here to use them). The fused weights are made once and kept
         while no parameter changes (each in-place update bumps a parameter's version)."""
         versions = (tuple(p._version for p in self.parameters()), self.head.weight.device)
         kept = self.__dict__.setdefault("_fused", {})  # int8 -> (versions, FusedLSTM)

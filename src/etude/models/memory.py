@@ -32,11 +32,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from etude.config import ModelConfig
+from etude.models.form_plan import FormPlan
 from etude.models.lstm import LSTMGenerator
 from etude.models.lstm_stepper import LSTMStepper
 
 MAX_BAR_LAG = 16  # bar distances with a bias of their own; further back shares one
 BAR_BIAS_SCALE = 10.0  # the bias is kept divided by this: Adam moves it 10 x faster than a weight
+# following a form plan, in a section that comes back: added to the copy gate's log-odds (4: a
+# gate of 0.3 becomes 0.96), and to the look-up's scores of
+# keys exactly the section's distance back (their bar, not its neighbours); chosen on the
+# validation split (docs/generation.md)
+FORM_RECALL = 4.0
+FORM_FOCUS = 6.0
 
 # (keys (B, N, H): K h_i of past top-layer outputs, values (B, N): the token after each, bars
 # (B, N): the bar count at each, pending (B, H): the last output's key, whose token the next
@@ -66,20 +73,24 @@ class PieceMemory(nn.Module):
         values: torch.Tensor,
         lag: torch.Tensor,
         visible: torch.Tensor | None = None,
-        recall: float = 0.0,
+        recall: float | torch.Tensor = 0.0,
         phrasing: float = 1.0,
+        focus: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """What each output h (B, T, H) of the LSTM recalls: weights over the keys (B, T, N) (the
         rows of one that can read nothing are 0) and the gate lam (B, T, 1) (0 for those).
         keys (B, N, H) (`key` of past outputs) and values (B, N): the memory; lag (B, T, N): bars
         from each key to each output (>= 0 where visible); visible (B or 1, T, N) bool: which
         keys each output may read (None: all). Padded values are never read. Sampling's settings
-        (as trained: 0 and 1): recall is added to the gate's log-odds, and phrasing multiplies
-        the bar-distance bias."""
+        (as trained: 0 and 1): recall (a number, or (B, 1, 1) a row) is added to the gate's
+        log-odds, and phrasing multiplies the bar-distance bias; a form plan's focus (B, T, N)
+        is added to the scores."""
         readable = (values != self.pad_id)[:, None, :]  # (B, 1, N)
         visible = readable if visible is None else visible & readable
         scores = torch.bmm(self.query(h), keys.transpose(1, 2))  # (B, T, N)
         scores = scores + phrasing * BAR_BIAS_SCALE * self.bar_bias[lag.clamp(0, MAX_BAR_LAG + 1)]
+        if focus is not None:
+            scores = scores + focus
         weights = torch.softmax(scores.masked_fill(~visible, -math.inf), -1).nan_to_num(0.0)
         lam = torch.sigmoid(self.gate(h) + recall) * visible.any(-1, keepdim=True)  # (B, T, 1)
         return weights, lam
@@ -157,19 +168,34 @@ class MemoryLSTM(LSTMGenerator):
         return logp[:, 0], state
 
     def stepper(
-        self, genres: torch.Tensor, int8: bool = False, recall: float = 0.0, phrasing: float = 1.0
+        self,
+        genres: torch.Tensor,
+        int8: bool = False,
+        recall: float = 0.0,
+        phrasing: float = 1.0,
+        form: FormPlan | None = None,
     ) -> MemoryStepper:
-        return MemoryStepper(super().stepper(genres, int8), self.memory, self.bar_id, recall, phrasing)
+        return MemoryStepper(super().stepper(genres, int8), self.memory, self.bar_id, recall, phrasing, form)
 
 
 class MemoryStepper:
     """The fused LSTM steps (LSTMStepper) with the memory of the piece so far kept beside them:
     each step appends the previous output with the token that followed it, then mixes, with
-    sampling's `recall` and `phrasing` (PieceMemory.read)."""
+    sampling's `recall` and `phrasing` (PieceMemory.read). With a form plan, a section that comes
+    back copies from its earlier occurrence: FORM_RECALL more on the gate, FORM_FOCUS more on the
+    keys exactly that many bars back."""
 
-    def __init__(self, lstm: LSTMStepper, memory: PieceMemory, bar_id: int, recall: float = 0.0, phrasing: float = 1.0):
+    def __init__(
+        self,
+        lstm: LSTMStepper,
+        memory: PieceMemory,
+        bar_id: int,
+        recall: float = 0.0,
+        phrasing: float = 1.0,
+        form: FormPlan | None = None,
+    ):
         self.lstm, self.memory, self.bar_id = lstm, memory, bar_id
-        self.recall, self.phrasing = recall, phrasing
+        self.recall, self.phrasing, self.form = recall, phrasing, form
         B, H = lstm.genres.shape[0], lstm.H
         dev = lstm.genres.device
         self.keys = torch.zeros(B, memory.size, H, device=dev)
@@ -206,5 +232,11 @@ class MemoryStepper:
         self.has_pending = True
         query, values = self.top[:, None], self.values[:, : self.n]  # (B, 1, H), (B, N)
         lag = (self.bar[:, None] - self.bars[:, : self.n])[:, None]  # (B, 1, N)
-        weights, lam = self.memory.read(query, self.keys[:, : self.n], values, lag, None, self.recall, self.phrasing)
+        recall, focus = self.recall, None
+        if self.form is not None:
+            back = self.form.lag_at(self.bar)[:, None, None]  # (B, 1, 1): 0 in a new section
+            again = back > 0
+            recall = self.recall + FORM_RECALL * again
+            focus = FORM_FOCUS * ((lag == back) & again)  # (B, 1, N)
+        weights, lam = self.memory.read(query, self.keys[:, : self.n], values, lag, None, recall, self.phrasing, focus)
         return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]
