@@ -208,16 +208,23 @@ def test_a_plain_lstm_grows_a_memory(tiny_run, real_data, tmp_path):
 
 
 def test_a_form_plan_names_the_section_each_section_repeats():
-    """FormPlan by hand: AABA in sections of 4 bars, then the plan again; malformed plans refused."""
+    """FormPlan by hand: AABA in sections of 4 bars, then the plan again, each section that comes
+    back copied from its first statement, or from the earliest the memory still holds."""
     from etude.errors import ConfigError
     from etude.models.form_plan import FormPlan
 
     plan = FormPlan("AABA", 4)
-    # sections 0..7: A (new), A (4 back), B (new), A (8 back: the second A), then the next cycle
-    assert plan.lags.tolist() == [0, 4, 0, 8, 4, 4, 16, 8]
+    # bar 0 (before the first bar token) and bars 1-4: A, new; 5-8: A, the first 4 back; 9-12: B,
+    # new; 13-16: A, 12 back; 17: the next cycle's first A, 16 back; 25: its B, 16 back to the first B
     bars = torch.tensor([0, 1, 4, 5, 8, 9, 13, 17, 25, 29, 33, 45, 49])
-    assert plan.lag_at(bars).tolist() == [0, 0, 0, 4, 4, 0, 8, 4, 16, 8, 4, 8, 4]
-    assert FormPlan("ab", 8).lags.tolist() == [0, 0, 16, 16]
+    assert plan.lag_at(bars).tolist() == [0, 0, 0, 4, 4, 0, 12, 16, 16, 28, 32, 44, 48]
+    assert FormPlan("ab", 8).lag_at(torch.tensor([1, 9, 17, 25])).tolist() == [0, 0, 16, 16]
+    # bar 29 repeats bar 1 (28 back); a memory of only the last 12 bars holds it 16 bars later, at 12 back
+    whole, recent = torch.arange(0, 30)[None, None], torch.arange(0, 13)[None, None]
+    assert plan.copy_lag(torch.tensor([29]), whole).item() == 28
+    assert plan.copy_lag(torch.tensor([29]), recent).item() == 12
+    assert plan.copy_lag(torch.tensor([10]), whole).item() == 0  # B: new
+    assert plan.copy_lag(torch.tensor([29]), torch.zeros(1, 1, 0, dtype=torch.long)).item() == 0  # empty memory
     for form, bars_each in (("", 4), ("A-B", 4), ("AÄ", 4), ("AB", 0)):
         with pytest.raises(ConfigError):
             FormPlan(form, bars_each)

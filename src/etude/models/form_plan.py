@@ -1,11 +1,11 @@
 """FormPlan: a piece's plan of sections, and which earlier section each one brings back.
 
 A plan is one letter a section of `section_bars` bars, e.g. "AABA": a letter heard before is that
-section again (the second A repeats the first, the last A the second), a new letter is new
-music. After its last letter the plan starts again, so "AABA" over 32 bars is AABA AABA, and the
-second cycle's sections bring back the first cycle's. A model with a memory of the piece
-(etude.models.memory) follows it by copying, in a section that comes back, from exactly that many
-bars back; a new section is written as the model would without a plan.
+section again, a new letter is new music. After its last letter the plan starts again, so "AABA"
+over 32 bars is AABA AABA. A model with a memory of the piece (etude.models.memory) follows it by
+copying, in a section that comes back, from the first section with its letter, exactly that many
+bars back; a new section is written as the model would without a plan. (Copying the latest
+statement instead let each copy's losses pile up: over 120 s the music thinned out.)
 
 Bars are counted by the encoding's bar tokens, from 1 at the first; before it, section 0.
 """
@@ -32,18 +32,26 @@ class FormPlan:
             raise ConfigError(f"--section-bars must be at least 1, not {self.section_bars}")
 
     @cached_property
-    def lags(self) -> torch.Tensor:
-        """Bars back to the section each section repeats (0: a new section), for the plan's
-        first two cycles; every later cycle repeats the second's: (2 x len(form),) long."""
-        n, form = len(self.form), self.form.upper()
-        out = []
-        for k in range(2 * n):
-            earlier = [j for j in range(k) if form[j % n] == form[k % n]]
-            out.append((k - earlier[-1]) * self.section_bars if earlier else 0)
-        return torch.tensor(out)
+    def firsts(self) -> torch.Tensor:
+        """For each letter of the plan, the first section with that letter: (len(form),) long."""
+        form = self.form.upper()
+        return torch.tensor([form.index(letter) for letter in form])
 
     def lag_at(self, bar: torch.Tensor) -> torch.Tensor:
-        """bar (B,) bar counts -> (B,) bars back to copy from at that bar (0: a new section)."""
-        n = len(self.form)
+        """bar (B,) bar counts -> (B,) bars back to copy from at that bar: to the first section
+        with the same letter, so a theme heard many times is copied from its first statement, not
+        from a copy of a copy (0: a new section)."""
         k = (bar - 1).clamp(min=0) // self.section_bars  # the section each row is in
-        return self.lags.to(bar.device)[torch.where(k < n, k, n + k % n)]
+        return (k - self.firsts.to(bar.device)[k % len(self.form)]) * self.section_bars
+
+    def copy_lag(self, bar: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+        """bar (B,) bar counts and lags (B, 1, N), bars back to each key of a memory -> (B, 1, 1)
+        bars back to copy from: the earliest statement the memory still holds of the section this
+        bar's section repeats (its first, or the same place in a later cycle of the plan, once a
+        long piece has pushed the first out); 0 in a new section or where none is held."""
+        back = self.lag_at(bar)[:, None, None]  # (B, 1, 1)
+        if lags.shape[-1] == 0:
+            return torch.zeros_like(back)
+        cycle = len(self.form) * self.section_bars
+        held = (lags > 0) & (lags <= back) & ((back - lags) % cycle == 0)
+        return torch.where(held, lags, 0).amax(-1, keepdim=True)

@@ -182,8 +182,8 @@ class MemoryStepper:
     """The fused LSTM steps (LSTMStepper) with the memory of the piece so far kept beside them:
     each step appends the previous output with the token that followed it, then mixes, with
     sampling's `recall` and `phrasing` (PieceMemory.read). With a form plan, a section that comes
-    back copies from its earlier occurrence: FORM_RECALL more on the gate, FORM_FOCUS more on the
-    keys exactly that many bars back."""
+    back copies from its first statement (FormPlan.copy_lag): FORM_RECALL more on the gate,
+    FORM_FOCUS more on the keys exactly that many bars back."""
 
     def __init__(
         self,
@@ -234,7 +234,7 @@ class MemoryStepper:
         lag = (self.bar[:, None] - self.bars[:, : self.n])[:, None]  # (B, 1, N)
         recall, focus = self.recall, None
         if self.form is not None:
-            back = self.form.lag_at(self.bar)[:, None, None]  # (B, 1, 1): 0 in a new section
+            back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
             again = back > 0
             recall = self.recall + FORM_RECALL * again
             focus = FORM_FOCUS * ((lag == back) & again)  # (B, 1, N)
