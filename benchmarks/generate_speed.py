@@ -11,7 +11,8 @@ call-and-response feel).
    16 (fp32), and the 99th percentile of the time per generated event at batch 1 (what a
    performance waits for); 4 x 1024 per genre at batch 1, its music seconds counted at the
    shipped model's seconds per token in that genre. 2b: the shipped model with a memory of the
-   piece (pretrained:piano-memory) at batch 1, fp32, at --seconds and at 120 s (memory fullest).
+   piece (pretrained:piano-memory) at batch 1, fp32, at --seconds and at 120 s (memory fullest),
+   and at 120 s following the form plan AABA (--form).
 3. With --data PREPARED (e.g. a `data prepare --retime off` of the piano corpus, as the shipped
    model was trained): validation NLL at fp32 and int8 through the stepper, teacher-forced.
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from etude.config import load_preset
-from etude.generation.generate import Ask, sample_tokens
+from etude.generation.generate import Ask, Sampling, sample_tokens
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.lstm import LSTMGenerator
 from etude.models.pretrained import pretrained_path
@@ -181,7 +182,9 @@ class Timed:
         return out
 
 
-def generation(ckpt: Checkpoint, genre: str, n: int, length: str, int8: bool) -> tuple[float, int, float, float]:
+def generation(
+    ckpt: Checkpoint, genre: str, n: int, length: str, int8: bool, sampling: Sampling = Sampling()
+) -> tuple[float, int, float, float]:
     """Wall seconds, tokens, music seconds and p99 seconds per event of one sample_tokens call,
     after a short call that makes the fused weights (a once-per-process cost; `prepare_seconds`)."""
     sample_tokens(ckpt, Ask(genre, n, "4t", seed=1, int8=int8))
@@ -195,7 +198,7 @@ def generation(ckpt: Checkpoint, genre: str, n: int, length: str, int8: bool) ->
     model.stepper = timed_stepper
     try:
         t = time.perf_counter()
-        seqs = sample_tokens(ckpt, Ask(genre, n, length, seed=1, int8=int8))
+        seqs = sample_tokens(ckpt, Ask(genre, n, length, sampling, seed=1, int8=int8))
         wall = time.perf_counter() - t
     finally:
         del model.stepper
@@ -233,15 +236,18 @@ def validation_nll(ckpt: Checkpoint, data: str, int8: bool, pieces: int = 40, to
 
 def memory_rows(seconds: float) -> None:
     """The shipped model with a memory of the piece (pretrained:piano-memory) at batch 1, fp32,
-    per genre at `seconds` and at 120 s (its memory fills as the piece goes on)."""
+    per genre at `seconds` and at 120 s (its memory fills as the piece goes on), and at 120 s
+    following the form plan AABA."""
     memory = load_checkpoint(pretrained_path("piano-memory"))
     print("\n2b. generation with a memory of the piece (2 x 256 + memory), fp32 batch 1")
     worst = {}
-    for length in dict.fromkeys((f"{seconds:g}s", "120s")):
+    runs = {f"{seconds:g}s": (f"{seconds:g}s", Sampling()), "120s": ("120s", Sampling())}
+    runs["120s AABA"] = ("120s", Sampling(form="AABA"))
+    for label, (length, sampling) in runs.items():
         for genre in memory.encoding.genres:
-            wall, tokens, music, tail = generation(memory, genre, 1, length, False)
-            worst[length] = min(worst.get(length, float("inf")), music / wall)
-            print(f"  {length:>5} {genre:<9} {tokens / wall:7.0f} tok/s {music / wall:7.1f}x  p99 {tail * 1e3:.2f} ms")
+            wall, tokens, music, tail = generation(memory, genre, 1, length, False, sampling)
+            worst[label] = min(worst.get(label, float("inf")), music / wall)
+            print(f"  {label:>9} {genre:<9} {tokens / wall:7.0f} tok/s {music / wall:7.1f}x  p99 {tail * 1e3:.2f} ms")
     print(
         "piano-memory, slowest genre: "
         + ", ".join(f"{k} {v:.1f}x (target 20x: ratio {v / 20:.2f})" for k, v in worst.items())
