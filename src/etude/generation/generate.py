@@ -259,11 +259,14 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
     return [s + grammar.closing(c, velocity) + [enc.eos_id] for s, c in zip(seqs, cursors)]
 
 
+_NEG_INF = np.float32(-np.inf)
+
+
 def _draw(
     logits: np.ndarray, allowed: list[np.ndarray], sampling: Sampling, spare: np.ndarray, q: torch.Tensor, gen
-) -> tuple[list[int], list[torch.Tensor]]:
+) -> tuple[list[int], list[np.ndarray]]:
     """One token per row of logits (B, V) float32 among its `allowed` ids, filtered as
-    filter_logits does; also each row's filtered scores (V,), -inf where not allowed.
+    filter_logits does; also each row's filtered scores over its allowed ids (k,).
 
     The draw is torch.multinomial's own for one sample: the argmax of p / q with q ~ Exp(1) drawn
     for every entry from `gen` (into the buffer q, (B, V)), so a seed gives the tokens multinomial
@@ -273,26 +276,28 @@ def _draw(
     tokens, scores = [], []
     for row, ids in enumerate(allowed):
         z = _filtered(logits[row, ids], sampling, spare[ids])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.exp(z - z.max())
+        p = np.exp(z)  # z's largest is 0: the likeliest token is never filtered out
         tokens.append(int(ids[int(np.argmax(p / p.sum() / q[row, ids]))]))
         scores.append(z)
     return tokens, scores
 
 
 def _filtered(z: np.ndarray, s: Sampling, spare: np.ndarray) -> np.ndarray:
-    """filter_logits on one row of allowed logits (k,) in NumPy (the same steps, float32)."""
-    z = scaled = (z - z.max()) / np.float32(s.temperature)
+    """filter_logits on one row of allowed logits (k,) in NumPy (the same steps, float32; those
+    that change nothing, a division by 1 or a shift by 0, left out)."""
+    z = scaled = z - z.max()
+    if s.temperature != 1.0:
+        z = scaled = z / np.float32(s.temperature)
     if s.top_k > 0 and s.top_k < len(z):
-        z = np.where(z < np.partition(z, -s.top_k)[-s.top_k], np.float32(-np.inf), z)
+        z = np.where(z < np.partition(z, -s.top_k)[-s.top_k], _NEG_INF, z)
     if s.top_p < 1.0:
         order = np.argsort(-z, kind="stable")
-        e = np.exp(z[order] - z[order[0]])
+        e = np.exp(z[order])
         probs = e / e.sum()
         drop = np.empty(len(z), dtype=bool)
         drop[order] = np.cumsum(probs) - probs >= np.float32(s.top_p)
-        z = np.where(drop, np.float32(-np.inf), z)
-    return np.where(spare, scaled, z)
+        z = np.where(drop, _NEG_INF, z)
+    return np.where(spare, scaled, z) if spare.any() else z
 
 
 def _confirmed(
