@@ -99,6 +99,11 @@ CASES = [
         ["generate", "--phrasing", "nan", "--no-audio", "--out", "{tmp}/g"],
         "--phrasing must be a finite",
     ),
+    (
+        "form-without-memory",
+        ["generate", "--form", "AABA", "--no-audio", "--out", "{tmp}/g"],
+        "--form AABA: this model has no memory of the piece",
+    ),
     ("form-not-letters", ["generate", "--form", "A-B", "--no-audio", "--out", "{tmp}/g"], "--form takes letters"),
     (
         "section-bars-0",

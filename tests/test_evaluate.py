@@ -36,7 +36,7 @@ def report(tiny_run, tmp_path_factory):
         length="8s",
         classifier_config=ListeningConfig(iterations=40),
         progress=False,
-        sampling=Sampling(temperature=0.9, recall=0.5),
+        sampling=Sampling(temperature=0.9, top_k=40),
     )
     return out, result
 
@@ -45,7 +45,7 @@ def test_report_files_and_numbers(report):
     out, result = report
     saved = json.loads((out / "report.json").read_text())
     assert saved["pieces_per_set"] == {"original": 4, "lstm": 4}
-    assert (saved["sampling"]["temperature"], saved["sampling"]["recall"]) == (0.9, 0.5)
+    assert (saved["sampling"]["temperature"], saved["sampling"]["top_k"]) == (0.9, 40)
     for name in ("original", "lstm"):
         assert 0 <= saved["spectral"][name]["js_distance"] <= 1
     assert saved["spectral"]["original"]["log_spectral_distance_db"] == pytest.approx(0, abs=1e-9)

@@ -269,3 +269,23 @@ def test_a_shipped_memory_model_with_a_plan_brings_its_sections_back():
         ask = Ask("folk", 4, "24s", Sampling(form=form), seed=5)
         shares[form] = sum(bar_repetition(Bars.of(s)) for s in sample_scores(ckpt, ask)) / 4
     assert shares["AABA"] >= 0.25 and shares["AABA"] >= shares[""] + 0.15, shares  # measured 0.38 and 0.03
+
+
+def test_only_a_model_that_remembers_the_piece_takes_the_memorys_settings(tiny_run):
+    """Recall, phrasing and a form plan steer a memory of the piece: a plain LSTM refuses them
+    (one line naming them), a memory model takes them, and evaluate's baselines beside a memory
+    model are sampled without them."""
+    from etude.errors import ConfigError
+    from etude.evaluation.compare import generated_set
+    from etude.generation.generate import Sampling
+
+    plain = load_checkpoint(tiny_run)
+    planned = Sampling(temperature=0.9, recall=1.5, form="AABA")
+    assert planned.memory_settings() == ["--recall 1.5", "--form AABA"]
+    assert Sampling().memory_settings() == [] and planned.without_memory() == Sampling(temperature=0.9)
+    with pytest.raises(ConfigError, match="--recall 1.5 --form AABA: this model has no memory of the piece"):
+        sample_tokens(plain, Ask(plain.encoding.genres[0], 1, "8t", planned))
+    Sampling(temperature=0.9).check(plain.model)
+    planned.check(_model())
+    baseline = generated_set("plain", plain, list(plain.encoding.genres[:1]), 1, "8t", 0, planned)
+    assert len(baseline.scores) == 1

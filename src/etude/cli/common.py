@@ -113,7 +113,7 @@ def add_sampling(p) -> None:
         default=house.recall,
         help=f"for a model with a memory of the piece (pretrained:piano-memory): how much more it copies "
         f"what it has heard, added to its copy gate's log-odds (default {house.recall:g}: as trained; higher: "
-        "more comes back and the music varies less, see docs/generation.md; other models ignore it)",
+        "more comes back and the music varies less, see docs/generation.md; other models refuse it)",
     )
     p.add_argument(
         "--phrasing",
@@ -121,7 +121,7 @@ def add_sampling(p) -> None:
         default=house.phrasing,
         help=f"for a model with a memory of the piece: how strongly it returns to passages whole bars back at "
         f"the distances it learned (phrases of 4 and 8 bars), a multiplier on that preference (default "
-        f"{house.phrasing:g}; 1: as trained; other models ignore it)",
+        f"{house.phrasing:g}; 1: as trained; other models refuse it)",
     )
     p.add_argument(
         "--form",
@@ -130,7 +130,7 @@ def add_sampling(p) -> None:
         help="for a model with a memory of the piece: a plan of sections, one letter each, like AABA: a section "
         "whose letter came before brings that section back (copied from its own earlier bars), a new letter is "
         f"new music; the plan repeats after its last letter (default {house.form or 'none'}: no plan; encodings "
-        "with bar tokens only; other models ignore it)",
+        "with bar tokens only; other models refuse it)",
     )
     p.add_argument(
         "--section-bars",

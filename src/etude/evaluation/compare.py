@@ -76,9 +76,14 @@ def generated_set(
     name: str, ckpt: Checkpoint, genres: list[str], n: int, length: str, seed: int, sampling: Sampling | None = None
 ) -> PieceSet:
     """n pieces, shared out over `genres` (each genre sampled as one batch); an event model
-    samples with `sampling` (default: the house settings), a piano-roll model without top-p."""
+    samples with `sampling` (default: the house settings; one without a memory of the piece with
+    the memory's settings at the house values), a piano-roll model without top-p."""
     want = [genres[k % len(genres)] for k in range(n)]
-    sampling = (sampling or Sampling()) if isinstance(ckpt.encoding, EventEncoding) else Sampling(top_p=1.0)
+    sampling = sampling or Sampling()
+    if not isinstance(ckpt.encoding, EventEncoding):
+        sampling = Sampling(top_p=1.0)
+    elif not ckpt.model.remembers_piece:  # a baseline beside a model with a memory: sampled as it can be
+        sampling = sampling.without_memory()
     scores, labels = [], []
     for g in dict.fromkeys(want):
         count = want.count(g)
@@ -246,6 +251,7 @@ def evaluate(
     sampling.check()
     problems: list[str] = []
     ckpt = _load_run(run, data)
+    sampling.check(ckpt.model)
     out = Path(out)
     ensure_dir(out, "report folder")
     # 1. the sets: original test pieces, the run's pieces, each baseline's pieces; rendered and measured

@@ -22,6 +22,7 @@ from etude.data.midi import first_seconds, read_piece
 from etude.errors import ConfigError, InputError
 from etude.generation.constraints import EventGuard, FrameGuard
 from etude.generation.grammar import Cursor, Grammar
+from etude.models.base import Model
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.form_plan import FormPlan
 from etude.models.pretrained import model_path
@@ -64,6 +65,9 @@ class Length:
         return max(1, int(self.value) if self.unit == "t" else round(self.value * qpm / 60 * frames_per_beat))
 
 
+_MEMORY = ("recall", "phrasing", "form", "section_bars")  # Sampling's settings for a memory of the piece
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How tokens are drawn. The defaults are the house settings, the same for the Python API,
@@ -76,8 +80,8 @@ class Sampling:
     # its full distribution, since cutting that tail shortens notes piece-wide (on the piano
     # corpus's validation split, sparing durations raised jazz's overlapped area 0.85 -> 0.88)
     spare: tuple[str, ...] = ("Duration",)
-    # a model with a memory of the piece (lstm-memory), at generation only (other models ignore
-    # both): `recall` is added to its copy gate's log-odds (how much it copies what it has heard),
+    # a model with a memory of the piece (lstm-memory), at generation only (other models refuse
+    # both, check): `recall` is added to its copy gate's log-odds (how much it copies what it has heard),
     # `phrasing` multiplies its bar-distance bias (how much it returns to passages 4, 8, 16 bars
     # back). As trained, 0 and 1; higher values bring back themes, key and phrase shape at a cost
     # in variety and genre likeness (docs/generation.md has the trade-off)
@@ -88,7 +92,9 @@ class Sampling:
     form: str = ""
     section_bars: int = 4
 
-    def check(self) -> None:
+    def check(self, model: Model | None = None) -> None:
+        """ConfigError for a value out of range, or for settings `model` (when given) cannot use:
+        recall, phrasing and form steer a model that remembers the piece, and no other."""
         check_finite("--temperature", self.temperature, low=0)
         check_finite("--recall", self.recall)
         check_finite("--phrasing", self.phrasing)
@@ -97,6 +103,23 @@ class Sampling:
             raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
         if not 0 < self.top_p <= 1:  # false for nan too
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
+        steering = self.memory_settings()
+        if model is not None and steering and not model.remembers_piece:
+            raise ConfigError(
+                f"{' '.join(steering)}: this model has no memory of the piece to steer; "
+                "use one that has, such as pretrained:piano-memory"
+            )
+
+    def memory_settings(self) -> list[str]:
+        """The settings for a model's memory of the piece that differ from the house's, as
+        command-line options ("--form AABA"); [] when none does."""
+        house = Sampling()
+        return [f"--{n.replace('_', '-')} {getattr(self, n)}" for n in _MEMORY if getattr(self, n) != getattr(house, n)]
+
+    def without_memory(self) -> Sampling:
+        """These settings with the memory's at the house values (for a model without one)."""
+        house = Sampling()
+        return replace(self, **{n: getattr(house, n) for n in _MEMORY})
 
     def plan(self) -> FormPlan | None:
         """The form plan (None without one); ConfigError for a malformed one."""
@@ -199,7 +222,7 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
     prefix is taken as played)."""
     enc, model = ckpt.encoding, ckpt.model.to(device).eval()
     genre, n, length, sampling, robot = check_genre(ckpt, ask.genre), ask.n, ask.span, ask.sampling, ask.robot
-    sampling.check()
+    sampling.check(model)
     grammar = Grammar(enc)
     spare = grammar.of_types(*sampling.spare)
     guard = EventGuard(robot, grammar, enc) if robot is not None else None
@@ -347,7 +370,7 @@ def sample_scores(ckpt: Checkpoint, ask: Ask, device: str = "cpu") -> list[Score
     if ask.primer:
         raise ConfigError("--primer works with event-token models; this one generates piano rolls")
     sampling, robot = ask.sampling, ask.robot
-    sampling.check()
+    sampling.check(ckpt.model)
     house = Sampling()
     if (sampling.top_k, sampling.top_p) != (house.top_k, house.top_p) and (sampling.top_k or sampling.top_p < 1):
         log.warning("piano-roll models sample each key on or off: --top-k and --top-p are not used")

@@ -1,7 +1,8 @@
 """The interface every generator offers to training, evaluation, benchmarks and generation.
 
-Callers choose behaviour by what a model declares (`unit`, `estimated_likelihood`) and by the
-methods below, never by its name or class. Batches come from `etude.data.windows`.
+Callers choose behaviour by what a model declares (`unit`, `estimated_likelihood`,
+`remembers_piece`) and by the methods below, never by its name or class. Batches come from
+`etude.data.windows`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Model(Protocol):
 
     unit: str  # "token": event tokens, loss in nats per token | "frame": piano rolls, nats per frame
     estimated_likelihood: bool  # the likelihood needs log Z estimated by AIS (an RBM output)
+    # a memory of the piece it is writing, which Sampling's recall, phrasing and form steer
+    remembers_piece: bool
 
     def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
         """The windows its training batches are drawn from, cut from a split's rows and index."""

@@ -42,6 +42,7 @@ class LSTMGenerator(nn.Module):
 
     unit = "token"
     estimated_likelihood = False
+    remembers_piece = False
 
     def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0):
         super().__init__()

@@ -112,6 +112,8 @@ class MemoryLSTM(LSTMGenerator):
     """LSTMGenerator + PieceMemory; the same interface, state (h, c, Memory) carried by callers
     that read a piece in chunks (etude.evaluation.position) and kept inside its stepper."""
 
+    remembers_piece = True
+
     def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0, bar_id: int | None = None):
         super().__init__(vocab_size, n_genres, cfg, pad_id)
         self.memory = PieceMemory(cfg.hidden, cfg.memory_theta, cfg.memory_lambda, cfg.memory_size, pad_id)

@@ -58,6 +58,7 @@ class RollModel(nn.Module):
     state size is cfg.hidden, its keys n_keys). Built from a validated config (etude.models.registry)."""
 
     unit = "frame"
+    remembers_piece = False
 
     def __init__(self, n_genres: int, cfg: ModelConfig, head: OutputHead, n_keys: int = 88):
         super().__init__()

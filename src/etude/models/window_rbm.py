@@ -22,6 +22,7 @@ from etude.models.rbm import RBM, ais_log_partition, free_energy, gibbs_chain, m
 class WindowRBM(nn.Module):
     unit = "frame"
     estimated_likelihood = True
+    remembers_piece = False
 
     def __init__(self, n_genres: int, cfg: ModelConfig, n_keys: int = 88):
         super().__init__()

@@ -254,7 +254,7 @@ def call_and_response(
         raise InputError("--respond continues a phrase: it needs an event-token model")
     ask = ask or Ask(length="8s")
     ask = replace(ask, genre=check_genre(ckpt, ask.genre), n=1)
-    ask.sampling.check()
+    ask.sampling.check(ckpt.model)
     clock = time.perf_counter
     events: queue.Queue = queue.Queue()
     if listen == "-":

@@ -326,7 +326,7 @@ def _generated(run: Path | None, ask: Ask, playing: Playing) -> GeneratedPieces:
 
     ckpt = load_checkpoint(model_path(run))
     ask = replace(ask, genre=check_genre(ckpt, ask.genre), n=1)
-    ask.sampling.check()
+    ask.sampling.check(ckpt.model)
     count = None if playing.loop else ask.n
 
     def make_piece(k: int) -> Score:
