@@ -47,6 +47,16 @@ def test_models_list_the_shipped_ones_with_genres(client):
     assert builtin["default"] and "irish" in builtin["genres"] and builtin["summary"].startswith("lstm")
 
 
+def test_a_model_that_remembers_the_piece_takes_a_form_plan(client):
+    """The models say which take a form plan; such a model's take follows it and says so."""
+    remembers = {m["id"]: m["remembers_piece"] for m in client.get("/api/models").json()}
+    assert remembers["pretrained:piano-memory"] and not remembers["pretrained:builtin"]
+    r = _generate(client, model="pretrained:piano-memory", genre="folk", form="AABA")
+    assert r.status_code == 200, r.text
+    assert r.json()["takes"][0]["form"] == "AABA"
+    assert _generate(client).json()["takes"][0]["form"] is None
+
+
 def test_the_form_starts_from_the_house_sampling_settings(client):
     """The page states no default of its own: it reads the request's defaults, which come from Sampling."""
     from etude.generation.generate import Sampling
@@ -96,6 +106,9 @@ def test_a_primer_is_continued_and_a_non_midi_primer_refused(client, good_corpus
         ({"temperature": -1}, 422, "temperature"),
         ({"model": "no/such/run"}, 422, "model"),
         ({"robot": "a-robot-that-is-not"}, 422, "robot"),
+        ({"form": "AABA"}, 422, "form"),  # the default model here has no memory of the piece
+        ({"model": "pretrained:piano-memory", "form": "A-B"}, 422, "form"),
+        ({"form": "A" * 65}, 422, "form"),
     ],
 )
 def test_bad_generate_requests_get_a_4xx_naming_the_field(client, fields, status, field):

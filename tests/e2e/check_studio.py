@@ -2,8 +2,10 @@
 
 Starts `etude studio --token` on a free loopback port and opens the address it prints (with its
 token, as a user would), drives headless Chromium over its DevTools protocol: waits for the
-models, chooses the folk genre and 10 s, presses Generate, and waits until the new take's
-piano-roll image has decoded and its audio element reports a duration. Then reloads the page
+models, checks that the form-plan field is hidden for the default model and shown for the model
+that remembers the piece, chooses that model, the folk genre, 10 s and the plan AABA, presses
+Generate, and waits until the new take's piano-roll image has decoded, its audio element reports a
+duration and its title names the plan. Then reloads the page
 (the token has left the address; the page keeps it) and passes when the take is listed again with
 its roll and audio. Saves screenshots at a desktop's and a phone's width to out/e2e/studio*.png.
 """
@@ -105,14 +107,25 @@ async def drive(studio_url: str, debug_port: int) -> dict:
         shown = await tools.eval("document.getElementById('top_p-out').textContent")
         if shown != str(Sampling().top_p):
             return {"error": f"the top-p slider shows {shown!r}, not the house setting {Sampling().top_p}"}
+        if not await tools.eval("document.getElementById('form-field').offsetParent === null"):
+            return {"error": "the form-plan field shows for a model without a memory of the piece"}
+        await tools.eval(
+            "const m = document.getElementById('model'); m.value = 'pretrained:piano-memory';"
+            "m.dispatchEvent(new Event('change')); true"
+        )
+        if await tools.eval("document.getElementById('form-field').offsetParent === null"):
+            return {"error": "the form-plan field is hidden for the model that remembers the piece"}
         await tools.eval(
             "const g = document.getElementById('genre'); g.value = 'folk'; g.dispatchEvent(new Event('change'));"
             "const l = document.getElementById('length'); l.value = '10'; l.dispatchEvent(new Event('input'));"
+            "document.getElementById('form').value = 'AABA';"
             "document.getElementById('go').click(); true"
         )
         state = await wait_for_take(tools, 1200)  # up to 120 s
         if not state.get("ready"):
             return state
+        if "form AABA" not in state.get("title", ""):
+            return {**state, "ready": False, "error": "the take's title does not name its form plan"}
         state["address after load"] = await tools.eval("location.href")
         await tools.call("Page.reload")
         await asyncio.sleep(0.5)

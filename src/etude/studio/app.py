@@ -84,6 +84,7 @@ class Studio:
                     "id": name,
                     "genres": list(ckpt.encoding.genres),
                     "summary": ckpt.config.model.describe(),
+                    "remembers_piece": ckpt.model.remembers_piece,  # takes a form plan
                     "card": _card(ckpt.path),
                     "default": name == self.config.model,
                 }

@@ -44,6 +44,16 @@ class GenerateRequest(BaseModel):
     seed: int = Field(0, ge=0)
     n: int = Field(1, ge=1, le=MAX_N, description="pieces")
     robot: str = Field("", description="a robot profile, or empty for none")
+    form: str = Field(
+        HOUSE.form,
+        max_length=64,
+        description="for a model that remembers the piece: a plan of sections of "
+        f"{HOUSE.section_bars} bars, one letter each, like AABA (a letter that came before brings "
+        "its section back); empty for none",
+    )
+
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_k, self.top_p, form=self.form)
 
     def check(self, studio, primer: bytes | None) -> Checked:
         """Every field against the model, before the request queues: HTTPException 4xx naming it."""
@@ -54,6 +64,10 @@ class GenerateRequest(BaseModel):
             ckpt = studio.checkpoint(self.model)
         except EtudeError as exc:
             raise http_error(422, "model", str(exc)) from None
+        try:
+            self.sampling().check(ckpt.model)
+        except EtudeError as exc:
+            raise http_error(422, "form", str(exc)) from None
         genre = self.genre or ckpt.encoding.genres[0]
         if genre not in ckpt.encoding.genres:
             raise http_error(
@@ -150,13 +164,12 @@ class Checked:
 def generate_pieces(c: Checked, work: str) -> list[dict]:
     """In the worker process: generate the pieces of a checked request into `work`; returns per
     piece its files (piece.mid/.wav/.png -> path) and its description."""
-    from etude.generation.generate import Ask, PieceFiles, Sampling, generate
+    from etude.generation.generate import Ask, PieceFiles, generate
 
     r = c.request
-    sampling = Sampling(r.temperature, r.top_k, r.top_p)
     primer = str(c.primer) if c.primer else None
     try:
-        ask = Ask(c.genre, r.n, f"{r.length:g}s", sampling, r.seed, primer, c.robot)
+        ask = Ask(c.genre, r.n, f"{r.length:g}s", r.sampling(), r.seed, primer, c.robot)
         pieces = generate(r.model, ask, Path(work), PieceFiles(force=True))
     finally:
         if c.primer is not None:
@@ -169,6 +182,7 @@ def generate_pieces(c: Checked, work: str) -> list[dict]:
             "seed": r.seed,
             "index": k,
             "robot": c.robot.name if c.robot else None,
+            "form": r.form or None,
             "seconds": round(piece.seconds, 2),
             "notes": piece.notes,
         }

@@ -24,6 +24,10 @@ async function api(path, options) {
 function fillGenres() {
   const model = models.find((m) => m.id === $("model").value);
   $("genre").replaceChildren(...(model ? model.genres : []).map((g) => new Option(g, g)));
+  // a form plan only for a model that remembers the piece; a disabled field is not sent
+  const plan = Boolean(model && model.remembers_piece);
+  $("form-field").hidden = !plan;
+  $("form").disabled = !plan;
 }
 
 function bindOutput(id, unit) {
@@ -40,7 +44,8 @@ function element(tag, props = {}, ...children) {
 
 function addTake(take) {
   // built from elements, not HTML text: names from a model never become markup
-  const title = `${take.genre} · ${take.seconds} s · ${take.notes} notes${take.robot ? " · " + take.robot : ""}`;
+  const extras = [take.form ? `form ${take.form}` : "", take.robot || ""].filter(Boolean).map((x) => ` · ${x}`);
+  const title = `${take.genre} · ${take.seconds} s · ${take.notes} notes${extras.join("")}`;
   const perform_ = element("button", { type: "button", textContent: "Perform" });
   const delete_ = element("button", { type: "button", textContent: "Delete" });
   const li = element(
