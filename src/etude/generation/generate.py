@@ -80,11 +80,11 @@ class Sampling:
     # its full distribution, since cutting that tail shortens notes piece-wide (on the piano
     # corpus's validation split, sparing durations raised jazz's overlapped area 0.85 -> 0.88)
     spare: tuple[str, ...] = ("Duration",)
-    # a model with a memory of the piece (lstm-memory), at generation only (other models refuse
-    # both, check): `recall` is added to its copy gate's log-odds (how much it copies what it has heard),
-    # `phrasing` multiplies its bar-distance bias (how much it returns to passages 4, 8, 16 bars
-    # back). As trained, 0 and 1; higher values bring back themes, key and phrase shape at a cost
-    # in variety and genre likeness (docs/generation.md has the trade-off)
+    # a model with a memory of the piece (lstm-memory), at generation only (`check` refuses them
+    # for other models): `recall` is added to its copy gate's log-odds (how much it copies what it
+    # has heard), `phrasing` multiplies its bar-distance bias (how much it returns to passages 4,
+    # 8, 16 bars back). As trained, 0 and 1; higher values bring back themes, key and phrase shape
+    # at a cost in variety and genre likeness (docs/generation.md has the trade-off)
     recall: float = 0.0
     phrasing: float = 1.0
     # ...and a plan of sections of `section_bars` bars, one letter each ("AABA"): a section whose
@@ -315,7 +315,7 @@ def _filtered(z: np.ndarray, s: Sampling, spare: np.ndarray) -> np.ndarray:
         z = np.where(z < np.partition(z, -s.top_k)[-s.top_k], _NEG_INF, z)
     if s.top_p < 1.0:
         order = np.argsort(-z, kind="stable")
-        e = np.exp(z[order])
+        e = np.exp(z[order])  # z[order[0]], the largest, is 0
         probs = e / e.sum()
         drop = np.empty(len(z), dtype=bool)
         drop[order] = np.cumsum(probs) - probs >= np.float32(s.top_p)
