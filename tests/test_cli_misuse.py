@@ -111,6 +111,7 @@ CASES = [
         "--section-bars: must be 1 or more",
     ),
     ("top-p-nan", ["generate", "--top-p", "nan", "--no-audio", "--out", "{tmp}/g"], "--top-p must be in (0, 1]"),
+    ("evaluate-split-train", ["evaluate", "pretrained", "--split", "train", "--out", "{tmp}/e"], "invalid choice"),
     ("evaluate-recall-inf", ["evaluate", "pretrained", "--recall", "inf", "--out", "{tmp}/e"], "--recall must be a"),
     ("top-k-negative", ["generate", "--top-k=-3", "--no-audio", "--out", "{tmp}/g"], "--top-k must be 0"),
     ("length-0", ["generate", "--length", "0s", "--no-audio", "--out", "{tmp}/g"], "length '0s'"),

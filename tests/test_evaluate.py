@@ -46,6 +46,7 @@ def test_report_files_and_numbers(report):
     saved = json.loads((out / "report.json").read_text())
     assert saved["pieces_per_set"] == {"original": 4, "lstm": 4}
     assert (saved["sampling"]["temperature"], saved["sampling"]["top_k"]) == (0.9, 40)
+    assert saved["split"] == "test"  # the default: the real pieces and likelihood of the test split
     for name in ("original", "lstm"):
         assert 0 <= saved["spectral"][name]["js_distance"] <= 1
     assert saved["spectral"]["original"]["log_spectral_distance_db"] == pytest.approx(0, abs=1e-9)
@@ -164,3 +165,22 @@ def test_original_pieces_are_cut_to_the_generated_length(real_data):
         assert c.to("second").end() <= 8 + 0.05  # the cut is rounded to a tick (16 a quarter)
     tokens = original_set(real_data, enc, 6, Length.parse("40t"))
     assert all(0 < t.note_num() < w.note_num() for t, w in zip(tokens.scores, whole.scores))
+
+
+def test_the_real_pieces_come_from_the_split_asked_for(real_data, tiny_run, tmp_path):
+    """`--split valid` compares with the validation pieces (for choosing settings without looking
+    at test); the default stays test; a training split is refused before any work (the CLI's
+    refusal: tests/test_cli_misuse.py)."""
+    from etude.data.store import open_encoding
+    from etude.errors import ConfigError
+    from etude.evaluation.compare import original_set
+
+    enc = open_encoding(real_data)
+    for split in ("test", "valid"):
+        _, index = open_split(real_data, split)
+        held = original_set(real_data, enc, 1000, split=split)
+        assert sorted(held.labels) == sorted(enc.genres[int(g)] for g in index[:, 2])
+        assert len(held.scores) == len(index) > 0
+    with pytest.raises(ConfigError, match="--split must be one of test, valid"):
+        evaluate(tiny_run, tmp_path / "r", split="train")
+    assert not (tmp_path / "r").exists()

@@ -12,6 +12,7 @@ from etude.cli.common import (
     optional_path,
     sampling_of,
 )
+from etude.data.corpus import HELD_OUT
 from etude.errors import InputError
 
 
@@ -30,6 +31,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         soundfont=optional_path(args.soundfont),
         data=optional_path(args.data),
         sampling=sampling_of(args),
+        split=args.split,
     )
     lstm = report["spectral"]["lstm"]
     print(
@@ -65,7 +67,14 @@ def add_evaluate(sub, help: str) -> None:
         help="run folder or checkpoint (`pretrained`, `pretrained:builtin`: a shipped model, with --data)",
     )
     p.add_argument(
-        "--data", metavar="DATA_DIR", help="prepared data to take the test split from (default: the run's own)"
+        "--data", metavar="DATA_DIR", help="prepared data to take the real pieces from (default: the run's own)"
+    )
+    p.add_argument(
+        "--split",
+        choices=HELD_OUT,
+        default=HELD_OUT[0],
+        help="the held-out split whose pieces the generated ones are compared with and whose likelihood is "
+        "measured (default test: the figures to report; valid: for choosing settings without looking at test)",
     )
     p.add_argument(
         "--baseline", action="append", default=[], metavar="RUN2", help="another run to compare (repeatable)"

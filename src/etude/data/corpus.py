@@ -20,6 +20,7 @@ from etude.paths import check_genre_name
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SPLITS = ("train", "valid", "test")
+HELD_OUT = ("test", "valid")  # the splits no model trains on: test for the figures reported, valid for choices
 
 
 @dataclass(frozen=True)

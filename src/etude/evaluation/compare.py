@@ -19,10 +19,11 @@ import numpy as np
 from symusic import Score
 
 from etude.audio.render import render
+from etude.data.corpus import HELD_OUT
 from etude.data.encoding import EventEncoding
 from etude.data.midi import first_seconds
 from etude.data.store import open_encoding, open_split
-from etude.errors import EtudeError, InputError
+from etude.errors import ConfigError, EtudeError, InputError
 from etude.evaluation import form as F
 from etude.evaluation import metrics as M
 from etude.evaluation.classifier import Classifier, JudgeConfig
@@ -52,11 +53,13 @@ class PieceSet:
     form: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def original_set(data: Path, encoding: EventEncoding, n: int, length: Length | None = None) -> PieceSet:
-    """Up to n test pieces of a prepared event-token folder, shared out over the genres; with
+def original_set(
+    data: Path, encoding: EventEncoding, n: int, length: Length | None = None, split: str = "test"
+) -> PieceSet:
+    """Up to n pieces of a prepared event-token folder's `split`, shared out over the genres; with
     `length`, each cut to its first `length` (seconds through its tempo map, or tokens), so that
     length-bound statistics (pitch range, pitches used) compare like with like."""
-    rows, index = open_split(data, "test")
+    rows, index = open_split(data, split)
     by_genre: dict[int, list[int]] = {}
     for k, (_, _, g) in enumerate(index):
         by_genre.setdefault(int(g), []).append(k)
@@ -237,25 +240,30 @@ def evaluate(
     classifier_config: JudgeConfig | None = None,
     progress: bool = True,
     sampling: Sampling | None = None,
+    split: str = "test",
 ) -> dict:
     """Evaluate a run (and baselines) and write the report into `out`; returns report.json's dict.
 
     `data` replaces the prepared data folder the run was trained on (for a model whose folder is
     elsewhere, like the shipped one); its vocabulary must be the model's. Without `classifier`,
     one is trained on that data with `classifier_config` (default: the listening judge's). Event
-    models sample with `sampling` (default: the house settings, `Sampling()`)."""
+    models sample with `sampling` (default: the house settings, `Sampling()`). The real pieces and
+    the likelihood are those of `split`: "test" for the figures you report, "valid" for choosing
+    settings (the judge's own accuracy is always its test split's)."""
     from etude.evaluation.report import write_report
 
     t0 = time.perf_counter()
     sampling = sampling or Sampling()
     sampling.check()
+    if split not in HELD_OUT:
+        raise ConfigError(f"--split must be one of {', '.join(HELD_OUT)}, not {split!r}")
     problems: list[str] = []
     ckpt = _load_run(run, data)
     sampling.check(ckpt.model)
     out = Path(out)
     ensure_dir(out, "report folder")
-    # 1. the sets: original test pieces, the run's pieces, each baseline's pieces; rendered and measured
-    sets, loaded_baselines = _sets(ckpt, baselines or [], n, length, seed, sampling, problems)
+    # 1. the sets: the split's real pieces, the run's pieces, each baseline's pieces; rendered and measured
+    sets, loaded_baselines = _sets(ckpt, baselines or [], n, length, seed, sampling, problems, split)
     for s in list(sets):
         if not s.scores:
             problems.append(f"set {s.name} is empty")
@@ -269,14 +277,15 @@ def evaluate(
         "sample_rate": SAMPLE_RATE,
         "length": length,
         "sampling": asdict(sampling),
+        "split": split,
         **_against_original(sets),
     }
-    # 3. likelihood of the test split under each model
-    report["likelihood"] = {"lstm": split_likelihood(ckpt)}
-    report["likelihood_by_position"] = split_positions(ckpt)
+    # 3. likelihood of the split under each model
+    report["likelihood"] = {"lstm": split_likelihood(ckpt, split)}
+    report["likelihood_by_position"] = split_positions(ckpt, split)
     for path, other in loaded_baselines:
         report["likelihood"][Path(path).name] = (
-            split_likelihood(other)
+            split_likelihood(other, split)
             if other.config.data and (Path(other.config.data) / "meta.json").exists()
             else {"problem": "its data folder is gone"}
         )
@@ -309,13 +318,20 @@ def _load_run(run: Path, data: Path | None) -> Checkpoint:
 
 
 def _sets(
-    ckpt: Checkpoint, baselines: list[Path], n: int, length: str, seed: int, sampling: Sampling, problems: list[str]
+    ckpt: Checkpoint,
+    baselines: list[Path],
+    n: int,
+    length: str,
+    seed: int,
+    sampling: Sampling,
+    problems: list[str],
+    split: str,
 ):
-    """The original set, the run's generated set and one per baseline that loads (with the
-    baselines' checkpoints); a baseline that fails is added to `problems`."""
+    """The original set (from `split`), the run's generated set and one per baseline that loads
+    (with the baselines' checkpoints); a baseline that fails is added to `problems`."""
     genres = ckpt.encoding.genres
     sets = [
-        original_set(Path(ckpt.config.data), ckpt.encoding, n, Length.parse(length)),
+        original_set(Path(ckpt.config.data), ckpt.encoding, n, Length.parse(length), split),
         generated_set("lstm", ckpt, genres, n, length, seed, sampling),
     ]
     loaded = []

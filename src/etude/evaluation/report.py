@@ -272,6 +272,7 @@ def write_report(report: dict, sets, out: Path) -> Path:
         for s in sets
     )
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report["problems"]) or "<li>none</li>"
+    split = html.escape(report.get("split", "test"))  # reports written before the split was a choice: test
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>étude evaluation: {html.escape(report["run"])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
@@ -279,7 +280,7 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 img{{max-width:100%}}</style></head><body>
 <h1>Evaluation of {html.escape(report["run"])}</h1>
 <p>Pieces per set: {html.escape(_inline(report["pieces_per_set"]))}; generated length {html.escape(report["length"])}
-(original pieces cut to their first {html.escape(report["length"])});
+(original pieces, from the {split} split, cut to their first {html.escape(report["length"])});
 audio rendered at {rate} Hz with one SoundFont for every set. Took {report["seconds"]} s.</p>
 <h2>Spectrum: generated against original</h2>
 {tables["spectral"]}
@@ -305,10 +306,10 @@ bars alike at lags 4 and 8 more than at others; steadiness of the bass's pulse; 
 {tables["memo"]}
 <h3>Histograms against the original: Jensen-Shannon distance of the set means</h3>
 {tables["histograms"]}
-<h2>Likelihood (test split, each model on its own encoding)</h2>
+<h2>Likelihood ({split} split, each model on its own encoding)</h2>
 {tables["likelihood"]}
 <h3>By position in the piece</h3>
-<p>The run's model reads {report.get("likelihood_by_position", {}).get("pieces", 0)} whole test pieces
+<p>The run's model reads {report.get("likelihood_by_position", {}).get("pieces", 0)} whole {split} pieces
 (of 1,200 tokens or more), its state carried; mean NLL of the tokens at each position. A model
 that remembers the piece gets better as the piece goes on. Beside it, the model mixed half and half
 with a copy model of the piece (what followed earlier occurrences of the last 8-16 tokens), wherever
