@@ -77,8 +77,23 @@ def test_workers_die_with_their_parent(tmp_path):
     assert len(workers) == 2
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=30)
-    deadline = time.time() + 10
+    deadline = time.time() + 30  # a bound for a busy machine, not a timing: they go at once when run
     while time.time() < deadline and any(alive(w) for w in workers):
         time.sleep(0.05)
     assert not any(alive(w) for w in workers)
     assert b"Traceback" not in err
+
+
+def test_a_worker_whose_parent_is_already_gone_leaves_at_once():
+    """The parent may die before a forked worker first runs (a busy machine), too early for
+    Linux's death signal: the worker sees that its parent is not the one that started it and
+    exits before it reads an item."""
+    import subprocess
+    import sys
+
+    code = "import os\nfrom etude.data.isolation import _die_with_parent\n"
+    code += "_die_with_parent(os.getppid() + 1)\nprint('alive')\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "alive" not in done.stdout
+    stays = code.replace("os.getppid() + 1", "os.getppid()")
+    assert "alive" in subprocess.run([sys.executable, "-c", stays], capture_output=True, text=True, timeout=60).stdout

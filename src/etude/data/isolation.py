@@ -43,13 +43,17 @@ class Limits:
     memory_mb: int = 4096  # address space a worker may add to what it starts with (RLIMIT_AS)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits (elsewhere: a no-op)."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (elsewhere: a no-op); exit now if
+    the parent (pid `parent`) is already gone, since it may die before the request is made (on a
+    busy machine a forked worker can wait long before it first runs)."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def _quiet() -> None:
@@ -74,9 +78,10 @@ def _limit_memory(extra_mb: int) -> None:
         pass  # no /proc or no RLIMIT_AS: the time limit still holds
 
 
-def _serve(conn, fn: Callable, init: Callable | None, initargs: tuple, memory_mb: int) -> None:
-    """A worker: items in, ("ok", result) | ("error", text) | ("memory", text) out, until told to stop."""
-    _die_with_parent()
+def _serve(conn, fn: Callable, init: Callable | None, initargs: tuple, memory_mb: int, parent: int) -> None:
+    """A worker of process `parent`: items in, ("ok", result) | ("error", text) | ("memory", text)
+    out, until told to stop."""
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _quiet()
     try:
@@ -101,7 +106,8 @@ def _serve(conn, fn: Callable, init: Callable | None, initargs: tuple, memory_mb
 class _Worker:
     def __init__(self, ctx, fn: Callable, init: Callable | None, initargs: tuple, limits: Limits):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, fn, init, initargs, limits.memory_mb), daemon=True)
+        args = (child, fn, init, initargs, limits.memory_mb, os.getpid())
+        self.proc = ctx.Process(target=_serve, args=args, daemon=True)
         self.proc.start()
         child.close()
         self.task: tuple[int, float] | None = None  # (item index, monotonic start)
