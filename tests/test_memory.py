@@ -232,17 +232,17 @@ def test_a_form_plan_names_the_section_each_section_repeats():
 
 def test_a_form_plan_copies_the_section_it_brings_back():
     """In a section that comes back the stepper's look-up goes to the keys exactly that many bars
-    back and its gate opens; in a new section the plan changes nothing."""
+    back and its gate opens; in a new section the gate only closes by FORM_NOVELTY."""
     from etude.models.form_plan import FormPlan
-    from etude.models.memory import FORM_FOCUS, FORM_RECALL
+    from etude.models.memory import FORM_FOCUS, FORM_NOVELTY, FORM_RECALL
 
     m = _model()
     g = torch.tensor([0])
     # bar tokens at 0, 6, 12, 18: bars 1-4 of 6 tokens each (1..4 never start a bar here)
     x = torch.tensor([[BAR, 1, 2, 3, 4, 1, BAR, 2, 3, 4, 1, 2, BAR, 3, 4, 1, 2, 3, BAR, 4, 1, 2, 3]])
     with torch.no_grad():
-        free, planned = m.stepper(g), m.stepper(g, form=FormPlan("AB", 2))  # bars 3-4 (B): new
-        assert torch.allclose(free.prime(x), planned.prime(x), atol=1e-6)
+        planned = m.stepper(g, form=FormPlan("AB", 2))  # every section new
+        assert torch.allclose(m.stepper(g, recall=FORM_NOVELTY).prime(x), planned.prime(x), atol=1e-6)
         again = m.stepper(g, form=FormPlan("AA", 2))  # bars 3-4 repeat bars 1-2, two bars back
         seen = again.prime(x)
         n = again.n

@@ -43,6 +43,9 @@ BAR_BIAS_SCALE = 10.0  # the bias is kept divided by this: Adam moves it 10 x fa
 # back (their bar, not its neighbours); chosen on the test split (docs/generation.md says how)
 FORM_RECALL = 4.0
 FORM_FOCUS = 6.0
+# ...and in a new section, added to the gate (-2: 0.3 becomes 0.05), so that new music is new:
+# chosen on the validation split (more pitches, overlapped areas and adherence; the form holds)
+FORM_NOVELTY = -2.0
 
 # (keys (B, N, H): K h_i of past top-layer outputs, values (B, N): the token after each, bars
 # (B, N): the bar count at each, pending (B, H): the last output's key, whose token the next
@@ -184,7 +187,8 @@ class MemoryStepper:
     each step appends the previous output with the token that followed it, then mixes, with
     sampling's `recall` and `phrasing` (PieceMemory.read). With a form plan, a section that comes
     back copies from its first statement (FormPlan.copy_lag): FORM_RECALL more on the gate,
-    FORM_FOCUS more on the keys exactly that many bars back."""
+    FORM_FOCUS more on the keys exactly that many bars back; a new section has FORM_NOVELTY on
+    the gate (it copies less)."""
 
     def __init__(
         self,
@@ -237,7 +241,7 @@ class MemoryStepper:
         if self.form is not None:
             back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
             again = back > 0
-            recall = self.recall + FORM_RECALL * again
+            recall = self.recall + torch.where(again, FORM_RECALL, FORM_NOVELTY)
             focus = FORM_FOCUS * ((lag == back) & again)  # (B, 1, N)
         weights, lam = self.memory.read(query, self.keys[:, : self.n], values, lag, None, recall, self.phrasing, focus)
         return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]
