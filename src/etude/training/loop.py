@@ -1,7 +1,9 @@
 """`etude train`: the iteration-based training loop, its stop conditions, progress and resume.
 
 Batches are a pure function of (seed, iteration), and the torch RNG state (dropout) is stored
-in every checkpoint, so a run resumed from a checkpoint repeats the uninterrupted run exactly.
+in every checkpoint, so a run resumed from a checkpoint repeats the uninterrupted run: bit for bit
+on the machines measured, to within float32 rounding wherever a CPU kernel rounds differently in
+another process.
 Opening a run (settings, data, model, optimiser) is etude.training.run; checkpoints are
 etude.training.checkpoints.
 """
