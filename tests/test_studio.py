@@ -53,8 +53,18 @@ def test_a_model_that_remembers_the_piece_takes_a_form_plan(client):
     assert remembers["pretrained:piano-memory"] and not remembers["pretrained:builtin"]
     r = _generate(client, model="pretrained:piano-memory", genre="folk", form="AABA")
     assert r.status_code == 200, r.text
-    assert r.json()["takes"][0]["form"] == "AABA"
-    assert _generate(client).json()["takes"][0]["form"] is None
+    take = r.json()["takes"][0]
+    assert (take["form"], take["section_bars"]) == ("AABA", 4)
+    # one-bar sections: bar 2 of these 3 s already returns to bar 1, where 4-bar sections had not
+    short = _generate(client, model="pretrained:piano-memory", genre="folk", form="AABA", section_bars=1).json()
+    assert short["takes"][0]["section_bars"] == 1
+    assert _midi(client, short["takes"][0]) != _midi(client, take)
+    plain = _generate(client).json()["takes"][0]
+    assert (plain["form"], plain["section_bars"]) == (None, None)
+
+
+def _midi(client, take) -> bytes:
+    return client.get(f"/api/takes/{take['id']}/piece.mid").content
 
 
 def test_the_form_starts_from_the_house_sampling_settings(client):
@@ -109,6 +119,8 @@ def test_a_primer_is_continued_and_a_non_midi_primer_refused(client, good_corpus
         ({"form": "AABA"}, 422, "form"),  # the default model here has no memory of the piece
         ({"model": "pretrained:piano-memory", "form": "A-B"}, 422, "form"),
         ({"form": "A" * 65}, 422, "form"),
+        ({"section_bars": 8}, 422, "section_bars"),  # no memory of the piece here either
+        ({"model": "pretrained:piano-memory", "form": "AB", "section_bars": 0}, 422, "section_bars"),
     ],
 )
 def test_bad_generate_requests_get_a_4xx_naming_the_field(client, fields, status, field):

@@ -119,12 +119,13 @@ async def drive(studio_url: str, debug_port: int) -> dict:
             "const g = document.getElementById('genre'); g.value = 'folk'; g.dispatchEvent(new Event('change'));"
             "const l = document.getElementById('length'); l.value = '10'; l.dispatchEvent(new Event('input'));"
             "document.getElementById('form').value = 'AABA';"
+            "document.getElementById('section_bars').value = '2';"
             "document.getElementById('go').click(); true"
         )
         state = await wait_for_take(tools, 1200)  # up to 120 s
         if not state.get("ready"):
             return state
-        if "form AABA" not in state.get("title", ""):
+        if "form AABA (2 bars a section)" not in state.get("title", ""):
             return {**state, "ready": False, "error": "the take's title does not name its form plan"}
         state["address after load"] = await tools.eval("location.href")
         await tools.call("Page.reload")

@@ -47,13 +47,13 @@ class GenerateRequest(BaseModel):
     form: str = Field(
         HOUSE.form,
         max_length=64,
-        description="for a model that remembers the piece: a plan of sections of "
-        f"{HOUSE.section_bars} bars, one letter each, like AABA (a letter that came before brings "
-        "its section back); empty for none",
+        description="for a model that remembers the piece: a plan of sections of section_bars bars, "
+        "one letter each, like AABA (a letter that came before brings its section back); empty for none",
     )
+    section_bars: int = Field(HOUSE.section_bars, ge=1, le=64, description="bars a section of the form plan")
 
     def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_k, self.top_p, form=self.form)
+        return Sampling(self.temperature, self.top_k, self.top_p, form=self.form, section_bars=self.section_bars)
 
     def check(self, studio, primer: bytes | None) -> Checked:
         """Every field against the model, before the request queues: HTTPException 4xx naming it."""
@@ -67,7 +67,7 @@ class GenerateRequest(BaseModel):
         try:
             self.sampling().check(ckpt.model)
         except EtudeError as exc:
-            raise http_error(422, "form", str(exc)) from None
+            raise http_error(422, "form" if self.form else "section_bars", str(exc)) from None
         genre = self.genre or ckpt.encoding.genres[0]
         if genre not in ckpt.encoding.genres:
             raise http_error(
@@ -183,6 +183,7 @@ def generate_pieces(c: Checked, work: str) -> list[dict]:
             "index": k,
             "robot": c.robot.name if c.robot else None,
             "form": r.form or None,
+            "section_bars": r.section_bars if r.form else None,
             "seconds": round(piece.seconds, 2),
             "notes": piece.notes,
         }

@@ -27,7 +27,7 @@ function fillGenres() {
   // a form plan only for a model that remembers the piece; a disabled field is not sent
   const plan = Boolean(model && model.remembers_piece);
   $("form-field").hidden = !plan;
-  $("form").disabled = !plan;
+  $("form").disabled = $("section_bars").disabled = !plan;
 }
 
 function bindOutput(id, unit) {
@@ -44,7 +44,7 @@ function element(tag, props = {}, ...children) {
 
 function addTake(take) {
   // built from elements, not HTML text: names from a model never become markup
-  const extras = [take.form ? `form ${take.form}` : "", take.robot || ""].filter(Boolean).map((x) => ` · ${x}`);
+  const extras = [take.form ? `form ${take.form} (${take.section_bars} bars a section)` : "", take.robot || ""].filter(Boolean).map((x) => ` · ${x}`);
   const title = `${take.genre} · ${take.seconds} s · ${take.notes} notes${extras.join("")}`;
   const perform_ = element("button", { type: "button", textContent: "Perform" });
   const delete_ = element("button", { type: "button", textContent: "Delete" });
