@@ -154,6 +154,19 @@ def _losses(run):
     return [(r["iteration"], r["split"], r["loss"]) for r in _rows(run)]
 
 
+def _assert_same_losses(full, cut) -> None:
+    """The resumed run `cut` logged what the uninterrupted run `full` logged. metrics.csv keeps 5
+    decimals: two runs a few float32 ulps apart (a CPU kernel may round differently in another
+    process; seen once in CI, 2.680805 either side) can differ by one unit in the last place, never
+    more. Resume defects move the losses far more (measured by breaking the resume: the schedule
+    one step ahead 0.002, dropout's RNG not restored 0.04, Adam's state not restored 0.76)."""
+    full_rows, cut_rows = _losses(full), _losses(cut)
+    assert [r[:2] for r in full_rows] == [r[:2] for r in cut_rows]
+    gaps = [abs(float(a[2]) - float(b[2])) for a, b in zip(full_rows, cut_rows)]
+    assert max(gaps) <= 1.5e-5, max(gaps)
+    assert sum(g > 0 for g in gaps) <= 2, gaps
+
+
 def _checkpoint_iteration(run) -> int:
     return json.loads((run / "checkpoints" / "last" / "state.json").read_text())["iteration"]
 
@@ -178,15 +191,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(real_data, tmp_path):
     assert 0 < stopped < 400, "the run finished before the signal: raise train.iterations"
 
     subprocess.run(_etude("train", "--resume", str(cut)), check=True, capture_output=True)
-    full_rows, cut_rows = _losses(full), _losses(cut)
-    assert [r[:2] for r in full_rows] == [r[:2] for r in cut_rows]
-    # metrics.csv keeps 5 decimals: two runs a few float32 ulps apart (CPU kernels may round
-    # differently in another process; seen once in CI, 2.680805 either side) can differ by one
-    # unit in the last place, never more. Resume bugs move them far more (measured by breaking the
-    # resume: the schedule one step ahead 0.002, dropout's RNG not restored 0.04, Adam's state 0.76).
-    gaps = [abs(float(a[2]) - float(b[2])) for a, b in zip(full_rows, cut_rows)]
-    assert max(gaps) <= 1.5e-5, max(gaps)
-    assert sum(g > 0 for g in gaps) <= 2, gaps
+    _assert_same_losses(full, cut)
 
 
 def test_sigterm_also_saves(real_data, tmp_path):
@@ -230,15 +235,7 @@ def test_kill_9_loses_at_most_one_eval_interval_and_no_history(real_data, tmp_pa
         iterations = [int(r["iteration"]) for r in _rows(cut, "train")]
         assert iterations[: kept // 10] == list(range(10, kept + 1, 10)), "history before the checkpoint was lost"
     subprocess.run(_etude("train", "--resume", str(cut)), check=True, capture_output=True)
-    full_rows, cut_rows = _losses(full), _losses(cut)
-    assert [r[:2] for r in full_rows] == [r[:2] for r in cut_rows]
-    # metrics.csv keeps 5 decimals: two runs a few float32 ulps apart (CPU kernels may round
-    # differently in another process; seen once in CI, 2.680805 either side) can differ by one
-    # unit in the last place, never more. Resume bugs move them far more (measured by breaking the
-    # resume: the schedule one step ahead 0.002, dropout's RNG not restored 0.04, Adam's state 0.76).
-    gaps = [abs(float(a[2]) - float(b[2])) for a, b in zip(full_rows, cut_rows)]
-    assert max(gaps) <= 1.5e-5, max(gaps)
-    assert sum(g > 0 for g in gaps) <= 2, gaps
+    _assert_same_losses(full, cut)
 
 
 def test_resume_never_runs_code_from_a_run_folder(tiny_run, tmp_path):
