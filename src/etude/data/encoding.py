@@ -26,6 +26,12 @@ _TOKENIZERS = {"remi": miditok.REMI, "midilike": miditok.MIDILike, "tsd": midito
 _PITCH_TOKEN = re.compile(r"^(Pitch|NoteOn|NoteOff)_(\d+)$")
 
 
+def token_type(token: str) -> str:
+    """A token's type, from its name: "Pitch" for "Pitch_60", "Bar" for "Bar_None" (MidiTok's
+    names; ours are "Genre_<name>")."""
+    return token.split("_")[0]
+
+
 class EventEncoding:
     """MidiTok events (REMI, MIDILike or TSD) over the piano range; sequence = genre, events, EOS.
 

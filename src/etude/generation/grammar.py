@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from symusic import Note, Score, Track
 
-from etude.data.encoding import EventEncoding
+from etude.data.encoding import EventEncoding, token_type
 
 MAX_CHORD = 10  # notes allowed at one instant
 MAX_EMPTY_BARS = 2  # consecutive bars without a note
@@ -57,7 +57,7 @@ class Grammar:
         self.kind = enc.name
         vocab = enc.vocab
         self.size = len(vocab)
-        self.type_of = [t.split("_")[0] for t in vocab]
+        self.type_of = [token_type(t) for t in vocab]
         self.value_of = [t.split("_", 1)[1] if "_" in t else "" for t in vocab]
         self.types: dict[str, np.ndarray] = {}
         for i, t in enumerate(self.type_of):

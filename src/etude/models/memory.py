@@ -35,6 +35,7 @@ from etude.config import ModelConfig
 from etude.models.form_plan import FormPlan
 from etude.models.lstm import LSTMGenerator
 from etude.models.lstm_stepper import LSTMStepper
+from etude.models.section_copy import SectionCopy
 
 MAX_BAR_LAG = 16  # bar distances with a bias of their own; further back shares one
 BAR_BIAS_SCALE = 10.0  # the bias is kept divided by this: Adam moves it 10 x faster than a weight
@@ -47,6 +48,10 @@ FORM_FOCUS = 6.0
 # ...and in a new section, added to the gate (-2: 0.3 becomes 0.05), so that new music is new:
 # chosen on the validation split (more pitches, overlapped areas and adherence; the form holds)
 FORM_NOVELTY = -2.0
+# ...and with a copy pointer (etude.models.section_copy: encodings with bars and positions), added
+# to the score of the one entry it points at, on top of FORM_FOCUS: the look-up then reads that
+# entry alone (its weight e^12 times any other's in the bar)
+SECTION_POINTER = 12.0
 
 # (keys (B, N, H): K h_i of past top-layer outputs, values (B, N): the token after each, bars
 # (B, N): the bar count at each, pending (B, H): the last output's key, whose token the next
@@ -117,10 +122,20 @@ class MemoryLSTM(LSTMGenerator):
 
     remembers_piece = True
 
-    def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0, bar_id: int | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_genres: int,
+        cfg: ModelConfig,
+        pad_id: int = 0,
+        bar_id: int | None = None,
+        vocab: list[str] | None = None,
+    ):
         super().__init__(vocab_size, n_genres, cfg, pad_id)
         self.memory = PieceMemory(cfg.hidden, cfg.memory_theta, cfg.memory_lambda, cfg.memory_size, pad_id)
         self.bar_id = -1 if bar_id is None else bar_id  # the token that starts a bar (-1: none)
+        # token names by id, for a form plan's copy pointer (None, or no bars and positions: none)
+        self.vocab = vocab if vocab is not None and SectionCopy.possible(vocab) else None
 
     def _recall(self, x: torch.Tensor, genre: torch.Tensor, state) -> tuple:
         """The LSTM's logits (B, T, V) for x (B, T), what each position recalls (weights, lam),
@@ -180,7 +195,9 @@ class MemoryLSTM(LSTMGenerator):
         phrasing: float = 1.0,
         form: FormPlan | None = None,
     ) -> MemoryStepper:
-        return MemoryStepper(super().stepper(genres, int8), self.memory, self.bar_id, recall, phrasing, form)
+        lstm = super().stepper(genres, int8)
+        pointer = SectionCopy(self.vocab, len(genres), SECTION_POINTER) if form and self.vocab else None
+        return MemoryStepper(lstm, self.memory, self.bar_id, recall, phrasing, form, pointer)
 
 
 class MemoryStepper:
@@ -188,8 +205,9 @@ class MemoryStepper:
     each step appends the previous output with the token that followed it, then mixes, with
     sampling's `recall` and `phrasing` (PieceMemory.read). With a form plan, a section that comes
     back copies from its first statement (FormPlan.copy_lag): FORM_RECALL more on the gate,
-    FORM_FOCUS more on the keys exactly that many bars back; a new section has FORM_NOVELTY on
-    the gate (it copies less)."""
+    FORM_FOCUS more on the keys exactly that many bars back, and, with a `pointer` (SectionCopy),
+    SECTION_POINTER more on the one key in step with the bar being written; a new section has
+    FORM_NOVELTY on the gate (it copies less)."""
 
     def __init__(
         self,
@@ -199,9 +217,10 @@ class MemoryStepper:
         recall: float = 0.0,
         phrasing: float = 1.0,
         form: FormPlan | None = None,
+        pointer: SectionCopy | None = None,
     ):
         self.lstm, self.memory, self.bar_id = lstm, memory, bar_id
-        self.recall, self.phrasing, self.form = recall, phrasing, form
+        self.recall, self.phrasing, self.form, self.pointer = recall, phrasing, form, pointer
         B, H = lstm.genres.shape[0], lstm.H
         dev = lstm.genres.device
         self.keys = torch.zeros(B, memory.size, H, device=dev)
@@ -210,13 +229,17 @@ class MemoryStepper:
         self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
         self.n, self.has_pending = 0, False
         self.top = lstm.top  # (B, H): the top layer's output, overwritten by each step
+        self.back: torch.Tensor | None = None  # (B, 1, 1): the plan's bars back in this bar (None: to find)
+        self.host = (self.values.numpy(), self.bars.numpy()) if dev.type == "cpu" else None  # for the pointer
 
     @torch.no_grad()
     def prime(self, x: torch.Tensor) -> torch.Tensor:
         """Forget the memory, then step through x (B, T): log p (B, V) of the token after it."""
-        self.n, self.has_pending = 0, False
+        self.n, self.has_pending, self.back = 0, False, None
         self.bar.zero_()
         self.lstm.reset()
+        if self.pointer is not None:
+            self.pointer.reset()
         for k in range(x.shape[1]):
             logp = self.step(x[:, k])
         return logp
@@ -229,20 +252,40 @@ class MemoryStepper:
                 half = self.memory.size // 2
                 for kept in (self.keys, self.values, self.bars):
                     kept[:, :half] = kept[:, -half:].clone()
-                self.n = half
+                self.n, self.back = half, None
+                if self.pointer is not None:
+                    self.pointer.shift(self.memory.size - half)
             self.keys[:, self.n] = self.memory.key(self.top)
             self.values[:, self.n], self.bars[:, self.n] = token, self.bar
             self.n += 1
-        self.bar += token == self.bar_id
+        new_bar = token == self.bar_id
+        self.bar += new_bar
         logits = self.lstm.step(token)
         self.has_pending = True
         query, values = self.top[:, None], self.values[:, : self.n]  # (B, 1, H), (B, N)
         lag = (self.bar[:, None] - self.bars[:, : self.n])[:, None]  # (B, 1, N)
         recall, focus = self.recall, None
         if self.form is not None:
-            back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
-            again = back > 0
-            recall = self.recall + torch.where(again, FORM_RECALL, FORM_NOVELTY)
-            focus = FORM_FOCUS * ((lag == back) & again)  # (B, 1, N)
+            if self.back is None or bool(new_bar.any()):  # the plan's choice holds for a bar
+                self.back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
+                self.form_recall = self.recall + torch.where(self.back > 0, FORM_RECALL, FORM_NOVELTY)
+                back = self.back[:, 0, 0]
+                self.source = torch.where(back > 0, self.bar - back, 0).cpu().numpy()  # (B,) the bar copied (0: none)
+            back, recall = self.back, self.form_recall
+            focus = FORM_FOCUS * ((lag == back) & (back > 0))  # (B, 1, N): the bar this one copies
+            if self.pointer is not None:
+                focus = self._point(token, focus)
         weights, lam = self.memory.read(query, self.keys[:, : self.n], values, lag, None, recall, self.phrasing, focus)
         return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]
+
+    def _point(self, token: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
+        """The copy pointer moved after `token` (B,), and SECTION_POINTER added to the focus
+        (B, 1, N) of the entry it points at. (SectionCopy works in NumPy: on the CPU its arrays
+        are views of the memory's, made once, since each call here costs microseconds.)"""
+        n, tokens = self.n, token.cpu().numpy()
+        values, bars = self.host if self.host else (t.cpu().numpy() for t in (self.values, self.bars))
+        self.pointer.follow(tokens, values[:, :n], bars[:, :n], self.source, tokens == self.bar_id)
+        if n == 0:
+            return focus
+        p, dev = self.pointer, focus.device
+        return focus.scatter_add_(2, p.focus_index.to(dev), p.focus_bonus.to(dev))

@@ -23,7 +23,7 @@ Builder = Callable[[ModelConfig, Encoding, int], nn.Module]  # (settings, encodi
 REGISTRY: dict[tuple[str, str], Builder] = {
     ("events", "lstm"): lambda cfg, enc, k: LSTMGenerator(enc.vocab_size, len(enc.genres), cfg, pad_id=enc.pad_id),
     ("events", "lstm-memory"): lambda cfg, enc, k: MemoryLSTM(
-        enc.vocab_size, len(enc.genres), cfg, pad_id=enc.pad_id, bar_id=enc.bar_id
+        enc.vocab_size, len(enc.genres), cfg, pad_id=enc.pad_id, bar_id=enc.bar_id, vocab=enc.vocab
     ),
     ("rolls", "lstm"): lambda cfg, enc, k: RollModel(len(enc.genres), cfg, BernoulliHead(cfg.hidden, k), k),
     ("rolls", "lstm-nade"): lambda cfg, enc, k: RollModel(

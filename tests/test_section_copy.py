@@ -1,0 +1,100 @@
+"""The form plan's copy pointer (etude.models.section_copy) by hand: where it points after each
+kind of token, and that a memory model's stepper proposes the token it points at."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from etude.config import ModelConfig
+from etude.models.form_plan import FormPlan
+from etude.models.memory import MemoryLSTM
+from etude.models.section_copy import SectionCopy
+
+VOCAB = ["PAD_None", "Position_0", "Position_4", "Pitch_60", "Pitch_62", "Bar_None", "Velocity_75"]
+VOCAB += ["Duration_1.0.8", "Tempo_120.0", "Pitch_64", "Position_8"]
+ID = {name: i for i, name in enumerate(VOCAB)}
+P0, P4, P8 = ID["Position_0"], ID["Position_4"], ID["Position_8"]
+C, D, E = ID["Pitch_60"], ID["Pitch_62"], ID["Pitch_64"]
+BAR, VEL, DUR, TEMPO = ID["Bar_None"], ID["Velocity_75"], ID["Duration_1.0.8"], ID["Tempo_120.0"]
+
+
+def _after(token: int, source_tokens: list[int], at: int) -> int:
+    """Where a pointer at entry `at` of a source bar goes after `token`: the memory holds that bar
+    alone (bar 1), entry j's token the one after output j (the bar's tokens from the one after
+    its bar token to the next bar token)."""
+    p = SectionCopy(VOCAB, 1, 12.0)
+    values = np.array([source_tokens])
+    p.lo[0], p.hi[0], p.at[0] = 0, len(source_tokens), at
+    p.follow(np.array([token]), values, np.ones_like(values), np.array([1]), np.array([False]))
+    return int(p.at[0])
+
+
+# the source bar: a C at beat 0, a D at position 4, then the next bar
+SOURCE = [P0, C, VEL, DUR, P4, D, VEL, DUR, BAR]
+
+
+def test_a_bar_starts_at_its_source_bars_first_entry_and_the_sources_own_token_moves_on():
+    p = SectionCopy(VOCAB, 2, 12.0)
+    values = np.array([[P0, E, BAR] + SOURCE] * 2)  # bar 1, then bar 2 (the source)
+    bars = np.array([[1, 1, 1] + [2] * len(SOURCE)] * 2)
+    p.follow(np.array([BAR, BAR]), values, bars, np.array([2, 0]), np.array([True, True]))
+    assert p.at.tolist() == [3, -1]  # the first entry after the source's bar token; row 2 copies nothing
+    assert p.focus_index.flatten().tolist() == [3, 0] and p.focus_bonus.flatten().tolist() == [12.0, 0.0]
+    assert (p.lo[0], p.hi[0]) == (3, 3 + len(SOURCE))
+    assert _after(P0, SOURCE, at=0) == 1  # expects C
+    assert _after(C, SOURCE, at=1) == 2  # expects its velocity
+
+
+def test_another_note_keeps_the_rhythm():
+    assert _after(E, SOURCE, at=1) == 2  # an E for the C: on to the velocity
+    assert _after(E, SOURCE, at=5) == 6
+
+
+def test_a_position_realigns_by_time():
+    assert _after(P4, SOURCE, at=1) == 5  # the C left out: on from the source's D at position 4
+    assert _after(P8, SOURCE, at=4) == 8  # no onset at 8 in the source: wait for its bar's end
+    assert _after(P4, SOURCE, at=4) == 5
+
+
+def test_a_token_of_another_type_skips_what_the_copy_left_out_or_waits():
+    with_tempo = [P0, TEMPO, C, VEL, DUR, BAR]
+    assert _after(D, with_tempo, at=1) == 3  # the tempo left out: past the source's C
+    assert _after(E, SOURCE, at=4) == 4  # a note added where the source moves on: wait
+
+
+def test_no_source_or_no_place_means_no_pointer_and_shifts_follow_the_memory():
+    p = SectionCopy(VOCAB, 1, 12.0)
+    p.at[0] = 3
+    values = np.array([SOURCE])
+    p.follow(np.array([DUR]), values, np.ones_like(values), np.array([0]), np.array([False]))
+    assert int(p.at[0]) == -1  # not copying
+    assert _after(C, SOURCE, at=-1) == -1  # mid-bar with no place: none until the next bar
+    p.at[0], p.lo[0], p.hi[0] = 5, 2, 9
+    p.shift(4)
+    assert (int(p.at[0]), int(p.lo[0]), int(p.hi[0])) == (1, 0, 5)
+    p.shift(4)
+    assert int(p.at[0]) == -1
+    assert SectionCopy.possible(VOCAB) and not SectionCopy.possible(["PAD_None", "TimeShift_1.0.8", "Pitch_60"])
+
+
+def test_a_memory_models_stepper_proposes_the_token_the_pointer_points_at():
+    """A small random model with a plan of one-bar sections "AA": in bar 2 each step puts most of
+    its probability on the source bar's token in step with it, a changed note included."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="lstm-memory", embed=8, genre_embed=4, hidden=16, layers=2, memory_size=64)
+    m = MemoryLSTM(len(VOCAB), 2, cfg, pad_id=0, bar_id=BAR, vocab=VOCAB).eval()
+    bar1 = [BAR, *SOURCE[:-1]]
+    bar2 = [BAR, P0, C, VEL, DUR, P4, E, VEL, DUR]  # an E where the source had a D
+    # after each token of bar 2 (its last aside), what the source bar has next
+    expected = [P0, C, VEL, DUR, P4, D, VEL, DUR, BAR]
+    with torch.no_grad():
+        stepper = m.stepper(torch.tensor([1]), form=FormPlan("AA", 1))
+        assert stepper.pointer is not None
+        stepper.prime(torch.tensor([bar1]))
+        for token, want in zip(bar2, expected):
+            p = stepper.step(torch.tensor([token]))[0].exp()
+            assert float(p[want]) > 0.5, (token, want, p)
+        assert int(stepper.pointer.at[0]) == stepper.pointer.hi[0] - 1  # at the source's bar token
+    plain = MemoryLSTM(len(VOCAB), 2, cfg, pad_id=0, bar_id=BAR)  # no vocabulary: no pointer
+    assert plain.stepper(torch.tensor([1]), form=FormPlan("AA", 1)).pointer is None
