@@ -98,3 +98,23 @@ def test_a_memory_models_stepper_proposes_the_token_the_pointer_points_at():
         assert int(stepper.pointer.at[0]) == stepper.pointer.hi[0] - 1  # at the source's bar token
     plain = MemoryLSTM(len(VOCAB), 2, cfg, pad_id=0, bar_id=BAR)  # no vocabulary: no pointer
     assert plain.stepper(torch.tensor([1]), form=FormPlan("AA", 1)).pointer is None
+
+
+def test_the_pointer_stays_inside_the_memory_as_it_fills_and_halves():
+    """A long piece through a memory of 32 entries (halved 15 times): the pointer always names an
+    entry of the source bar that the memory still holds, or none."""
+    torch.manual_seed(1)
+    cfg = ModelConfig(name="lstm-memory", embed=8, genre_embed=4, hidden=16, layers=2, memory_size=32)
+    m = MemoryLSTM(len(VOCAB), 2, cfg, pad_id=0, bar_id=BAR, vocab=VOCAB).eval()
+    bars = [[BAR, P0, C, VEL, DUR, P4, D, VEL, DUR], [BAR, P0, E, VEL, DUR, P8, C, VEL, DUR, TEMPO]]
+    tokens = [t for k in range(30) for t in bars[k % 3 == 2]]
+    with torch.no_grad():
+        stepper = m.stepper(torch.tensor([0]), form=FormPlan("AB", 1))
+        stepper.prime(torch.tensor([tokens[:1]]))
+        pointed = 0
+        for t in tokens[1:]:
+            stepper.step(torch.tensor([t]))
+            at, lo, hi = int(stepper.pointer.at[0]), int(stepper.pointer.lo[0]), int(stepper.pointer.hi[0])
+            assert at == -1 or lo <= at < hi <= stepper.n, (at, lo, hi, stepper.n)
+            pointed += at >= 0
+    assert pointed > len(tokens) // 4  # it does point, in the B bars

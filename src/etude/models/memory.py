@@ -229,7 +229,12 @@ class MemoryStepper:
         self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
         self.n, self.has_pending = 0, False
         self.top = lstm.top  # (B, H): the top layer's output, overwritten by each step
-        self.back: torch.Tensor | None = None  # (B, 1, 1): the plan's bars back in this bar (None: to find)
+        # a form plan's choice for the current bar, worked out at its bar token: bars back to copy
+        # from (B, 1, 1; 0: a new section; None: to work out), the gate's bias (B, 1, 1), and the
+        # bar each row copies (B,) for the pointer
+        self.back: torch.Tensor | None = None
+        self.form_recall: torch.Tensor | None = None
+        self.source = None
         self.host = (self.values.numpy(), self.bars.numpy()) if dev.type == "cpu" else None  # for the pointer
 
     @torch.no_grad()
@@ -270,7 +275,7 @@ class MemoryStepper:
                 self.back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
                 self.form_recall = self.recall + torch.where(self.back > 0, FORM_RECALL, FORM_NOVELTY)
                 back = self.back[:, 0, 0]
-                self.source = torch.where(back > 0, self.bar - back, 0).cpu().numpy()  # (B,) the bar copied (0: none)
+                self.source = torch.where(back > 0, self.bar - back, 0).cpu().numpy()
             back, recall = self.back, self.form_recall
             focus = FORM_FOCUS * ((lag == back) & (back > 0))  # (B, 1, N): the bar this one copies
             if self.pointer is not None:
