@@ -209,16 +209,19 @@ def test_a_plain_lstm_grows_a_memory(tiny_run, real_data, tmp_path):
 
 def test_a_form_plan_names_the_section_each_section_repeats():
     """FormPlan by hand: AABA in sections of 4 bars, then the plan again, each section that comes
-    back copied from its first statement, or from the earliest the memory still holds."""
+    back copied from its first statement, or from the earliest the memory still holds; its bridge
+    new in every pass; a plan without a refrain repeated whole."""
     from etude.errors import ConfigError
     from etude.models.form_plan import FormPlan
 
     plan = FormPlan("AABA", 4)
     # bar 0 (before the first bar token) and bars 1-4: A, new; 5-8: A, the first 4 back; 9-12: B,
-    # new; 13-16: A, 12 back; 17: the next cycle's first A, 16 back; 25: its B, 16 back to the first B
-    bars = torch.tensor([0, 1, 4, 5, 8, 9, 13, 17, 25, 29, 33, 45, 49])
-    assert plan.lag_at(bars).tolist() == [0, 0, 0, 4, 4, 0, 12, 16, 16, 28, 32, 44, 48]
-    assert FormPlan("ab", 8).lag_at(torch.tensor([1, 9, 17, 25])).tolist() == [0, 0, 16, 16]
+    # new; 13-16: A, 12 back; 17: the next pass's first A, 16 back; 25 and 41: its B, new again
+    bars = torch.tensor([0, 1, 4, 5, 8, 9, 13, 17, 25, 29, 33, 41, 45, 49])
+    assert plan.lag_at(bars).tolist() == [0, 0, 0, 4, 4, 0, 12, 16, 0, 28, 32, 0, 44, 48]
+    assert FormPlan("ab", 8).lag_at(torch.tensor([1, 9, 17, 25])).tolist() == [0, 0, 16, 16]  # ABAB
+    assert FormPlan("ABAC", 1).lag_at(torch.arange(1, 9)).tolist() == [0, 0, 2, 0, 4, 0, 6, 0]  # a rondo
+    assert FormPlan("AABB", 1).lag_at(torch.arange(5, 9)).tolist() == [4, 5, 4, 5]  # no bridge: all again
     # bar 29 repeats bar 1 (28 back); a memory of only the last 12 bars holds it 16 bars later, at 12 back
     whole, recent = torch.arange(0, 30)[None, None], torch.arange(0, 13)[None, None]
     assert plan.copy_lag(torch.tensor([29]), whole).item() == 28

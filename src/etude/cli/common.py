@@ -129,8 +129,9 @@ def add_sampling(p) -> None:
         metavar="LETTERS",
         help="for a model with a memory of the piece: a plan of sections, one letter each, like AABA: a section "
         "whose letter came before brings that section back (copied from its own earlier bars), a new letter is "
-        f"new music; the plan repeats after its last letter (default {house.form or 'none'}: no plan; encodings "
-        "with bar tokens only; other models refuse it)",
+        "new music; after its last letter the plan starts again, a letter heard once in it (the B of AABA) new "
+        f"music each time (default {house.form or 'none'}: no plan; encodings with bar tokens only; other models "
+        "refuse it)",
     )
     p.add_argument(
         "--section-bars",

@@ -1,11 +1,16 @@
 """FormPlan: a piece's plan of sections, and which earlier section each one brings back.
 
 A plan is one letter a section of `section_bars` bars, e.g. "AABA": a letter heard before is that
-section again, a new letter is new music. After its last letter the plan starts again, so "AABA"
-over 32 bars is AABA AABA. A model with a memory of the piece (etude.models.memory) follows it by
-copying, in a section that comes back, from the first section with its letter, exactly that many
-bars back; a new section is written as the model would without a plan. (Copying the latest
-statement instead let each copy's losses pile up: over 120 s the music thinned out.)
+section again, a new letter is new music. After its last letter the plan starts again. Its
+returning letters (a refrain: A in "AABA") bring their first statement back in every pass; a letter
+heard once in a plan that has a refrain (a bridge, an episode: B) is new music in each pass, so
+"AABA" over 48 bars is AABA AAB'A AAB''A. (Played whole each pass, a 2-minute AABA piece was its
+first 16 bars four times over: 0.81-0.89 of its bars repeated, against 0-0.5 in real music.) A
+plan without a refrain repeats whole: "AB" over 32 bars is ABAB. A model with a memory of the piece
+(etude.models.memory) follows it by copying, in a section that comes back, from the first section
+with its letter, exactly that many bars back; a new section is written as the model would without
+a plan. (Copying the latest statement instead let each copy's losses pile up: over 120 s the
+music thinned out.)
 
 Bars are counted by the encoding's bar tokens, from 1 at the first; before it, section 0.
 """
@@ -37,12 +42,22 @@ class FormPlan:
         form = self.form.upper()
         return torch.tensor([form.index(letter) for letter in form])
 
+    @cached_property
+    def fresh(self) -> torch.Tensor:
+        """For each letter of the plan, whether it is new music in every pass: heard once, in a
+        plan with a refrain. (len(form),) bool."""
+        form = self.form.upper()
+        refrain = any(form.count(letter) > 1 for letter in form)
+        return torch.tensor([refrain and form.count(letter) == 1 for letter in form])
+
     def lag_at(self, bar: torch.Tensor) -> torch.Tensor:
         """bar (B,) bar counts -> (B,) bars back to copy from at that bar: to the first section
         with the same letter, so a theme heard many times is copied from its first statement, not
         from a copy of a copy (0: a new section)."""
         k = (bar - 1).clamp(min=0) // self.section_bars  # the section each row is in
-        return (k - self.firsts.to(bar.device)[k % len(self.form)]) * self.section_bars
+        letter = k % len(self.form)
+        new = (k >= len(self.form)) & self.fresh.to(bar.device)[letter]  # a bridge after the first pass
+        return torch.where(new, 0, (k - self.firsts.to(bar.device)[letter]) * self.section_bars)
 
     def copy_lag(self, bar: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
         """bar (B,) bar counts and lags (B, 1, N), bars back to each key of a memory -> (B, 1, 1)
