@@ -67,10 +67,13 @@ class SectionCopy:
         self._pointed()
 
     def _pointed(self) -> None:
+        """The focus arrays from `at`."""
         self.index[:, 0, 0] = np.maximum(self.at, 0)
         self.bonus[:, 0, 0] = np.where(self.at >= 0, self.weight, 0.0)
 
-    def follow(self, tokens: np.ndarray, values: np.ndarray, bars: np.ndarray, source: np.ndarray, new_bar) -> None:
+    def follow(
+        self, tokens: np.ndarray, values: np.ndarray, bars: np.ndarray, source: np.ndarray, new_bar: np.ndarray
+    ) -> None:
         """Move each row's place after `tokens` (B,) were written (the module docstring's rules).
         values, bars (B, N): the memory's tokens and the bar count at each entry; source (B,):
         the bar each row's section copies now (0: none); new_bar (B,) bool: the token began a bar."""
