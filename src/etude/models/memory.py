@@ -274,8 +274,9 @@ class MemoryStepper:
             if self.back is None or bool(new_bar.any()):  # the plan's choice holds for a bar
                 self.back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
                 self.form_recall = self.recall + torch.where(self.back > 0, FORM_RECALL, FORM_NOVELTY)
-                back = self.back[:, 0, 0]
-                self.source = torch.where(back > 0, self.bar - back, 0).cpu().numpy()
+                if self.pointer is not None:  # the bar each row copies (0: none), for the pointer
+                    rows_back = self.back[:, 0, 0]
+                    self.source = torch.where(rows_back > 0, self.bar - rows_back, 0).cpu().numpy()
             back, recall = self.back, self.form_recall
             focus = FORM_FOCUS * ((lag == back) & (back > 0))  # (B, 1, N): the bar this one copies
             if self.pointer is not None:
