@@ -1,5 +1,6 @@
 """The form plan's copy pointer (etude.models.section_copy) by hand: where it points after each
-kind of token, and that a memory model's stepper proposes the token it points at."""
+kind of token, and that a memory model's stepper proposes the token it points at; and the plan's
+lead-in bar (etude.models.form_plan.LeadIn), a pickup its sections are counted after."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import torch
 
 from etude.config import ModelConfig
-from etude.models.form_plan import FormPlan
+from etude.models.form_plan import FormPlan, LeadIn
 from etude.models.memory import MemoryLSTM
 from etude.models.section_copy import SectionCopy
 
@@ -118,3 +119,28 @@ def test_the_pointer_stays_inside_the_memory_as_it_fills_and_halves():
             assert at == -1 or lo <= at < hi <= stepper.n, (at, lo, hi, stepper.n)
             pointed += at >= 0
     assert pointed > len(tokens) // 4  # it does point, in the B bars
+
+
+def test_a_first_bar_whose_first_note_comes_after_its_downbeat_is_a_lead_in():
+    lead_in = LeadIn(VOCAB)
+    assert not lead_in(np.array(SOURCE))  # a C on the downbeat
+    assert lead_in(np.array([P0, TEMPO, P4, C, VEL, DUR, BAR]))  # a tempo on the downbeat, the first note later
+    assert lead_in(np.array([P8, E, VEL, DUR, BAR]))
+    assert lead_in(np.array([P0, TEMPO, BAR]))  # no note at all
+    assert not lead_in(np.array([P0, TEMPO, C, VEL, DUR, P4, D, VEL, DUR]))
+
+
+def test_a_plan_counts_its_sections_after_a_pickup_bar():
+    """Plan "AA" of one-bar sections. Bar 1 a pickup: bar 2 is the first A, so bar 3 copies bar 2
+    (1 bar back), not bar 1; bar 1 on the downbeat: bar 3 copies bar 1 (the plan's second pass)."""
+    torch.manual_seed(2)
+    cfg = ModelConfig(name="lstm-memory", embed=8, genre_embed=4, hidden=16, layers=2, memory_size=64)
+    m = MemoryLSTM(len(VOCAB), 2, cfg, pad_id=0, bar_id=BAR, vocab=VOCAB).eval()
+    theme = [BAR, P0, C, VEL, DUR, P4, D, VEL, DUR]
+    for bar1, lead, back in (([BAR, P0, TEMPO, P8, E, VEL, DUR], 1, 1), ([BAR, *SOURCE[:-1]], 0, 2)):
+        with torch.no_grad():
+            stepper = m.stepper(torch.tensor([1, 1]), form=FormPlan("AA", 1))
+            stepper.prime(torch.tensor([bar1 + theme + [BAR]] * 2))
+        assert stepper.lead.tolist() == [lead, lead]
+        assert stepper.back.flatten().tolist() == [back, back]
+        assert stepper.source.tolist() == [3 - back, 3 - back]

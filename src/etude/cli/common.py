@@ -137,7 +137,8 @@ def add_sampling(p) -> None:
         "--section-bars",
         type=at_least(1),
         default=house.section_bars,
-        help=f"bars in each section of --form (default {house.section_bars})",
+        help=f"bars in each section of --form (default {house.section_bars}; counted from the second bar where "
+        "the first is a pickup)",
     )
 
 

@@ -12,7 +12,9 @@ with its letter, exactly that many bars back; a new section is written as the mo
 a plan. (Copying the latest statement instead let each copy's losses pile up: over 120 s the
 music thinned out.)
 
-Bars are counted by the encoding's bar tokens, from 1 at the first; before it, section 0.
+Bars are counted by the encoding's bar tokens, from 1 at the first; before it, section 0. A piece
+whose first bar is a lead-in (`LeadIn`: a pickup, its first note after the downbeat) counts them
+from the bar after it, so a section that comes back starts where the tune does.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import torch
 
+from etude.data.encoding import token_type
 from etude.errors import ConfigError
 
 
@@ -70,3 +74,26 @@ class FormPlan:
         cycle = len(self.form) * self.section_bars
         held = (lags > 0) & (lags <= back) & ((back - lags) % cycle == 0)
         return torch.where(held, lags, 0).amax(-1, keepdim=True)
+
+
+class LeadIn:
+    """Whether a piece's first bar is a lead-in: a pickup (its first note after the bar's downbeat,
+    silence before it) or a bar with no note at all. A form plan then counts its sections from the
+    bar after it: counted from the lead-in, each return of a folk tune's first section began with
+    the pickup bar's two or three beats of silence (30 s folk pieces with the plan AABA: 0.068 of
+    beats silent, against 0.028 without a plan)."""
+
+    def __init__(self, vocab: list[str]):
+        types = [token_type(t) for t in vocab]
+        self.note = np.array([k == "Pitch" for k in types])  # (V,)
+        self.step = np.array([k == "Position" for k in types])  # (V,) a time step
+        self.late = np.array([k == "Position" and t != "Position_0" for t, k in zip(vocab, types)])  # (V,)
+
+    def __call__(self, bar: np.ndarray) -> bool:
+        """bar (T,): a first bar's tokens in order -> whether it is a lead-in: no note in it, or
+        the last time step before its first note is not the downbeat (Position_0)."""
+        notes = np.flatnonzero(self.note[bar])
+        if not len(notes):
+            return True
+        steps = np.flatnonzero(self.step[bar[: notes[0]]])
+        return bool(len(steps)) and bool(self.late[bar[steps[-1]]])

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from etude.config import ModelConfig
-from etude.models.form_plan import FormPlan
+from etude.models.form_plan import FormPlan, LeadIn
 from etude.models.lstm import LSTMGenerator
 from etude.models.lstm_stepper import LSTMStepper
 from etude.models.section_copy import SectionCopy
@@ -196,8 +196,10 @@ class MemoryLSTM(LSTMGenerator):
         form: FormPlan | None = None,
     ) -> MemoryStepper:
         lstm = super().stepper(genres, int8)
-        pointer = SectionCopy(self.vocab, len(genres), SECTION_POINTER) if form and self.vocab else None
-        return MemoryStepper(lstm, self.memory, self.bar_id, recall, phrasing, form, pointer)
+        pointer, lead_in = None, None
+        if form and self.vocab:
+            pointer, lead_in = SectionCopy(self.vocab, len(genres), SECTION_POINTER), LeadIn(self.vocab)
+        return MemoryStepper(lstm, self.memory, self.bar_id, recall, phrasing, form, pointer, lead_in)
 
 
 class MemoryStepper:
@@ -207,7 +209,8 @@ class MemoryStepper:
     back copies from its first statement (FormPlan.copy_lag): FORM_RECALL more on the gate,
     FORM_FOCUS more on the keys exactly that many bars back, and, with a `pointer` (SectionCopy),
     SECTION_POINTER more on the one key in step with the bar being written; a new section has
-    FORM_NOVELTY on the gate (it copies less)."""
+    FORM_NOVELTY on the gate (it copies less). With `lead_in` (LeadIn), a row whose first bar is a
+    pickup counts the plan's bars from its second."""
 
     def __init__(
         self,
@@ -218,15 +221,17 @@ class MemoryStepper:
         phrasing: float = 1.0,
         form: FormPlan | None = None,
         pointer: SectionCopy | None = None,
+        lead_in: LeadIn | None = None,
     ):
         self.lstm, self.memory, self.bar_id = lstm, memory, bar_id
-        self.recall, self.phrasing, self.form, self.pointer = recall, phrasing, form, pointer
+        self.recall, self.phrasing, self.form, self.pointer, self.lead_in = recall, phrasing, form, pointer, lead_in
         B, H = lstm.genres.shape[0], lstm.H
         dev = lstm.genres.device
         self.keys = torch.zeros(B, memory.size, H, device=dev)
         self.values = torch.zeros(B, memory.size, dtype=torch.long, device=dev)
         self.bars = torch.zeros(B, memory.size, dtype=torch.long, device=dev)  # the bar count at each key
         self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
+        self.lead = torch.zeros(B, dtype=torch.long, device=dev)  # 1 where the first bar is a lead-in
         self.n, self.has_pending = 0, False
         self.top = lstm.top  # (B, H): the top layer's output, overwritten by each step
         # a form plan's choice for the current bar, worked out at its bar token: bars back to copy
@@ -242,6 +247,7 @@ class MemoryStepper:
         """Forget the memory, then step through x (B, T): log p (B, V) of the token after it."""
         self.n, self.has_pending, self.back = 0, False, None
         self.bar.zero_()
+        self.lead.zero_()
         self.lstm.reset()
         if self.pointer is not None:
             self.pointer.reset()
@@ -272,7 +278,9 @@ class MemoryStepper:
         recall, focus = self.recall, None
         if self.form is not None:
             if self.back is None or bool(new_bar.any()):  # the plan's choice holds for a bar
-                self.back = self.form.copy_lag(self.bar, lag)  # (B, 1, 1): 0 in a new section
+                if self.lead_in is not None:
+                    self._find_lead_in(new_bar & (self.bar == 2))
+                self.back = self.form.copy_lag(self.bar - self.lead, lag)  # (B, 1, 1): 0 in a new section
                 self.form_recall = self.recall + torch.where(self.back > 0, FORM_RECALL, FORM_NOVELTY)
                 if self.pointer is not None:  # the bar each row copies (0: none), for the pointer
                     rows_back = self.back[:, 0, 0]
@@ -284,12 +292,25 @@ class MemoryStepper:
         weights, lam = self.memory.read(query, self.keys[:, : self.n], values, lag, None, recall, self.phrasing, focus)
         return self.memory.mix(logits[:, None], weights, lam, values)[:, 0]
 
+    def _memory_on_host(self) -> tuple:
+        """The memory's tokens and bar counts (B, N) as NumPy arrays (views on the CPU)."""
+        return self.host if self.host else tuple(t.cpu().numpy() for t in (self.values, self.bars))
+
+    def _find_lead_in(self, rows: torch.Tensor) -> None:
+        """At the second bar of the rows marked in `rows` (B,) bool: whether their first bar was a
+        lead-in (LeadIn), from the memory's tokens of bar 1."""
+        if not bool(rows.any()):
+            return
+        values, bars = self._memory_on_host()
+        for b in torch.nonzero(rows).flatten().tolist():
+            self.lead[b] = int(self.lead_in(values[b, : self.n][bars[b, : self.n] == 1]))
+
     def _point(self, token: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
         """The copy pointer moved after `token` (B,), and SECTION_POINTER added to the focus
         (B, 1, N) of the entry it points at. (SectionCopy works in NumPy: on the CPU its arrays
         are views of the memory's, made once, since each call here costs microseconds.)"""
         n, tokens = self.n, token.cpu().numpy()
-        values, bars = self.host if self.host else (t.cpu().numpy() for t in (self.values, self.bars))
+        values, bars = self._memory_on_host()
         self.pointer.follow(tokens, values[:, :n], bars[:, :n], self.source, tokens == self.bar_id)
         if n == 0:
             return focus
