@@ -13,11 +13,12 @@ from etude.models.memory import MemoryLSTM
 from etude.models.section_copy import SectionCopy
 
 VOCAB = ["PAD_None", "Position_0", "Position_4", "Pitch_60", "Pitch_62", "Bar_None", "Velocity_75"]
-VOCAB += ["Duration_1.0.8", "Tempo_120.0", "Pitch_64", "Position_8"]
+VOCAB += ["Duration_1.0.8", "Tempo_120.0", "Pitch_64", "Position_8", "TimeSig_4/4", "TimeSig_1/4"]
 ID = {name: i for i, name in enumerate(VOCAB)}
 P0, P4, P8 = ID["Position_0"], ID["Position_4"], ID["Position_8"]
 C, D, E = ID["Pitch_60"], ID["Pitch_62"], ID["Pitch_64"]
 BAR, VEL, DUR, TEMPO = ID["Bar_None"], ID["Velocity_75"], ID["Duration_1.0.8"], ID["Tempo_120.0"]
+FOUR, ONE = ID["TimeSig_4/4"], ID["TimeSig_1/4"]
 
 
 def _after(token: int, source_tokens: list[int], at: int) -> int:
@@ -121,26 +122,30 @@ def test_the_pointer_stays_inside_the_memory_as_it_fills_and_halves():
     assert pointed > len(tokens) // 4  # it does point, in the B bars
 
 
-def test_a_first_bar_whose_first_note_comes_after_its_downbeat_is_a_lead_in():
+def test_a_first_bar_is_a_lead_in_when_its_first_note_is_late_or_it_is_shorter():
     lead_in = LeadIn(VOCAB)
-    assert not lead_in(np.array(SOURCE))  # a C on the downbeat
-    assert lead_in(np.array([P0, TEMPO, P4, C, VEL, DUR, BAR]))  # a tempo on the downbeat, the first note later
-    assert lead_in(np.array([P8, E, VEL, DUR, BAR]))
-    assert lead_in(np.array([P0, TEMPO, BAR]))  # no note at all
-    assert not lead_in(np.array([P0, TEMPO, C, VEL, DUR, P4, D, VEL, DUR]))
+    assert not lead_in(np.array(SOURCE), P0)  # a C on the downbeat
+    assert lead_in(np.array([P0, TEMPO, P4, C, VEL, DUR, BAR]), P0)  # a tempo on the downbeat, the note later
+    assert lead_in(np.array([P8, E, VEL, DUR, BAR]), P0)
+    assert lead_in(np.array([P0, TEMPO, BAR]), P0)  # no note at all
+    assert not lead_in(np.array([P0, TEMPO, C, VEL, DUR, P4, D, VEL, DUR]), P0)
+    assert lead_in(np.array([ONE, P0, C, VEL, DUR, BAR]), FOUR)  # a bar of 1/4 before bars of 4/4
+    assert not lead_in(np.array([FOUR, P0, C, VEL, DUR, BAR]), FOUR)
+    assert not lead_in(np.array([ONE, P0, C, VEL, DUR, BAR]), ONE)  # 1/4 throughout
 
 
-def test_a_plan_counts_its_sections_after_a_pickup_bar():
+def test_a_plan_counts_its_sections_after_a_lead_in():
     """Plan "AA" of one-bar sections. Bar 1 a pickup: bar 2 is the first A, so bar 3 copies bar 2
     (1 bar back), not bar 1; bar 1 on the downbeat: bar 3 copies bar 1 (the plan's second pass)."""
     torch.manual_seed(2)
     cfg = ModelConfig(name="lstm-memory", embed=8, genre_embed=4, hidden=16, layers=2, memory_size=64)
     m = MemoryLSTM(len(VOCAB), 2, cfg, pad_id=0, bar_id=BAR, vocab=VOCAB).eval()
-    theme = [BAR, P0, C, VEL, DUR, P4, D, VEL, DUR]
-    for bar1, lead, back in (([BAR, P0, TEMPO, P8, E, VEL, DUR], 1, 1), ([BAR, *SOURCE[:-1]], 0, 2)):
+    theme = [BAR, FOUR, P0, C, VEL, DUR, P4, D, VEL, DUR]
+    late, short, full = [BAR, FOUR, P0, TEMPO, P8, E, VEL, DUR], [BAR, ONE, P0, E, VEL, DUR], [BAR, FOUR, *SOURCE[:-1]]
+    for bar1, lead, back in ((late, 1, 1), (short, 1, 1), (full, 0, 2)):
         with torch.no_grad():
             stepper = m.stepper(torch.tensor([1, 1]), form=FormPlan("AA", 1))
-            stepper.prime(torch.tensor([bar1 + theme + [BAR]] * 2))
+            stepper.prime(torch.tensor([bar1 + theme + [BAR, FOUR]] * 2))
         assert stepper.lead.tolist() == [lead, lead]
         assert stepper.back.flatten().tolist() == [back, back]
         assert stepper.source.tolist() == [3 - back, 3 - back]

@@ -77,23 +77,35 @@ class FormPlan:
 
 
 class LeadIn:
-    """Whether a piece's first bar is a lead-in: a pickup (its first note after the bar's downbeat,
-    silence before it) or a bar with no note at all. A form plan then counts its sections from the
-    bar after it: counted from the lead-in, each return of a folk tune's first section began with
-    the pickup bar's two or three beats of silence (30 s folk pieces with the plan AABA: 0.068 of
-    beats silent, against 0.028 without a plan)."""
+    """Whether a piece's first bar is a lead-in, to be left out of a form plan's sections: a pickup
+    (its first note after the bar's downbeat, or a bar shorter than the next, as the beat grid
+    writes a pickup: a bar of 1/4 before bars of 4/4) or a bar with no note at all. A plan then
+    counts its sections from the bar after it: counted from the lead-in, each return of the first
+    section began with the pickup bar's rests (30 s folk pieces with the plan AABA: 0.068 of beats
+    silent against 0.028 without a plan) or put a bar of one or two beats into the metre."""
 
     def __init__(self, vocab: list[str]):
         types = [token_type(t) for t in vocab]
         self.note = np.array([k == "Pitch" for k in types])  # (V,)
         self.step = np.array([k == "Position" for k in types])  # (V,) a time step
         self.late = np.array([k == "Position" and t != "Position_0" for t, k in zip(vocab, types)])  # (V,)
+        self.length = np.array([_bar_length(t) if k == "TimeSig" else 0.0 for t, k in zip(vocab, types)])  # (V,)
 
-    def __call__(self, bar: np.ndarray) -> bool:
-        """bar (T,): a first bar's tokens in order -> whether it is a lead-in: no note in it, or
-        the last time step before its first note is not the downbeat (Position_0)."""
+    def __call__(self, bar: np.ndarray, next_token: int) -> bool:
+        """bar (T,): a first bar's tokens in order, and the token after the next bar token ->
+        whether the first bar is a lead-in: no note in it; the last time step before its first
+        note not the downbeat (Position_0); or its time signature shorter than the next bar's."""
         notes = np.flatnonzero(self.note[bar])
         if not len(notes):
             return True
         steps = np.flatnonzero(self.step[bar[: notes[0]]])
-        return bool(len(steps)) and bool(self.late[bar[steps[-1]]])
+        if len(steps) and self.late[bar[steps[-1]]]:
+            return True
+        signed = bar[self.length[bar] > 0]
+        return bool(len(signed)) and 0 < self.length[signed[0]] < self.length[next_token]
+
+
+def _bar_length(token: str) -> float:
+    """A time signature token's bar length in quarter notes: 3.0 for "TimeSig_6/8"."""
+    numerator, denominator = token.split("_", 1)[1].split("/")
+    return 4.0 * int(numerator) / int(denominator)

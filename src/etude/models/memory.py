@@ -210,7 +210,8 @@ class MemoryStepper:
     FORM_FOCUS more on the keys exactly that many bars back, and, with a `pointer` (SectionCopy),
     SECTION_POINTER more on the one key in step with the bar being written; a new section has
     FORM_NOVELTY on the gate (it copies less). With `lead_in` (LeadIn), a row whose first bar is a
-    pickup counts the plan's bars from its second."""
+    lead-in (a pickup) counts the plan's bars from its second, decided at bar 2's first token
+    after its bar token (its time signature, where the encoding writes one)."""
 
     def __init__(
         self,
@@ -232,6 +233,7 @@ class MemoryStepper:
         self.bars = torch.zeros(B, memory.size, dtype=torch.long, device=dev)  # the bar count at each key
         self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
         self.lead = torch.zeros(B, dtype=torch.long, device=dev)  # 1 where the first bar is a lead-in
+        self.lead_known = torch.zeros(B, dtype=torch.bool, device=dev)  # ... decided (at bar 2)
         self.n, self.has_pending = 0, False
         self.top = lstm.top  # (B, H): the top layer's output, overwritten by each step
         # a form plan's choice for the current bar, worked out at its bar token: bars back to copy
@@ -248,6 +250,7 @@ class MemoryStepper:
         self.n, self.has_pending, self.back = 0, False, None
         self.bar.zero_()
         self.lead.zero_()
+        self.lead_known.zero_()
         self.lstm.reset()
         if self.pointer is not None:
             self.pointer.reset()
@@ -277,9 +280,9 @@ class MemoryStepper:
         lag = (self.bar[:, None] - self.bars[:, : self.n])[:, None]  # (B, 1, N)
         recall, focus = self.recall, None
         if self.form is not None:
+            if self.lead_in is not None and not bool(self.lead_known.all()):
+                self._find_lead_in(token, (self.bar == 2) & ~new_bar & ~self.lead_known)
             if self.back is None or bool(new_bar.any()):  # the plan's choice holds for a bar
-                if self.lead_in is not None:
-                    self._find_lead_in(new_bar & (self.bar == 2))
                 self.back = self.form.copy_lag(self.bar - self.lead, lag)  # (B, 1, 1): 0 in a new section
                 self.form_recall = self.recall + torch.where(self.back > 0, FORM_RECALL, FORM_NOVELTY)
                 if self.pointer is not None:  # the bar each row copies (0: none), for the pointer
@@ -296,14 +299,18 @@ class MemoryStepper:
         """The memory's tokens and bar counts (B, N) as NumPy arrays (views on the CPU)."""
         return self.host if self.host else tuple(t.cpu().numpy() for t in (self.values, self.bars))
 
-    def _find_lead_in(self, rows: torch.Tensor) -> None:
-        """At the second bar of the rows marked in `rows` (B,) bool: whether their first bar was a
-        lead-in (LeadIn), from the memory's tokens of bar 1."""
+    def _find_lead_in(self, token: torch.Tensor, rows: torch.Tensor) -> None:
+        """For the rows marked in `rows` (B,) bool, at bar 2's token `token` (B,) after its bar
+        token: whether their first bar was a lead-in (LeadIn, from the memory's tokens of bar 1).
+        Where one was, the plan's choice for this bar is worked out again."""
         if not bool(rows.any()):
             return
         values, bars = self._memory_on_host()
         for b in torch.nonzero(rows).flatten().tolist():
-            self.lead[b] = int(self.lead_in(values[b, : self.n][bars[b, : self.n] == 1]))
+            lead = int(self.lead_in(values[b, : self.n][bars[b, : self.n] == 1], int(token[b])))
+            if lead:
+                self.lead[b], self.back = lead, None
+        self.lead_known |= rows
 
     def _point(self, token: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
         """The copy pointer moved after `token` (B,), and SECTION_POINTER added to the focus
