@@ -71,6 +71,23 @@ def test_a_piece_on_its_grid_is_left_as_it_is():
     assert kept is score and before == after == 1.0
 
 
+def test_a_piece_on_its_grid_in_bars_of_one_beat_gets_bars_and_keeps_its_notes():
+    """The stride written in 1/4 (as most of POP909's files are): a bar token every beat. Its notes
+    keep their places and times; its bars become the stride's bars of four (the tune starting on
+    a beat of its own before the first)."""
+    onsets, pitches, _, downbeats = _stride(8, 0.5)
+    one_beat = _score(np.r_[0.0, onsets + 0.5], np.r_[72, pitches])  # a one-beat pickup
+    one_beat.time_signatures[0] = TimeSignature(0, 1, 4)
+    assert B.one_beat_bars(one_beat) and not B.one_beat_bars(_score(onsets, pitches))
+    new, before, after = B.fit_to_grid(one_beat)
+    assert before == after == 1.0
+    bars = [(t.time // new.ticks_per_quarter, t.numerator, t.denominator) for t in new.time_signatures]
+    assert bars[:2] == [(0, 1, 4), (1, 4, 4)], bars
+    old, now = (t.notes.numpy() for t in (one_beat.to("second").tracks[0], new.to("second").tracks[0]))
+    assert np.allclose(old["time"], now["time"], atol=1e-3) and (old["pitch"] == now["pitch"]).all()
+    assert B.fit_to_grid(one_beat, "off")[0] is one_beat
+
+
 def test_a_piece_performed_off_its_grid_comes_back_to_it():
     # the stride at 0.43 s a beat, started 0.31 s in, every onset moved by up to 20 ms, written
     # at a default 120 qpm as a keyboard recording is: the file's grid says nothing

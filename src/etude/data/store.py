@@ -41,7 +41,9 @@ from etude.errors import InputError
 from etude.paths import ensure_dir
 
 log = logging.getLogger(__name__)
-FORMAT = 3  # bump when the layout above changes: old caches are then rebuilt
+# bump when the layout above or what ingest writes changes: old caches are then rebuilt (4: files in
+# bars of one beat get bars found from their notes)
+FORMAT = 4
 
 
 @dataclass
