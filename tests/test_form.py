@@ -120,3 +120,15 @@ def test_bars_follow_the_scores_time_signatures():
     score.tracks.append(track)
     bars = F.Bars.of(score)
     assert bars.starts.tolist()[:4] == [0.0, 3.0, 6.0, 10.0] and bars.index().tolist() == [0, 3]
+
+
+def test_bars_of_one_beat_count_in_fours_but_a_pickup_stays():
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 1, 4))  # a bar token every beat
+    track = Track()
+    track.notes.append(Note(0, 480, 60, 80))
+    track.notes.append(Note(480 * 9, 480, 62, 80))
+    score.tracks.append(track)
+    assert F.Bars.of(score).starts.tolist() == [0.0, 4.0, 8.0, 10.0]
+    score.time_signatures.append(TimeSignature(480, 4, 4))  # a pickup of one beat, then 4/4
+    assert F.Bars.of(score).starts.tolist() == [0.0, 1.0, 5.0, 9.0, 10.0]

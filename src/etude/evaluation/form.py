@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
-from etude.evaluation.metrics import Notes
+from etude.evaluation.metrics import Notes, counted_bar
 
 NAN = float("nan")
 # Krumhansl-Kessler key profiles (probe-tone ratings), C major and C minor.
@@ -50,11 +50,13 @@ class Bars:
 
     @classmethod
     def of(cls, score: Score) -> Bars:
-        """Bars from the score's time signatures (4/4 where it has none), up to its last note."""
+        """Bars from the score's time signatures (4/4 where it has none), up to its last note; a
+        signature of one beat to the bar counts as 4/4 (`counted_bar`), but one such bar before
+        another signature, a pickup, stays as it is."""
         notes = Notes.of(score)
         tpq = score.ticks_per_quarter
         end = float(np.max(notes.onset + notes.duration)) if len(notes) else 0.0
-        signatures = sorted(((t.time / tpq, t.numerator * 4 / t.denominator) for t in score.time_signatures))
+        signatures = sorted((t.time / tpq, counted_bar(t.numerator, t.denominator)) for t in score.time_signatures)
         if not signatures or signatures[0][0] > 0:
             signatures.insert(0, (0.0, 4.0))
         starts: list[float] = []

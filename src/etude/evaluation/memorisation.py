@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from symusic import Score
 
+from etude.evaluation.metrics import counted_bar
+
 COPY_FLAG_BARS = 4.0  # a copied run this many bars long (or longer) marks a piece as a copy
 
 
@@ -31,13 +33,10 @@ def note_codes(score: Score, steps_per_beat: int = 4) -> np.ndarray:
 
 
 def quarters_per_bar(score: Score) -> float:
-    """Quarter notes in a bar of the score's first time signature; 4/4's 4 when it has none, or
-    when its bar holds one beat (1/4, 1/8, 1/2): that is how a file was written, not a metre.
-    Most POP909 files declare 1/4, which would make every quarter note a "bar"."""
+    """Quarter notes in a bar of the score's first time signature as `counted_bar` counts it; 4/4's
+    4 when it has none."""
     ts = score.time_signatures
-    if not len(ts) or ts[0].numerator < 2:
-        return 4.0
-    return ts[0].numerator * 4 / ts[0].denominator
+    return counted_bar(ts[0].numerator, ts[0].denominator) if len(ts) else 4.0
 
 
 def run_bars(score: Score, start: int, length: int) -> float:

@@ -20,6 +20,13 @@ MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 LENGTH_EDGES = np.array([0.0, 0.1875, 0.375, 0.75, 1.5, 3.0, 6.0, np.inf])
 
 
+def counted_bar(numerator: int, denominator: int) -> float:
+    """Quarter notes in a bar of a time signature as the measures count it: 4 where the bar holds
+    one beat (1/4, 1/8, 1/2), for that is how a file was written, not a metre (most POP909 files
+    declare 1/4, and models trained on them write it, which makes every beat a "bar")."""
+    return 4.0 if numerator < 2 else numerator * 4 / denominator
+
+
 @dataclass(frozen=True)
 class Notes:
     """A piece's notes as arrays, sorted by onset then pitch."""
