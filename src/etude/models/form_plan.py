@@ -13,8 +13,8 @@ a plan. (Copying the latest statement instead let each copy's losses pile up: ov
 music thinned out.)
 
 Bars are counted by the encoding's bar tokens, from 1 at the first; before it, section 0. A piece
-whose first bar is a lead-in (`LeadIn`: a pickup, its first note after the downbeat) counts them
-from the bar after it, so a section that comes back starts where the tune does.
+whose first bar is a lead-in (`LeadIn`: a pickup) counts them from the bar after it, so a section
+that comes back starts where the tune does.
 """
 
 from __future__ import annotations
