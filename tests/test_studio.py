@@ -51,12 +51,14 @@ def test_a_model_that_remembers_the_piece_takes_a_form_plan(client):
     """The models say which take a form plan; such a model's take follows it and says so."""
     remembers = {m["id"]: m["remembers_piece"] for m in client.get("/api/models").json()}
     assert remembers["pretrained:piano-memory"] and not remembers["pretrained:builtin"]
-    r = _generate(client, model="pretrained:piano-memory", genre="folk", form="AABA")
+    form = {"model": "pretrained:piano-memory", "genre": "folk", "form": "AABA", "length": 6}
+    r = _generate(client, **form)
     assert r.status_code == 200, r.text
     take = r.json()["takes"][0]
     assert (take["form"], take["section_bars"]) == ("AABA", 4)
-    # one-bar sections: bar 2 of these 3 s already returns to bar 1, where 4-bar sections had not
-    short = _generate(client, model="pretrained:piano-memory", genre="folk", form="AABA", section_bars=1).json()
+    # one-bar sections: a bar of these 6 s already returns to the one before (the bar after a
+    # pickup to the first, or bar 2 to bar 1), where 4-bar sections had not
+    short = _generate(client, **form, section_bars=1).json()
     assert short["takes"][0]["section_bars"] == 1
     assert _midi(client, short["takes"][0]) != _midi(client, take)
     plain = _generate(client).json()["takes"][0]
