@@ -234,6 +234,7 @@ class MemoryStepper:
         self.bar = torch.zeros(B, dtype=torch.long, device=dev)  # the bar count at the last input
         self.lead = torch.zeros(B, dtype=torch.long, device=dev)  # 1 where the first bar is a lead-in
         self.lead_known = torch.zeros(B, dtype=torch.bool, device=dev)  # ... decided (at bar 2)
+        self.lead_pending = lead_in is not None  # some row's lead-in not yet decided
         self.n, self.has_pending = 0, False
         self.top = lstm.top  # (B, H): the top layer's output, overwritten by each step
         # a form plan's choice for the current bar, worked out at its bar token: bars back to copy
@@ -251,6 +252,7 @@ class MemoryStepper:
         self.bar.zero_()
         self.lead.zero_()
         self.lead_known.zero_()
+        self.lead_pending = self.lead_in is not None
         self.lstm.reset()
         if self.pointer is not None:
             self.pointer.reset()
@@ -280,7 +282,7 @@ class MemoryStepper:
         lag = (self.bar[:, None] - self.bars[:, : self.n])[:, None]  # (B, 1, N)
         recall, focus = self.recall, None
         if self.form is not None:
-            if self.lead_in is not None and not bool(self.lead_known.all()):
+            if self.lead_pending:
                 self._find_lead_in(token, (self.bar == 2) & ~new_bar & ~self.lead_known)
             if self.back is None or bool(new_bar.any()):  # the plan's choice holds for a bar
                 self.back = self.form.copy_lag(self.bar - self.lead, lag)  # (B, 1, 1): 0 in a new section
@@ -311,6 +313,7 @@ class MemoryStepper:
             if lead:
                 self.lead[b], self.back = lead, None
         self.lead_known |= rows
+        self.lead_pending = not bool(self.lead_known.all())
 
     def _point(self, token: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
         """The copy pointer moved after `token` (B,), and SECTION_POINTER added to the focus
