@@ -73,9 +73,9 @@ def test_a_piece_on_its_grid_is_left_as_it_is():
 
 def test_a_piece_on_its_grid_in_bars_of_one_beat_gets_bars_and_keeps_its_notes():
     """The stride written in 1/4 (as most of POP909's files are): a bar token every beat. Its notes
-    keep their places and times; its bars become the stride's bars of four (the tune starting on
-    a beat of its own before the first)."""
-    onsets, pitches, _, downbeats = _stride(8, 0.5)
+    keep their places and times; its bars become the stride's bars of four, after a one-beat
+    pickup."""
+    onsets, pitches, _, _ = _stride(8, 0.5)
     one_beat = _score(np.r_[0.0, onsets + 0.5], np.r_[72, pitches])  # a one-beat pickup
     one_beat.time_signatures[0] = TimeSignature(0, 1, 4)
     assert B.one_beat_bars(one_beat) and not B.one_beat_bars(_score(onsets, pitches))
