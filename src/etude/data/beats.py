@@ -292,8 +292,7 @@ def find_downbeats(beats_s: np.ndarray, onsets, pitches, velocities, metre: int 
 def find_grid(score: Score) -> BeatGrid:
     """The beat grid of a one-track score's notes (see the module docstring): its own grid
     moved by a constant where that fits (SHIFT_FIT), else the tracker's."""
-    n = score.to("second").tracks[0].notes.numpy()
-    onsets, pitches, velocities = n["time"].astype(np.float64), n["pitch"].astype(np.int64), n["velocity"]
+    onsets, pitches, velocities = _onsets(score)
     shift, fit = grid_shift(score)
     if fit >= SHIFT_FIT:
         beats = shifted_beats(score, shift)
@@ -404,9 +403,13 @@ def with_found_bars(score: Score) -> Score:
     quarter) and their times to within TEMPO_TOLERANCE_S."""
     tpq = score.ticks_per_quarter
     beats = ticks_to_seconds(score, np.arange(0, score.end() + tpq, tpq))
+    return retime(score, BeatGrid(beats, find_downbeats(beats, *_onsets(score))))
+
+
+def _onsets(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A one-track score's note onsets (s, float64), pitches (int64) and velocities, (N,) each."""
     n = score.to("second").tracks[0].notes.numpy()
-    onsets, pitches = n["time"].astype(np.float64), n["pitch"].astype(np.int64)
-    return retime(score, BeatGrid(beats, find_downbeats(beats, onsets, pitches, n["velocity"])))
+    return n["time"].astype(np.float64), n["pitch"].astype(np.int64), n["velocity"]
 
 
 # ----------------------------------------------------------------------------- re-timing
