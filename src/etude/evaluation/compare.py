@@ -54,7 +54,7 @@ class PieceSet:
 
 
 def original_set(
-    data: Path, encoding: EventEncoding, n: int, length: Length | None = None, split: str = "test"
+    data: Path, encoding: EventEncoding, n: int, length: Length | None = None, split: str = HELD_OUT[0]
 ) -> PieceSet:
     """Up to n pieces of a prepared event-token folder's `split`, shared out over the genres; with
     `length`, each cut to its first `length` (seconds through its tempo map, or tokens), so that
@@ -240,7 +240,7 @@ def evaluate(
     classifier_config: JudgeConfig | None = None,
     progress: bool = True,
     sampling: Sampling | None = None,
-    split: str = "test",
+    split: str = HELD_OUT[0],
 ) -> dict:
     """Evaluate a run (and baselines) and write the report into `out`; returns report.json's dict.
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from etude.config import AIS
+from etude.data.corpus import HELD_OUT
 from etude.data.store import open_split
 from etude.data.windows import Windows, piece_batches, thin_pieces
 from etude.models.base import EventModel, FrameModel
@@ -129,7 +130,7 @@ def frame_likelihood(
     return out
 
 
-def split_likelihood(ckpt: Checkpoint, split: str = "test") -> dict:
+def split_likelihood(ckpt: Checkpoint, split: str = HELD_OUT[0]) -> dict:
     """A checkpoint's likelihood on a split of its prepared data: nats per token (at most 512
     windows) or per frame (whole pieces of at most REPORT_FRAMES frames, RBM outputs by REPORT_AIS)."""
     rows, index = open_split(Path(ckpt.config.data), split)

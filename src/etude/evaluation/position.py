@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from etude.data.corpus import HELD_OUT
 from etude.data.store import open_split
 from etude.models.base import EventModel
 from etude.models.checkpoint import Checkpoint
@@ -169,7 +170,7 @@ def position_report(
     }
 
 
-def split_positions(ckpt: Checkpoint, split: str = "test", max_pieces: int | None = REPORT_PIECES) -> dict:
+def split_positions(ckpt: Checkpoint, split: str = HELD_OUT[0], max_pieces: int | None = REPORT_PIECES) -> dict:
     """position_report of an event-token checkpoint on a split of its prepared data."""
     rows, index = open_split(Path(ckpt.config.data), split)
     return position_report(ckpt.model, rows, index, max_pieces=max_pieces)
