@@ -47,8 +47,9 @@ pretrained: $(STAMP)
 	$(ETUDE) train out/pretrained/data --preset cpu --out out/pretrained/run --force
 	$(PY) -c "from etude.models.checkpoint import export_checkpoint; export_checkpoint('out/pretrained/run', 'src/etude/pretrained/builtin')"
 
-# Re-make the default piano model (src/etude/pretrained/piano) from the piano corpus: about
-# 8 minutes on one H100, many hours on a CPU; run it again to resume.
+# Re-make the default piano model's first stage (src/etude/pretrained/piano) from the piano
+# corpus: about 8 minutes on one H100, many hours on a CPU; run it again to resume. The shipped
+# weights were then fine-tuned: MODEL_CARD.md beside them gives each command.
 PIANO ?= ../shared/data/piano
 pretrained-piano: $(STAMP)
 	test -f out/piano/data/meta.json || $(ETUDE) data prepare $(PIANO) --out out/piano/data
