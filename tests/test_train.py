@@ -288,6 +288,52 @@ def test_compiled_model_trains_like_eager(real_data, tmp_path):
     assert compiled.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=1e-3)
 
 
+_COMPILED_LOSS = """
+import sys
+from etude.config import load_preset
+from etude.training.loop import train
+cfg = load_preset("tiny")
+cfg.data = sys.argv[1]
+common = ["train.iterations=4", "train.eval_every=4", "model.keep_prob=1.0", "train.compile=true"]
+print(train(cfg, sys.argv[2], overrides=common, progress=False).metrics["loss"])
+"""
+
+
+@pytest.mark.slow
+def test_compiled_training_survives_a_change_of_cpu_capability(real_data, tmp_path):
+    """Compiled on this CPU's own capability, then with ATEN_CPU_CAPABILITY=avx2 (how one checks a
+    user's AVX2-only CPU here), both with one temporary folder: torch's inductor cache, not keyed by
+    the capability, gave NaN losses the second time until compile_cache_for_this_cpu split it."""
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    env.pop("ATEN_CPU_CAPABILITY", None)
+    losses = []
+    for k, extra in enumerate([{}, {"ATEN_CPU_CAPABILITY": "avx2"}]):
+        args = [sys.executable, "-c", _COMPILED_LOSS, str(real_data), str(tmp_path / f"run{k}")]
+        done = subprocess.run(args, env={**env, **extra}, capture_output=True, text=True, check=True)
+        losses.append(float(done.stdout.split()[-1]))
+    assert math.isfinite(losses[1]) and losses[1] == pytest.approx(losses[0], rel=1e-3)
+
+
+def test_compile_cache_is_kept_apart_per_cpu_capability(monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from etude.runtime import compile_cache_for_this_cpu
+
+    default = os.path.abspath(default_cache_dir())
+    capability = torch.backends.cpu.get_cpu_capability()
+    for before in (None, default):  # unset, or set by torch itself to its default
+        if before is None:
+            monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+        else:
+            monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", before)
+        assert compile_cache_for_this_cpu() == os.path.join(default, capability)
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == os.path.join(default, capability)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/of/mine")  # the user's choice stands
+    assert compile_cache_for_this_cpu() == "/somewhere/of/mine"
+
+
 def test_keep_every_keeps_checkpoints_along_the_way(real_data, tmp_path):
     cfg = load_preset("tiny")
     cfg.data = str(real_data)

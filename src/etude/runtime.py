@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
 
 import numpy as np
@@ -47,3 +48,20 @@ def bf16_supported(device_type: str) -> bool:
         return True
     except RuntimeError:
         return False
+
+
+def compile_cache_for_this_cpu() -> str:
+    """Point torch.compile's cache at a folder of its own for the CPU capability torch runs with
+    (e.g. .../torchinductor_USER/AVX2), unless the user set TORCHINDUCTOR_CACHE_DIR elsewhere
+    (torch sets it to its default when its inductor is imported); returns the folder.
+
+    torch 2.13's inductor cache is not keyed by that capability: a graph compiled under one
+    (AVX-512, 16 floats a vector) and loaded under another (ATEN_CPU_CAPABILITY=avx2, 8) computed
+    garbage here (NaN losses) or crashed (free(): invalid pointer), while each capability with a
+    cache of its own gave the eager results. Call before the first compiled call."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    default = os.path.abspath(default_cache_dir())
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR", default) == default:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(default, torch.backends.cpu.get_cpu_capability())
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from etude.config import RunConfig
-from etude.runtime import bf16_supported
+from etude.runtime import bf16_supported, compile_cache_for_this_cpu
 from etude.training.metrics_log import describe_metrics
 from etude.training.run import Run, open_run, save_config
 
@@ -238,6 +238,8 @@ def _loop(run: Run, stop: _Stop, progress: bool) -> TrainResult:
     """The iterations: a step, a log row, validation and a checkpoint when due, one stop check."""
     tc, ddp = run.config.train, run.ddp
     objective = _Objective(run.model)
+    if tc.compile:
+        compile_cache_for_this_cpu()
     net = ddp.wrap(torch.compile(objective) if tc.compile else objective)
     net.train()
     autocast = _autocast(tc.precision, run.device)
