@@ -133,8 +133,8 @@ def test_longest_copied_run():
 
 def test_copied_run_in_bars():
     """A 3/4 training piece of quarter notes; a query copying 7 of them (from its 2nd note), after
-    two notes of its own: the run starts at query note 2, 7 notes long, and spans 7 quarters =
-    7/3 bars in 3/4 (onset of the first to the end of the last); in 4/4 it would be 7/4 bars."""
+    two notes of its own: the run starts at query note 2, 7 notes long, and its onsets span 6
+    quarters = 2 bars in 3/4 (first onset to last); in 4/4 it would be 6/4 bars."""
     from symusic import TimeSignature
 
     from etude.evaluation.memorisation import TrainingIndex, note_codes, run_bars
@@ -153,14 +153,42 @@ def test_copied_run_in_bars():
     query = score([40, 41, *range(61, 68), 30], (3, 4))
     ((start, length),) = index.copied_runs([note_codes(query)])
     assert (start, length) == (2, 7)
-    assert run_bars(query, start, length) == pytest.approx(7 / 3)
-    assert run_bars(score([40, 41, *range(61, 68)]), start, length) == pytest.approx(7 / 4)
+    assert run_bars(query, start, length) == pytest.approx(2)
+    assert run_bars(score([40, 41, *range(61, 68)]), start, length) == pytest.approx(6 / 4)
     # a one-beat "bar" (POP909's 1/4) is a file's habit, not a metre: read as 4/4, as 6/8 is read
     # as 3 quarters to the bar
-    assert run_bars(score([40, 41, *range(61, 68)], (1, 4)), start, length) == pytest.approx(7 / 4)
-    assert run_bars(score([40, 41, *range(61, 68)], (6, 8)), start, length) == pytest.approx(7 / 3)
+    assert run_bars(score([40, 41, *range(61, 68)], (1, 4)), start, length) == pytest.approx(6 / 4)
+    assert run_bars(score([40, 41, *range(61, 68)], (6, 8)), start, length) == pytest.approx(2)
     assert index.copied_runs([note_codes(score([20, 21]))]) == [(0, 0)]
     assert run_bars(query, 0, 0) == 0.0
+
+
+def test_a_held_chord_is_not_a_copy_of_bars():
+    """A six-note chord held 11 quarters in 2/4 (5.5 bars of sound; one of the generated pop pieces
+    the former end-of-note measure flagged), then notes of its own: the copied run is the chord,
+    6 notes at one onset, 0 bars. The same chord followed by the training piece's next note 4 bars
+    later is 7 notes over 4 bars."""
+    from symusic import TimeSignature
+
+    from etude.evaluation.memorisation import TrainingIndex, note_codes, run_bars
+
+    chord = [47, 52, 56, 59, 64, 68]
+
+    def score(then):
+        s = Score(480)
+        t = Track(program=0)
+        t.notes.extend(Note(0, 11 * 480, p, 80) for p in chord)
+        t.notes.extend(Note(q * 480, 480, p, 80) for q, p in then)
+        s.tracks.append(t)
+        s.time_signatures.append(TimeSignature(0, 2, 4))
+        return s
+
+    index = TrainingIndex([note_codes(score([(8, 71), (9, 72)]))])
+    for then, notes, bars in [([(12, 30)], 6, 0.0), ([(8, 71), (10, 30)], 7, 4.0)]:
+        query = score(then)
+        ((start, length),) = index.copied_runs([note_codes(query)])
+        assert (start, length) == (0, notes)
+        assert run_bars(query, start, length) == pytest.approx(bars)
 
 
 def test_longest_run_agrees_with_a_brute_force_search():

@@ -3,8 +3,8 @@
 A piece is read as its sequence of notes in onset order, each note coded by its pitch and the
 time since the previous onset on a grid of `steps_per_beat`. The longest run of consecutive
 notes found verbatim in any training piece is the measure, in notes and in bars (from the first
-copied note's onset to the end of the last copied note); a run of COPY_FLAG_BARS bars or more
-flags the piece as a copy.
+copied onset to the last: onsets are what the codes match, durations are not); a run of
+COPY_FLAG_BARS bars or more flags the piece as a copy.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ def quarters_per_bar(score: Score) -> float:
 
 
 def run_bars(score: Score, start: int, length: int) -> float:
-    """Bars spanned by notes start..start+length-1 of `score` (in note_codes' order): from the
-    first one's onset to the latest end among them, over quarters_per_bar(score). 0 for an
-    empty run."""
+    """Bars spanned by the onsets of notes start..start+length-1 of `score` (in note_codes'
+    order): from the first onset to the last, over quarters_per_bar(score). A run copies pitches
+    and onset times, not durations, so a chord held for bars is no longer a copy than one struck
+    short. 0 for an empty run."""
     notes = _notes(score)[start : start + length]
     if not notes:
         return 0.0
-    end = max(t + d for t, _, d in notes)
-    return (end - notes[0][0]) / score.ticks_per_quarter / quarters_per_bar(score)
+    return (notes[-1][0] - notes[0][0]) / score.ticks_per_quarter / quarters_per_bar(score)
 
 
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
