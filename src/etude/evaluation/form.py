@@ -23,12 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
+from etude.data.keys import key_of
 from etude.evaluation.metrics import Notes, counted_bar
 
 NAN = float("nan")
-# Krumhansl-Kessler key profiles (probe-tone ratings), C major and C minor.
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 PHRASE_LAGS = (4, 8)  # bars at which phrases of 4 and 8 bars make bars alike
 MAX_LAG = 8
 ONSET_STEP = 1 / 12  # beats: onset positions compared on a grid of sixteenths and triplets
@@ -161,16 +159,6 @@ def _repeats(ti, pi, start_i, tj, pj, shift: int, hop_s, tolerance_s, share) -> 
 
 
 # ----------------------------------------------------------------------------- key
-def key_of(durations_by_pc: np.ndarray) -> int:
-    """Key index 0-23 (0-11: C..B major, 12-23: C..B minor) whose Krumhansl-Kessler profile
-    correlates best with a pitch-class histogram (Krumhansl-Schmuckler); -1 for an empty one."""
-    h = np.asarray(durations_by_pc, dtype=np.float64)
-    if h.sum() <= 0 or h.std() == 0:
-        return -1
-    scores = [np.corrcoef(h, np.roll(profile, k))[0, 1] for profile in (KK_MAJOR, KK_MINOR) for k in range(12)]
-    return int(np.argmax(scores))
-
-
 def _window_keys(b: Bars, window: int) -> tuple[int, list[int]]:
     """The piece's key and the key of each run of `window` bars (each bar starting one)."""
     which = b.index()

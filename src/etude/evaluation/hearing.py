@@ -5,7 +5,7 @@ file was made: not on the beat grid it was sequenced on or its absence (performe
 quantised), not on note lengths (staccato or legato as sequenced, sustain pedal), velocities,
 tempo marks, tracks or channels. Onsets closer than CLUSTER seconds form one *event* (a chord
 as heard, however spread its onsets were played). Pitches are read relative to the key found by
-the Krumhansl-Kessler profiles (form.key_of), so a
+the Krumhansl-Kessler profiles (etude.data.keys), so a
 transposition changes nothing but the register features.
 
 The groups (FEATURES: name -> length), in order:
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from symusic import Score
 
-from etude.evaluation import form
+from etude.data import keys
 
 CLUSTER = 0.05  # seconds: onsets this close to an event's first onset join it
 MIN_EVENTS = 8  # fewer events than this: nothing to judge (features_of returns None)
@@ -97,9 +97,9 @@ def soft_shares(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
 
 def key_of(pitches: np.ndarray) -> tuple[int, bool]:
-    """(tonic pitch class, minor) of `pitches` by form.key_of on their pitch-class counts; C major
-    when no key stands out (every pitch class as often)."""
-    key = form.key_of(np.bincount(pitches % 12, minlength=12))
+    """(tonic pitch class, minor) of `pitches` by etude.data.keys.key_of on their pitch-class
+    counts; C major when no key stands out (every pitch class as often)."""
+    key = keys.key_of(np.bincount(pitches % 12, minlength=12))
     return max(key, 0) % 12, key >= 12
 
 
