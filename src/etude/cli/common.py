@@ -62,6 +62,7 @@ def sampling_of(args: argparse.Namespace):
         args.temperature,
         args.top_k,
         args.top_p,
+        key_hold=args.key_hold,
         recall=args.recall,
         phrasing=args.phrasing,
         form=args.form,
@@ -106,6 +107,14 @@ def add_sampling(p) -> None:
         "--cut-durations",
         action="store_true",
         help="let top-k and top-p cut note durations too (plain nucleus sampling; it shortens notes)",
+    )
+    p.add_argument(
+        "--key-hold",
+        type=float,
+        default=house.key_hold,
+        help=f"pull new notes toward the key the first section (--section-bars bars of 4 beats) set: a note's "
+        f"log-probability moves by this times ln(its Krumhansl-Kessler rating / the tonic's), e.g. -1.05 x for "
+        f"a major key's minor second (default {house.key_hold:g}: no pull; event models only)",
     )
     p.add_argument(
         "--recall",

@@ -22,6 +22,7 @@ from etude.data.midi import first_seconds, read_piece
 from etude.errors import ConfigError, InputError
 from etude.generation.constraints import EventGuard, FrameGuard
 from etude.generation.grammar import Cursor, Grammar
+from etude.generation.key_hold import KeyHold
 from etude.models.base import Model
 from etude.models.checkpoint import Checkpoint, load_checkpoint
 from etude.models.form_plan import FormPlan
@@ -80,6 +81,10 @@ class Sampling:
     # its full distribution, since cutting that tail shortens notes piece-wide (on the piano
     # corpus's validation split, sparing durations raised jazz's overlapped area 0.85 -> 0.88)
     spare: tuple[str, ...] = ("Duration",)
+    # an event model's pull toward the key its first section (4 x section_bars beats, a primer's
+    # included) sets: each note's logit gets key_hold x ln(its Krumhansl-Kessler rating / the
+    # tonic's) (etude.generation.key_hold); 0: no pull
+    key_hold: float = 0.0
     # a model with a memory of the piece (lstm-memory), at generation only (`check` refuses them
     # for other models): `recall` is added to its copy gate's log-odds (how much it copies what it
     # has heard), `phrasing` multiplies its bar-distance bias (how much it returns to passages 4,
@@ -94,9 +99,14 @@ class Sampling:
 
     def check(self, model: Model | None = None) -> None:
         """ConfigError for a value out of range, or for settings `model` (when given) cannot use:
-        recall, phrasing and form steer a model that remembers the piece, and no other."""
+        recall, phrasing and form steer a model that remembers the piece, and no other; the key
+        hold an event model."""
         check_finite("--temperature", self.temperature, low=0)
         check_finite("--recall", self.recall)
+        if check_finite("--key-hold", self.key_hold) < 0:
+            raise ConfigError(f"--key-hold must be 0 (no pull) or more, not {self.key_hold:g}")
+        if model is not None and self.key_hold and model.unit != "token":
+            raise ConfigError("--key-hold: this model writes piano-roll frames; the key hold steers event models")
         check_finite("--phrasing", self.phrasing)
         self.plan()
         if self.top_k < 0:
@@ -225,6 +235,7 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
     sampling.check(model)
     grammar = Grammar(enc)
     spare = grammar.of_types(*sampling.spare)
+    hold = KeyHold(grammar, n, sampling.key_hold, 4.0 * sampling.section_bars) if sampling.key_hold else None
     guard = EventGuard(robot, grammar, enc) if robot is not None else None
     gen = torch.Generator(device="cpu").manual_seed(ask.seed)
     prefix = prefix or [enc.genre_id(genre)]
@@ -235,6 +246,8 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
             if guard:
                 guard.advance(c, keyboards[i], tok)
             grammar.advance(c, tok)
+            if hold:
+                hold.advance(i, c, tok)
     start_seconds = cursors[0].seconds
     seqs = [list(prefix) for _ in range(n)]
     done = [False] * n
@@ -251,7 +264,8 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
             _allowed(grammar, guard, c, keyboards[i] if guard else None, length, start_seconds)
             for i, c in enumerate(cursors)
         ]
-        tokens, scores = _draw(logits.float().cpu().numpy(), allowed, sampling, spare, q, gen)
+        z = logits.float().cpu().numpy()
+        tokens, scores = _draw(hold.apply(z) if hold else z, allowed, sampling, spare, q, gen)
         if guard:  # positions the robot cannot start a note at are rejected and drawn again
             tokens = [
                 tok
@@ -269,6 +283,8 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
             if guard:
                 guard.advance(c, keyboards[i], tok)
             grammar.advance(c, tok)
+            if hold:
+                hold.advance(i, c, tok)
             seqs[i].append(tok)
             if length.unit == "s" and grammar.is_time_step(tok) and c.seconds - start_seconds >= length.value:
                 done[i] = True
