@@ -167,6 +167,27 @@ def test_original_pieces_are_cut_to_the_generated_length(real_data):
     assert all(0 < t.note_num() < w.note_num() for t, w in zip(tokens.scores, whole.scores))
 
 
+def test_real_pieces_that_last_the_asked_length_come_first(real_data):
+    """Cut to 25 s, each genre's first real piece is one that lasts 25 s (the split's first
+    chorale lasts about 22 s and is passed over while a longer one is there); short pieces are
+    still taken once the long ones run out."""
+    from etude.data.store import open_encoding
+    from etude.evaluation.compare import original_set
+    from etude.generation.generate import Length
+
+    enc = open_encoding(real_data)
+    whole = original_set(real_data, enc, 1000)
+    ends = {g: [sc.to("second").end() for sc, lab in zip(whole.scores, whole.labels) if lab == g] for g in enc.genres}
+    assert any(e[0] < 25 <= max(e) for e in ends.values())  # a short piece first in the split's order
+    first = original_set(real_data, enc, len(ends), Length.parse("25s"))
+    assert sorted(first.labels) == sorted(ends)
+    for sc, g in zip(first.scores, first.labels):
+        if max(ends[g]) >= 25:
+            assert sc.to("second").end() > 24, g
+    every = original_set(real_data, enc, 1000, Length.parse("25s"))
+    assert len(every.scores) == len(whole.scores)
+
+
 def test_the_real_pieces_come_from_the_split_asked_for(real_data, tiny_run, tmp_path):
     """`--split valid` compares with the validation pieces (for choosing settings without looking
     at test); the default stays test; a training split is refused before any work (the CLI's

@@ -58,21 +58,28 @@ def original_set(
 ) -> PieceSet:
     """Up to n pieces of a prepared event-token folder's `split`, shared out over the genres; with
     `length`, each cut to its first `length` (seconds through its tempo map, or tokens), so that
-    length-bound statistics (pitch range, pitches used) compare like with like."""
+    length-bound statistics (pitch range, pitches used) compare like with like. With a length in
+    seconds, each genre's pieces that last that long come first: 2 minutes of generated folk are
+    compared with folk tunes of 2 minutes where the split has them, not with 40-second ones."""
     rows, index = open_split(data, split)
+    seconds = length is not None and length.unit == "s"
+    keep = int(length.value) + 1 if length is not None and length.unit == "t" else None  # genre token + tokens
+    scores = [encoding.decode(np.asarray(rows[a : a + b, 0])[:keep]) for a, b, _ in index] if seconds else []
     by_genre: dict[int, list[int]] = {}
     for k, (_, _, g) in enumerate(index):
         by_genre.setdefault(int(g), []).append(k)
+    if seconds:
+        short = [sc.to("second").end() < length.value - 1e-6 for sc in scores]
+        for ks in by_genre.values():
+            ks.sort(key=lambda k: short[k])  # stable: the split's order within each group
     longest = max((len(v) for v in by_genre.values()), default=0)
     order = [ks[i] for i in range(longest) for ks in by_genre.values() if i < len(ks)]  # round robin
     chosen = order[:n]
-    ids = [np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0]) for k in chosen]
-    if length is not None and length.unit == "t":
-        ids = [a[: 1 + int(length.value)] for a in ids]  # the genre token, then `length` tokens
-    scores = [encoding.decode(a) for a in ids]
-    if length is not None and length.unit == "s":
-        scores = [first_seconds(sc, length.value) for sc in scores]
-    return PieceSet("original", scores, [encoding.genres[int(index[k, 2])] for k in chosen])
+    if seconds:
+        picked = [first_seconds(scores[k], length.value) for k in chosen]
+    else:
+        picked = [encoding.decode(np.asarray(rows[index[k, 0] : index[k, 0] + index[k, 1], 0])[:keep]) for k in chosen]
+    return PieceSet("original", picked, [encoding.genres[int(index[k, 2])] for k in chosen])
 
 
 def generated_set(
