@@ -39,7 +39,7 @@ def test_the_pull_by_hand(piano):
         grammar.advance(c, tok)
         hold.advance(0, c, tok)
         if c.quarters < 16.0:
-            assert not hold.set[0] and not hold.bias.any(), before
+            assert not hold.fixed[0] and not hold.bias.any(), before
     assert hold.keys == [0]
     bias = hold.bias[0]
     assert bias[pitch[60]] == bias[pitch[72]] == 0.0

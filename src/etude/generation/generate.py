@@ -103,11 +103,11 @@ class Sampling:
         hold an event model."""
         check_finite("--temperature", self.temperature, low=0)
         check_finite("--recall", self.recall)
+        check_finite("--phrasing", self.phrasing)
         if check_finite("--key-hold", self.key_hold) < 0:
             raise ConfigError(f"--key-hold must be 0 (no pull) or more, not {self.key_hold:g}")
         if model is not None and self.key_hold and model.unit != "token":
             raise ConfigError("--key-hold: this model writes piano-roll frames; the key hold steers event models")
-        check_finite("--phrasing", self.phrasing)
         self.plan()
         if self.top_k < 0:
             raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
@@ -246,7 +246,7 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
             if guard:
                 guard.advance(c, keyboards[i], tok)
             grammar.advance(c, tok)
-            if hold:
+            if hold is not None:
                 hold.advance(i, c, tok)
     start_seconds = cursors[0].seconds
     seqs = [list(prefix) for _ in range(n)]
@@ -265,7 +265,7 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
             for i, c in enumerate(cursors)
         ]
         z = logits.float().cpu().numpy()
-        tokens, scores = _draw(hold.apply(z) if hold else z, allowed, sampling, spare, q, gen)
+        tokens, scores = _draw(z if hold is None else hold.apply(z), allowed, sampling, spare, q, gen)
         if guard:  # positions the robot cannot start a note at are rejected and drawn again
             tokens = [
                 tok
@@ -283,7 +283,7 @@ def sample_tokens(ckpt: Checkpoint, ask: Ask, prefix: list[int] | None = None, d
             if guard:
                 guard.advance(c, keyboards[i], tok)
             grammar.advance(c, tok)
-            if hold:
+            if hold is not None:
                 hold.advance(i, c, tok)
             seqs[i].append(tok)
             if length.unit == "s" and grammar.is_time_step(tok) and c.seconds - start_seconds >= length.value:

@@ -28,19 +28,19 @@ class KeyHold:
         self.pc_of = dict(zip(notes.tolist(), self.note_pcs.tolist()))
         self.counts = np.zeros((n, 12))  # onsets per pitch class until the key is set
         self.keys = [-1] * n  # the key each sequence holds (-1: not set yet, or none found)
-        self.set = [False] * n
+        self.fixed = [False] * n  # the key is found and fixed
         self.bias = np.zeros((n, grammar.size), dtype=np.float32)  # added to the logits (B, V)
 
     def advance(self, row: int, c: Cursor, token: int) -> None:
         """Take `token`, already advanced through the grammar (so `c` is after it), into row's count;
         set the row's key once its cursor has passed `after_quarters`."""
-        if self.set[row]:
+        if self.fixed[row]:
             return
         pc = self.pc_of.get(token)
         if pc is not None:
             self.counts[row, pc] += 1
         if c.quarters >= self.after:
-            self.set[row] = True
+            self.fixed[row] = True
             self.keys[row] = key = key_of(self.counts[row])
             if key >= 0:
                 profile = profile_of(key)
