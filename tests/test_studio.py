@@ -65,6 +65,15 @@ def test_a_model_that_remembers_the_piece_takes_a_form_plan(client):
     assert (plain["form"], plain["section_bars"]) == (None, None)
 
 
+def test_a_take_with_a_key_hold_says_so_and_differs(client):
+    """12 s of irish tunes: after the first section (4 bars) a key hold of 3 changes the music,
+    and the take records it; without one the take says none."""
+    held = _generate(client, key_hold=3, length=12).json()["takes"][0]
+    free = _generate(client, length=12).json()["takes"][0]
+    assert held["key_hold"] == 3.0 and free["key_hold"] is None
+    assert _midi(client, held) != _midi(client, free)
+
+
 def _midi(client, take) -> bytes:
     return client.get(f"/api/takes/{take['id']}/piece.mid").content
 
@@ -123,6 +132,8 @@ def test_a_primer_is_continued_and_a_non_midi_primer_refused(client, good_corpus
         ({"form": "A" * 65}, 422, "form"),
         ({"section_bars": 8}, 422, "section_bars"),  # no memory of the piece here either
         ({"model": "pretrained:piano-memory", "form": "AB", "section_bars": 0}, 422, "section_bars"),
+        ({"key_hold": -1}, 422, "key_hold"),
+        ({"key_hold": 11}, 422, "key_hold"),
     ],
 )
 def test_bad_generate_requests_get_a_4xx_naming_the_field(client, fields, status, field):

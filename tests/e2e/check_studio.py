@@ -3,9 +3,9 @@
 Starts `etude studio --token` on a free loopback port and opens the address it prints (with its
 token, as a user would), drives headless Chromium over its DevTools protocol: waits for the
 models, checks that the form-plan field is hidden for the default model and shown for the model
-that remembers the piece, chooses that model, the folk genre, 10 s and the plan AABA, presses
-Generate, and waits until the new take's piano-roll image has decoded, its audio element reports a
-duration and its title names the plan. Then reloads the page
+that remembers the piece, chooses that model, the folk genre, 10 s, the plan AABA and a key hold
+of 2, presses Generate, and waits until the new take's piano-roll image has decoded, its audio
+element reports a duration and its title names the plan and the hold. Then reloads the page
 (the token has left the address; the page keeps it) and passes when the take is listed again with
 its roll and audio. Saves screenshots at a desktop's and a phone's width to out/e2e/studio*.png.
 """
@@ -120,13 +120,14 @@ async def drive(studio_url: str, debug_port: int) -> dict:
             "const l = document.getElementById('length'); l.value = '10'; l.dispatchEvent(new Event('input'));"
             "document.getElementById('form').value = 'AABA';"
             "document.getElementById('section_bars').value = '2';"
+            "const k = document.getElementById('key_hold'); k.value = '2'; k.dispatchEvent(new Event('input'));"
             "document.getElementById('go').click(); true"
         )
         state = await wait_for_take(tools, 1200)  # up to 120 s
         if not state.get("ready"):
             return state
-        if "form AABA (2 bars a section)" not in state.get("title", ""):
-            return {**state, "ready": False, "error": "the take's title does not name its form plan"}
+        if "form AABA (2 bars a section) · key hold 2" not in state.get("title", ""):
+            return {**state, "ready": False, "error": "the take's title does not name its form plan and key hold"}
         state["address after load"] = await tools.eval("location.href")
         await tools.call("Page.reload")
         await asyncio.sleep(0.5)

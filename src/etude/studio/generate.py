@@ -51,9 +51,22 @@ class GenerateRequest(BaseModel):
         "one letter each, like AABA (a letter that came before brings its section back); empty for none",
     )
     section_bars: int = Field(HOUSE.section_bars, ge=1, le=64, description="bars a section of the form plan")
+    key_hold: float = Field(
+        HOUSE.key_hold,
+        ge=0,
+        le=10,
+        description="pull new notes toward the key the first section set (0: none; 2: folk keeps its key)",
+    )
 
     def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_k, self.top_p, form=self.form, section_bars=self.section_bars)
+        return Sampling(
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            key_hold=self.key_hold,
+            form=self.form,
+            section_bars=self.section_bars,
+        )
 
     def check(self, studio, primer: bytes | None) -> Checked:
         """Every field against the model, before the request queues: HTTPException 4xx naming it."""
@@ -67,7 +80,8 @@ class GenerateRequest(BaseModel):
         try:
             self.sampling().check(ckpt.model)
         except EtudeError as exc:
-            raise http_error(422, "form" if self.form else "section_bars", str(exc)) from None
+            field = "key_hold" if str(exc).startswith("--key-hold") else "form" if self.form else "section_bars"
+            raise http_error(422, field, str(exc)) from None
         genre = self.genre or ckpt.encoding.genres[0]
         if genre not in ckpt.encoding.genres:
             raise http_error(
@@ -184,6 +198,7 @@ def generate_pieces(c: Checked, work: str) -> list[dict]:
             "robot": c.robot.name if c.robot else None,
             "form": r.form or None,
             "section_bars": r.section_bars if r.form else None,
+            "key_hold": r.key_hold or None,
             "seconds": round(piece.seconds, 2),
             "notes": piece.notes,
         }

@@ -44,7 +44,11 @@ function element(tag, props = {}, ...children) {
 
 function addTake(take) {
   // built from elements, not HTML text: names from a model never become markup
-  const extras = [take.form ? `form ${take.form} (${take.section_bars} bars a section)` : "", take.robot || ""].filter(Boolean).map((x) => ` · ${x}`);
+  const extras = [
+    take.form ? `form ${take.form} (${take.section_bars} bars a section)` : "",
+    take.key_hold ? `key hold ${take.key_hold}` : "",
+    take.robot || "",
+  ].filter(Boolean).map((x) => ` · ${x}`);
   const title = `${take.genre} · ${take.seconds} s · ${take.notes} notes${extras.join("")}`;
   const perform_ = element("button", { type: "button", textContent: "Perform" });
   const delete_ = element("button", { type: "button", textContent: "Delete" });
@@ -116,6 +120,7 @@ async function start() {
     bindOutput("length", " s");
     bindOutput("temperature", "");
     bindOutput("top_p", "");
+    bindOutput("key_hold", "");
     models = await api("/api/models");
     $("model").replaceChildren(...models.map((m) => new Option(m.id, m.id, m.default, m.default)));
     fillGenres();
