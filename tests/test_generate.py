@@ -17,6 +17,16 @@ def test_length_parsing():
         Length.parse("long")
 
 
+def test_sampling_of_an_object_takes_its_fields_by_name():
+    """The command line's parsed arguments and the studio's request become Sampling this way: the
+    fields they carry, the house values for the rest, anything else ignored."""
+    from types import SimpleNamespace
+
+    got = Sampling.of(SimpleNamespace(top_p=0.5, key_hold=1.5, form="AABA", seed=3, genre="folk"))
+    assert got == Sampling(top_p=0.5, key_hold=1.5, form="AABA")
+    assert Sampling.of(object()) == Sampling()
+
+
 def test_top_k_and_top_p():
     import torch
 

@@ -58,16 +58,7 @@ def sampling_of(args: argparse.Namespace):
 
     from etude.generation.generate import Sampling
 
-    sampling = Sampling(
-        args.temperature,
-        args.top_k,
-        args.top_p,
-        key_hold=args.key_hold,
-        recall=args.recall,
-        phrasing=args.phrasing,
-        form=args.form,
-        section_bars=args.section_bars,
-    )
+    sampling = Sampling.of(args)
     return replace(sampling, spare=()) if args.cut_durations else sampling
 
 

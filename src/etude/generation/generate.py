@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +125,12 @@ class Sampling:
         command-line options ("--form AABA"); [] when none does."""
         house = Sampling()
         return [f"--{n.replace('_', '-')} {getattr(self, n)}" for n in _MEMORY if getattr(self, n) != getattr(house, n)]
+
+    @classmethod
+    def of(cls, source: object) -> Sampling:
+        """The settings `source` (a command line's parsed arguments, a studio request) holds as
+        attributes named like these fields; the house values for those it lacks."""
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)})
 
     def without_memory(self) -> Sampling:
         """These settings with the memory's at the house values (for a model without one)."""

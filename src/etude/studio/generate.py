@@ -59,14 +59,7 @@ class GenerateRequest(BaseModel):
     )
 
     def sampling(self) -> Sampling:
-        return Sampling(
-            self.temperature,
-            self.top_k,
-            self.top_p,
-            key_hold=self.key_hold,
-            form=self.form,
-            section_bars=self.section_bars,
-        )
+        return Sampling.of(self)
 
     def check(self, studio, primer: bytes | None) -> Checked:
         """Every field against the model, before the request queues: HTTPException 4xx naming it."""
