@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -87,6 +88,37 @@ def test_interrupted_mid_piece_leaves_no_stuck_note(exc, stopped):
     sent = [e for _, e in sink.sent]
     assert _balanced(sent) == set()  # every note-on got its note-off
     assert ("control_change", 123, 0, 0) in [(e.type, e.pitch, e.velocity, e.channel) for e in sent]
+
+
+class _SignalledDuringSend(RecordingSink):
+    """Sends itself `signum` in the middle of its third send (as Ctrl-C or a kill would arrive),
+    then finishes that send."""
+
+    def __init__(self, signum):
+        super().__init__()
+        self.signum = signum
+
+    def send(self, event):
+        if len(self.sent) == 2:
+            os.kill(os.getpid(), self.signum)
+            time.sleep(0.05)  # a handler that raises does so here, inside the send
+        super().send(event)
+
+
+@pytest.mark.parametrize("signum, stopped", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_a_signal_during_a_send_stops_after_it(signum, stopped):
+    """Raised inside a send, the interrupt could leave a lock of the sink held (a TCP server's
+    clean-up then hung for ever); it is held until the send returns: the third event is sent
+    whole, playback stops there, every note is released, and the handlers are put back."""
+    events = score_events(_piece(), tempo_scale=8.0)
+    before = signal.getsignal(signum)
+    sink = _SignalledDuringSend(signum)
+    stats = play(iter([events]), sink)
+    sent = [e for _, e in sink.sent]
+    assert stats.stopped == stopped
+    assert sent[:3] == events[:3] and sent[3].type != "note_on"  # the third whole, then the clean-up
+    assert _balanced(sent) == set() and (sent[-1].type, sent[-1].pitch) == ("control_change", 123)
+    assert signal.getsignal(signum) is before
 
 
 def test_count_in_and_back_to_back_pieces():

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,20 +86,57 @@ class _Terminate(Exception):
     """Raised in the main thread by SIGTERM so that playback stops through its clean-up path."""
 
 
-@contextmanager
-def _sigterm_raises():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Signals:
+    """SIGINT and SIGTERM while playing, raised in the main thread as KeyboardInterrupt and
+    _Terminate, so that playback stops through its clean-up path; but never inside a sink's send.
+    A signal that arrives while an event is being sent is held until the send returns: raised in
+    the middle of a queue's or a lock's `with` (a Condition's __enter__), the exception can leave
+    that lock held, and the final note-offs then wait on it for ever (an `etude perform --serve`
+    hung so after Ctrl-C). SIGINT is taken over only where Python's own handler has it (a job
+    started with SIGINT ignored keeps ignoring it); nothing is taken over outside the main thread."""
 
-    def handler(signum, frame):
-        raise _Terminate()
+    def __init__(self):
+        self.sending = False
+        self.held: int | None = None  # a signal that came during a send
+        self.old: dict[int, object] = {}
 
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self.old[signal.SIGINT] = signal.signal(signal.SIGINT, self._handler)
+            self.old[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.old.items():
+            signal.signal(signum, handler)
+
+    def _handler(self, signum: int, frame) -> None:
+        if self.sending:
+            self.held = signum
+        else:
+            _raise_for(signum)
+
+    def send(self, sink: Sink, event: Event) -> None:
+        """sink.send(event), holding any signal that comes during it (raise_held raises it)."""
+        self.sending = True
+        try:
+            sink.send(event)
+        finally:
+            self.sending = False
+
+    def raise_held(self) -> None:
+        """Raise the signal held during the last send, if one was (call once the sent event is
+        accounted for: a note-on sent must be known to be sounding)."""
+        if self.held is not None:
+            signum, self.held = self.held, None
+            _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Terminate()
 
 
 class _Stopped(Exception):
@@ -150,7 +186,7 @@ def play(
     start = clock() + lead_s
     offset = 0.0
     try:
-        with _sigterm_raises():
+        with _Signals() as signals:
             for k, events in enumerate(pieces):
                 if k == 0:  # the clock starts when the first piece is there (it may be generated first)
                     start = clock() + lead_s
@@ -159,13 +195,14 @@ def play(
                     start = clock() - offset
                 for e in events:
                     wait_until(start + offset + e.t, clock, stop)
-                    sink.send(replace(e, t=offset + e.t))
+                    signals.send(sink, replace(e, t=offset + e.t))
                     stats.events += 1
                     channels.add(e.channel)
                     if e.type == "note_on" and e.velocity > 0:
                         sounding.add((e.channel, e.pitch))
                     elif e.type in ("note_on", "note_off"):
                         sounding.discard((e.channel, e.pitch))
+                    signals.raise_held()
                 offset += events[-1].t if events else 0.0
     except KeyboardInterrupt:
         stats.stopped = "interrupted"
