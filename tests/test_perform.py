@@ -111,14 +111,21 @@ def test_a_signal_during_a_send_stops_after_it(signum, stopped):
     clean-up then hung for ever); it is held until the send returns: the third event is sent
     whole, playback stops there, every note is released, and the handlers are put back."""
     events = score_events(_piece(), tempo_scale=8.0)
-    before = signal.getsignal(signum)
-    sink = _SignalledDuringSend(signum)
-    stats = play(iter([events]), sink)
+    # as at a terminal: a test run started as a background job has SIGINT ignored, and play
+    # leaves an ignored SIGINT ignored
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signum)
+        sink = _SignalledDuringSend(signum)
+        stats = play(iter([events]), sink)
+        after = signal.getsignal(signum)
+    finally:
+        signal.signal(signal.SIGINT, outer)
     sent = [e for _, e in sink.sent]
     assert stats.stopped == stopped
     assert sent[:3] == events[:3] and sent[3].type != "note_on"  # the third whole, then the clean-up
     assert _balanced(sent) == set() and (sent[-1].type, sent[-1].pitch) == ("control_change", 123)
-    assert signal.getsignal(signum) is before
+    assert after is before
 
 
 def test_count_in_and_back_to_back_pieces():
