@@ -7,6 +7,7 @@ from symusic import Score
 from etude.errors import ConfigError, InputError
 from etude.generation.generate import Ask, Length, PieceFiles, Sampling, filter_logits, generate, sample_tokens
 from etude.models.checkpoint import load_checkpoint
+from etude.models.pretrained import pretrained_path
 
 
 def test_length_parsing():
@@ -25,6 +26,28 @@ def test_sampling_of_an_object_takes_its_fields_by_name():
     got = Sampling.of(SimpleNamespace(top_p=0.5, key_hold=1.5, form="AABA", seed=3, genre="folk"))
     assert got == Sampling(top_p=0.5, key_hold=1.5, form="AABA")
     assert Sampling.of(object()) == Sampling()
+
+
+@pytest.mark.parametrize(
+    "bad,option",
+    [
+        ({"temperature": 0.0}, "--temperature"),
+        ({"top_k": -1}, "--top-k"),
+        ({"top_p": float("nan")}, "--top-p"),
+        ({"recall": float("inf")}, "--recall"),
+        ({"phrasing": float("nan")}, "--phrasing"),
+        ({"key_hold": -1.0}, "--key-hold"),
+        ({"form": "A-B"}, "--form"),
+        ({"form": "AB", "section_bars": 0}, "--section-bars"),
+        ({"section_bars": 8, "recall": 1.0}, "--recall"),  # the first setting a plain model cannot use
+    ],
+)
+def test_a_refused_sampling_setting_is_named_by_its_option(bad, option):
+    """The studio names the request field at fault from `option` (key_hold for --key-hold)."""
+    plain = load_checkpoint(pretrained_path("piano")).model
+    with pytest.raises(ConfigError) as caught:
+        Sampling(**bad).check(plain)
+    assert caught.value.option == option and str(caught.value).startswith(option)
 
 
 def test_top_k_and_top_p():
@@ -122,7 +145,7 @@ def test_each_shipped_model_generates_every_genre(name, tmp_path):
     `pretrained:builtin`: every genre gives a piece with notes that lasts about the asked length;
     each model folder stays small."""
     from etude.data.builtin import STYLES
-    from etude.models.pretrained import model_path, pretrained_path
+    from etude.models.pretrained import model_path
 
     assert model_path(None) == model_path("pretrained") == pretrained_path("piano")
     ckpt = load_checkpoint(model_path(f"pretrained:{name}"))

@@ -10,7 +10,13 @@ class InputError(EtudeError):
 
 
 class ConfigError(EtudeError):
-    """An unknown setting, a bad value, or settings that contradict each other."""
+    """An unknown setting, a bad value, or settings that contradict each other. `option`, where
+    one setting is at fault, names it as the command line does ("--top-p"), so that a caller with
+    other names for its settings (the studio's request fields) can point at it."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class CheckpointError(EtudeError):

@@ -50,5 +50,5 @@ def check_finite(name: str, value: float, low: float | None = None) -> float:
     """`value` when it is a finite number (and above `low`), else a ConfigError naming `name`."""
     if not math.isfinite(value) or (low is not None and value <= low):
         bound = f" above {low:g}" if low is not None else ""
-        raise ConfigError(f"{name} must be a finite number{bound}, not {value!r}")
+        raise ConfigError(f"{name} must be a finite number{bound}, not {value!r}", option=name)
     return value

@@ -105,19 +105,22 @@ class Sampling:
         check_finite("--recall", self.recall)
         check_finite("--phrasing", self.phrasing)
         if check_finite("--key-hold", self.key_hold) < 0:
-            raise ConfigError(f"--key-hold must be 0 (no pull) or more, not {self.key_hold:g}")
+            raise ConfigError(f"--key-hold must be 0 (no pull) or more, not {self.key_hold:g}", option="--key-hold")
         if model is not None and self.key_hold and model.unit != "token":
-            raise ConfigError("--key-hold: this model writes piano-roll frames; the key hold steers event models")
+            raise ConfigError(
+                "--key-hold: this model writes piano-roll frames; the key hold steers event models", option="--key-hold"
+            )
         self.plan()
         if self.top_k < 0:
-            raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}")
+            raise ConfigError(f"--top-k must be 0 (all tokens) or more, not {self.top_k}", option="--top-k")
         if not 0 < self.top_p <= 1:  # false for nan too
-            raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}")
+            raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p!r}", option="--top-p")
         steering = self.memory_settings()
         if model is not None and steering and not model.remembers_piece:
             raise ConfigError(
                 f"{' '.join(steering)}: this model has no memory of the piece to steer; "
-                "use one that has, such as pretrained:piano-memory"
+                "use one that has, such as pretrained:piano-memory",
+                option=steering[0].split()[0],
             )
 
     def memory_settings(self) -> list[str]:

@@ -36,9 +36,9 @@ class FormPlan:
 
     def __post_init__(self) -> None:
         if not self.form or not (self.form.isascii() and self.form.isalpha()):
-            raise ConfigError(f"--form takes letters, one a section (like AABA), not {self.form!r}")
+            raise ConfigError(f"--form takes letters, one a section (like AABA), not {self.form!r}", option="--form")
         if self.section_bars < 1:
-            raise ConfigError(f"--section-bars must be at least 1, not {self.section_bars}")
+            raise ConfigError(f"--section-bars must be at least 1, not {self.section_bars}", option="--section-bars")
 
     @cached_property
     def firsts(self) -> torch.Tensor:

@@ -12,7 +12,7 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from etude.errors import EtudeError
+from etude.errors import ConfigError, EtudeError
 from etude.generation.generate import Sampling
 from etude.robot.profile import RobotProfile
 from etude.studio.config import OUTPUT_FLAGS
@@ -72,8 +72,8 @@ class GenerateRequest(BaseModel):
             raise http_error(422, "model", str(exc)) from None
         try:
             self.sampling().check(ckpt.model)
-        except EtudeError as exc:
-            field = "key_hold" if str(exc).startswith("--key-hold") else "form" if self.form else "section_bars"
+        except ConfigError as exc:  # each sampling field is named as its option is, less the dashes
+            field = (exc.option or "").lstrip("-").replace("-", "_") or "body"
             raise http_error(422, field, str(exc)) from None
         genre = self.genre or ckpt.encoding.genres[0]
         if genre not in ckpt.encoding.genres:
