@@ -162,11 +162,14 @@ def retimed(per_genre: int, split: dict[str, str] | None) -> dict:
             level.append(any_level(warp(beats), grid.beats))
             if len(beat) == per_genre:
                 break
+        on_level = np.array(beat) >= 0.9  # the beats found at the score's own level
         out[genre] = {
             "beat": float(np.mean(beat)),
             "downbeat": float(np.mean(down)),
             "any_level": float(np.mean(level)),
             "pieces": len(beat),
+            "on_level": int(on_level.sum()),
+            "downbeat_on_level": float(np.mean(np.array(down)[on_level])) if on_level.any() else float("nan"),
         }
     return out
 
@@ -219,7 +222,8 @@ def main() -> None:
     for genre, r in result["retimed"].items():
         print(
             f"re-timed {genre} ({r['pieces']}{' held-out' if split else ''}): beat F {r['beat']:.3f}, "
-            f"downbeat F {r['downbeat']:.3f}, AMLt {r['any_level']:.3f} (any metrical level)"
+            f"downbeat F {r['downbeat']:.3f}, AMLt {r['any_level']:.3f} (any metrical level); "
+            f"downbeat F {r['downbeat_on_level']:.3f} in the {r['on_level']} with beat F >= 0.9"
         )
     Path("out").mkdir(exist_ok=True)
     Path("out/beat_grid.json").write_text(json.dumps(result, indent=1))
