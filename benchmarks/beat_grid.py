@@ -41,6 +41,7 @@ from etude.data.corpus import load_split
 from etude.data.midi import read_score, reduce_to_piano, seconds_to_ticks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+BASS_BACKED = 0.6  # annotated downbeats with a bass note struck, for a song's annotation to count as backed
 
 
 def f_measure(reference: np.ndarray, found: np.ndarray) -> float:
@@ -63,9 +64,6 @@ def own_beats(score: Score) -> tuple[np.ndarray, np.ndarray]:
     bar = sig.numerator * 4 / sig.denominator * tpq if sig else 4 * tpq
     beats = np.interp(np.arange(0, end, 1.5 * tpq if compound else tpq), ticks, seconds)
     return beats, np.interp(np.arange(0, end, bar), ticks, seconds)
-
-
-BASS_BACKED = 0.6  # annotated downbeats with a bass note struck, for a song's annotation to count as backed
 
 
 def bass_share(times: np.ndarray, score: Score) -> float:
