@@ -213,6 +213,11 @@ class TrainConfig:
     # share of training windows that begin where their piece begins (else anywhere inside it), so
     # the model learns how pieces open: generation always starts there
     start_share: float = 0.0
+    # truncated back-propagation through time (event LSTMs): each of the batch's lanes reads whole
+    # pieces window after window in order, the LSTM state carried (not back-propagated) from one
+    # iteration's window to the next and reset where a piece begins; start_share is then unused
+    carry_state: bool = False
+    eval_len: int = 0  # event models: tokens per validation window (0: seq_len); longer hears more context
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0: no limit
     # iterations the learning-rate schedule is planned for (0: `iterations`). With max_minutes,
     # training sets it from the speed of its first iterations to the iterations the budget
@@ -244,6 +249,7 @@ class TrainConfig:
         "average": between(0, 1, high_open=True),
         "roll_transpose": between(0, 87),
         "start_share": between(0, 1),
+        "eval_len": at_least(0),
         "max_minutes": at_least(0),
         "schedule_iterations": at_least(0),
         "ais_temps": at_least(2),

@@ -83,6 +83,10 @@ class Windows:
             batch = (shift_keys(batch[0], shifts), *batch[1:])
         return batch
 
+    def batch(self, seed: int, it: int, batch_size: int, part: slice = slice(None)):
+        """Iteration `it`'s training batch of a run seeded `seed`: random windows (random_batch)."""
+        return self.random_batch(np.random.default_rng([seed, it]), batch_size, part)
+
     def fixed_batches(self, batch_size: int, max_windows: int):
         """Consecutive windows covering every piece (evenly thinned to at most max_windows)."""
         spots = [
@@ -94,6 +98,50 @@ class Windows:
             spots = [spots[i] for i in np.linspace(0, len(spots) - 1, max_windows).astype(int)]
         for i in range(0, len(spots), batch_size):
             yield self._tensors(spots[i : i + batch_size])
+
+
+class Lanes:
+    """Event-token batches for truncated back-propagation through time (train.carry_state).
+
+    Lane b of a batch reads whole pieces one after another, each in order, window after window of
+    seq_len + 1 tokens: a window's last token is the next one's first input, so a lane's inputs
+    run on without a gap, and its model state can be carried from one iteration to the next; a
+    piece's last window is padded. Each lane draws its pieces uniformly at random with replacement
+    (reading pieces whole weights every token alike), CHUNK at a time from a generator seeded by
+    (seed, lane, chunk), so iteration `it`'s batch is a pure function of (seed, it) and a resumed
+    run reads what the uninterrupted one read.
+
+    Batches are (x, y, genre, fresh): inputs and next-token targets (B, T), genres (B,), and
+    fresh (B,) bool, true where the window begins its piece (the lane's state starts from zeros).
+    """
+
+    CHUNK = 256  # pieces a lane draws at a time
+
+    def __init__(self, rows: np.ndarray, index: np.ndarray, seq_len: int, pad_id: int = 0):
+        self.windows = Windows(rows, index, seq_len, pad_id)
+        self.index, self.seq_len = index, seq_len
+        self.counts = np.maximum(1, -(-(index[:, 1].astype(np.int64) - 1) // seq_len))  # windows per piece
+        self._drawn: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (seed, lane) -> pieces, window ends
+
+    def spot(self, seed: int, lane: int, it: int) -> tuple[int, int]:
+        """(piece, offset of its window) that `lane` reads at iteration `it`."""
+        pieces, ends = self._drawn.get((seed, lane), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        while not len(ends) or ends[-1] <= it:
+            chunk = np.random.default_rng([seed, lane, len(pieces) // self.CHUNK]).integers(
+                0, len(self.index), self.CHUNK
+            )
+            base = int(ends[-1]) if len(ends) else 0
+            pieces, ends = np.concatenate([pieces, chunk]), np.concatenate([ends, base + np.cumsum(self.counts[chunk])])
+            self._drawn[(seed, lane)] = (pieces, ends)
+        k = int(np.searchsorted(ends, it, side="right"))
+        piece = int(pieces[k])
+        return piece, (it - int(ends[k] - self.counts[piece])) * self.seq_len
+
+    def batch(self, seed: int, it: int, batch_size: int, part: slice = slice(None)):
+        """Iteration `it`'s batch: the windows of lanes range(batch_size)[part]."""
+        spots = [self.spot(seed, lane, it) for lane in range(batch_size)[part]]
+        x, y, genre = self.windows._tensors(spots)
+        return x, y, genre, torch.tensor([offset == 0 for _, offset in spots])
 
 
 def shift_keys(frames: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from etude.config import AIS, TrainConfig
-from etude.data.windows import Windows
+from etude.data.windows import Lanes, Windows
 from etude.models.form_plan import FormPlan
 
 FrameFilter = Callable[[torch.Tensor, int], torch.Tensor]  # (frame (n, K), frame number) -> frame to keep
@@ -28,9 +28,12 @@ class Model(Protocol):
     estimated_likelihood: bool  # the likelihood needs log Z estimated by AIS (an RBM output)
     # a memory of the piece it is writing, which Sampling's recall, phrasing and form steer
     remembers_piece: bool
+    # trains with its state carried from window to window (train.carry_state)
+    carries_state: bool
 
-    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
-        """The windows its training batches are drawn from, cut from a split's rows and index."""
+    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows | Lanes:
+        """The windows its training batches are drawn from (`batch(seed, it, batch_size, part)`),
+        cut from a split's rows and index."""
         ...
 
     def objective(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from etude.config import ModelConfig, TrainConfig
-from etude.data.windows import Windows
+from etude.data.windows import Lanes, Windows
 from etude.models.form_plan import FormPlan
 from etude.models.lstm_stepper import FusedLSTM, LSTMStepper
 
@@ -43,9 +43,11 @@ class LSTMGenerator(nn.Module):
     unit = "token"
     estimated_likelihood = False
     remembers_piece = False
+    carries_state = True
 
     def __init__(self, vocab_size: int, n_genres: int, cfg: ModelConfig, pad_id: int = 0):
         super().__init__()
+        self.carried: State | None = None  # train.carry_state: each lane's state after its last window
         self.cfg, self.vocab_size, self.n_genres, self.pad_id = cfg, vocab_size, n_genres, pad_id
         p_drop = 1.0 - cfg.keep_prob
         self.embed = nn.Embedding(vocab_size, cfg.embed)
@@ -84,13 +86,28 @@ class LSTMGenerator(nn.Module):
             h = torch.cat([h, g], dim=-1)
         return self.lstm(h, state)
 
-    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows:
-        """Windows of train.seq_len + 1 tokens inside pieces."""
+    def training_windows(self, rows: np.ndarray, index: np.ndarray, train: TrainConfig) -> Windows | Lanes:
+        """Windows of train.seq_len + 1 tokens inside pieces; with train.carry_state, lanes that
+        read whole pieces window after window."""
+        if train.carry_state:
+            return Lanes(rows, index, train.seq_len, self.pad_id)
         return Windows(rows, index, train.seq_len, self.pad_id, start_share=train.start_share)
 
-    def objective(self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training loss summed over non-pad targets, and their count (batches from Windows)."""
-        logits = self(x, genre)[0].float()
+    def objective(
+        self, x: torch.Tensor, y: torch.Tensor, genre: torch.Tensor, fresh: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss summed over non-pad targets, and their count. With `fresh` (B,) bool
+        (batches from Lanes), the LSTM starts from `self.carried`, each lane's state after its
+        previous window (zeros where fresh: a piece begins), and leaves its new state there,
+        detached: truncated back-propagation through time."""
+        state = None
+        if fresh is not None and self.carried is not None:
+            keep = (~fresh).to(self.carried[0].dtype)[None, :, None]  # (1, B, 1)
+            state = (self.carried[0] * keep, self.carried[1] * keep)
+        out, state = self.outputs(x, genre, state)  # (B, T, H)
+        if fresh is not None:
+            self.carried = (state[0].detach(), state[1].detach())
+        logits = self.head(self.drop(out)).float()  # (B, T, V)
         loss_sum = F.cross_entropy(
             logits.reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=self.pad_id, reduction="sum"
         )

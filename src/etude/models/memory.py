@@ -121,6 +121,7 @@ class MemoryLSTM(LSTMGenerator):
     that read a piece in chunks (etude.evaluation.position) and kept inside its stepper."""
 
     remembers_piece = True
+    carries_state = False  # its memory of one lane cannot be reset alone
 
     def __init__(
         self,

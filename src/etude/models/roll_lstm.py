@@ -59,6 +59,7 @@ class RollModel(nn.Module):
 
     unit = "frame"
     remembers_piece = False
+    carries_state = False
 
     def __init__(self, n_genres: int, cfg: ModelConfig, head: OutputHead, n_keys: int = 88):
         super().__init__()

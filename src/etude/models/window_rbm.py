@@ -23,6 +23,7 @@ class WindowRBM(nn.Module):
     unit = "frame"
     estimated_likelihood = True
     remembers_piece = False
+    carries_state = False
 
     def __init__(self, n_genres: int, cfg: ModelConfig, n_keys: int = 88):
         super().__init__()

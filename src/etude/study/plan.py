@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from etude.config import RunConfig, apply_overrides, load_preset
 from etude.study.scales import Scale
 
@@ -83,14 +81,13 @@ def seconds_per_iteration(cfg: RunConfig, steps: int = 2, batch: int = 4) -> flo
     model = build_model(cfg.model, encoding).to(device)
     windows = model.training_windows(train_rows, train_index, cfg.train)
     opt = torch.optim.Adam(model.parameters())
-    rng = np.random.default_rng(0)
     b = min(batch, cfg.train.batch_size)
     for step in range(steps + 1):
         if step == 1:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        loss, count = model.objective(*(t.to(device) for t in windows.random_batch(rng, b)))
+        loss, count = model.objective(*(t.to(device) for t in windows.batch(0, step, b)))
         opt.zero_grad()
         (loss / count.clamp(min=1)).backward()
         opt.step()

@@ -31,15 +31,19 @@ def save_run_checkpoint(
     is_best: bool,
     rng: list,
     averaged: torch.nn.Module | None = None,
+    carried: list | None = None,
 ) -> None:
     """Write checkpoint `ckpt-{it}`, point `last` (and `best`) at it, delete the ones neither
     referenced nor kept by `train.keep_every`.
 
     `rng` holds the torch RNG state of every training process, in rank order. With `averaged`
-    (train.average), the checkpoint's model is the average; the raw weights go with the optimiser."""
+    (train.average), the checkpoint's model is the average; the raw weights go with the optimiser.
+    `carried` (train.carry_state): every process's lanes' LSTM state, in rank order."""
     resume_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": rng}
     if averaged is not None:
         resume_state["training_weights"] = model.state_dict()
+    if carried is not None:
+        resume_state["carried_state"] = carried
     folder = write_checkpoint(ckpt_dir / f"ckpt-{it:06d}", averaged or model, config, encoding, state, resume_state)
     point(ckpt_dir / "last", folder)
     if is_best:

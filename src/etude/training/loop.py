@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -150,7 +149,7 @@ class _Bar:
 def _step(run: Run, net, it: int, autocast, part: slice) -> tuple[float, int]:
     """One optimiser step on the global batch of iteration `it`; returns its mean loss and target count."""
     tc, ddp = run.config.train, run.ddp
-    batch = run.windows.random_batch(np.random.default_rng([run.config.seed, it]), tc.batch_size, part)
+    batch = run.windows.batch(run.config.seed, it, tc.batch_size, part)
     with autocast():
         loss_sum, count = net(*(t.to(run.device) for t in batch))
     loss_sum = loss_sum.float()

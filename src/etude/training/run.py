@@ -70,7 +70,7 @@ def data_plan(model: Model, config: RunConfig, encoding, train_split, valid_spli
     windows = model.training_windows(train_rows, train_index, tc)
     if model.unit == "token":
         batches = list(
-            Windows(valid_rows, valid_index, tc.seq_len, encoding.pad_id).fixed_batches(
+            Windows(valid_rows, valid_index, tc.eval_len or tc.seq_len, encoding.pad_id).fixed_batches(
                 tc.batch_size, tc.eval_batches * tc.batch_size
             )
         )
@@ -106,6 +106,7 @@ class Run:
     def save(self, it: int, is_best: bool) -> None:
         """Checkpoint `ckpt-{it}`: every process takes part (RNG states), the main one writes."""
         rng = self.ddp.gather(torch.get_rng_state())
+        carried = self.ddp.gather(_on_cpu(self.model.carried)) if self.config.train.carry_state else None
         if self.ddp.main:
             state = {
                 "iteration": it,
@@ -126,7 +127,12 @@ class Run:
                 is_best,
                 rng,
                 self.averaged,
+                carried,
             )
+
+
+def _on_cpu(state: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, ...] | None:
+    return None if state is None else tuple(t.cpu() for t in state)
 
 
 def _run_config(config: RunConfig | None, run_dir: Path, resume: bool, overrides: list[str], force: bool):
@@ -176,6 +182,12 @@ def open_run(config: RunConfig | None, run_dir: Path, resume: bool, overrides: l
 
     seed_everything(config.seed)
     model = build_model(config.model, encoding).to(device)
+    if tc.carry_state and not model.carries_state:
+        raise ConfigError(
+            f"train.carry_state: model {config.model.name} cannot carry its state from window to window; "
+            "leave it off (the plain lstm can)",
+            option="train.carry_state",
+        )
     torch.manual_seed(config.seed + ddp.rank)  # dropout masks differ between processes
     optimizer = _build_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, tc))
@@ -239,6 +251,7 @@ def _start_from(model, optimizer, scheduler, ckpt, source, config, encoding, tra
         scheduler.load_state_dict(extra["scheduler"])
         rng = extra["torch_rng"]  # one state per process of the run that wrote it
         torch.set_rng_state(rng[min(ddp.rank, len(rng) - 1)])
+        _restore_carried(model, extra.get("carried_state"), config.train.batch_size // ddp.world, ddp.rank)
         return ckpt.state["iteration"], ckpt.state["best"], ckpt.state.get("metrics", {})
     if source is not None:
         _load_init(model, source, encoding, config.model)
@@ -246,6 +259,18 @@ def _start_from(model, optimizer, scheduler, ckpt, source, config, encoding, tra
         logp = marginal_log_probs(train_split[0])
         model.start_biases((logp[1] - logp[0]).to(next(model.parameters()).device))
     return 0, {"loss": math.inf, "iteration": -1}, {}
+
+
+def _restore_carried(model, saved: list | None, lanes: int, rank: int) -> None:
+    """train.carry_state: this process's lanes' state as the checkpoint saved it; none (the lanes
+    start from zeros) when it was saved by a run with another share of lanes per process."""
+    mine = saved[rank] if saved and rank < len(saved) else None
+    if mine is not None and mine[0].shape[1] == lanes:
+        model.carried = tuple(t.to(next(model.parameters()).device) for t in mine)
+    elif saved:
+        log.warning(
+            "train.carry_state: the saved state has another number of lanes per process; lanes start from zeros"
+        )
 
 
 def _load_init(model: torch.nn.Module, source: Checkpoint, encoding, model_config) -> None:
