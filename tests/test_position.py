@@ -76,3 +76,8 @@ def test_position_report_takes_long_pieces_and_mixes_the_copy_model():
     assert report["buckets"][2]["copy_mix"] < report["buckets"][2]["nll"] - 0.3
     assert math.isnan(report["buckets"][-1]["nll"])  # no piece reaches 4096
     assert position_report(model, rows, index, min_tokens=1000)["pieces"] == 0
+    # over only the pieces of at least 300 tokens, the same pieces in every bucket before position 300
+    same = position_report(model, rows, index, min_tokens=100, same_from=300)["same_pieces"]
+    assert same["pieces"] == 2 and [b["tokens"] for b in same["buckets"]] == [2 * 127, 2 * 128]
+    same = position_report(model, rows, index, min_tokens=100, same_from=301)["same_pieces"]
+    assert same["pieces"] == 0 and all(math.isnan(b["nll"]) for b in same["buckets"])

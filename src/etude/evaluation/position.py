@@ -28,6 +28,9 @@ from etude.models.checkpoint import Checkpoint
 EDGES = (0, 128, 256, 512, 1024, 2048, 4096, 8192)  # bucket edges in tokens; the last bucket is 4096..8191
 COPY_SHORTEST, COPY_LONGEST = 8, 16  # context lengths (tokens) the copy model matches
 COPY_WEIGHT = 0.5  # the copy model's share of the reference mixture where it has a prediction
+# the buckets before this position over only the pieces that reach it: the same pieces in each, so
+# a bucket is not worse merely because only long (harder) pieces reach it
+SAME_PIECES_FROM = EDGES[-2]
 REPORT_PIECES = 100  # position NLL in reports: at most this many test pieces (all: the benchmark)
 
 
@@ -143,11 +146,14 @@ def position_report(
     index: np.ndarray,
     min_tokens: int = 1200,
     max_pieces: int | None = None,
+    same_from: int = SAME_PIECES_FROM,
 ) -> dict:
     """The model's NLL by position over the split's pieces of at least `min_tokens` tokens (at
     most `max_pieces` of them, spread evenly over the split), beside its mixture with the copy
     model: {"pieces", "mean", "mean_copy_mix", "buckets": [{"from", "to", "nll", "copy_mix",
-    "tokens"}]}, nats per token."""
+    "tokens"}], "same_pieces": {"pieces", "from", "buckets"}}, nats per token. The later buckets
+    hold only the longer pieces; "same_pieces" gives the buckets before position `same_from`
+    over only the pieces that reach it (the same pieces in each)."""
     pieces = [p for p in range(len(index)) if int(index[p, 1]) >= min_tokens]
     if max_pieces is not None and len(pieces) > max_pieces:
         pieces = [pieces[int(i)] for i in np.linspace(0, len(pieces) - 1, max_pieces).round()]
@@ -159,15 +165,24 @@ def position_report(
         start = int(index[p, 0])
         tokens = np.asarray(rows[start : start + len(nll) + 1, 0])
         mixed.append(mix_with_copy(nll, copy_probs(tokens)[1:]))
-    model_buckets, mix_buckets = by_position(list(nlls.values())), by_position(mixed)
-    for b, m in zip(model_buckets, mix_buckets):
-        b["copy_mix"] = m["nll"]
+    long = [k for k, nll in enumerate(nlls.values()) if len(nll) + 1 >= same_from]  # pieces of >= same_from tokens
+    same_edges = tuple(e for e in EDGES if e <= same_from)
+    same = _with_copy_mix([list(nlls.values())[k] for k in long], [mixed[k] for k in long], same_edges)
     return {
         "pieces": len(pieces),
         "mean": float(np.concatenate(list(nlls.values())).mean()),
         "mean_copy_mix": float(np.concatenate(mixed).mean()),
-        "buckets": model_buckets,
+        "buckets": _with_copy_mix(list(nlls.values()), mixed),
+        "same_pieces": {"pieces": len(long), "from": same_from, "buckets": same},
     }
+
+
+def _with_copy_mix(nlls: list[np.ndarray], mixed: list[np.ndarray], edges: tuple[int, ...] = EDGES) -> list[dict]:
+    """by_position of the model's NLLs, each bucket with the copy mixture's ("copy_mix") beside it."""
+    buckets = by_position(nlls, edges)
+    for b, m in zip(buckets, by_position(mixed, edges)):
+        b["copy_mix"] = m["nll"]
+    return buckets
 
 
 def split_positions(ckpt: Checkpoint, split: str = HELD_OUT[0], max_pieces: int | None = REPORT_PIECES) -> dict:
