@@ -59,6 +59,8 @@ def test_report_files_and_numbers(report):
     if positions["pieces"]:
         assert sum(b["tokens"] for b in positions["buckets"]) == sum(min(n, 8192) - 1 for n in index[:, 1] if n >= 1200)
         assert "By position in the piece" in (out / "report.html").read_text()
+        same = positions["same_pieces"]
+        assert same["pieces"] == int((index[:, 1] >= same["from"]).sum())  # under 100 pieces: none left out
     assert len(saved["spectral"]["lstm"]["per_piece"]["js_distance"]) == 4
     assert saved["histogram_js_distance"]["original"]["pitch_class_histogram"] == pytest.approx(0, abs=1e-9)
     assert 0 < saved["histogram_js_distance"]["lstm"]["note_length_histogram"] <= 1

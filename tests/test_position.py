@@ -81,3 +81,15 @@ def test_position_report_takes_long_pieces_and_mixes_the_copy_model():
     assert same["pieces"] == 2 and [b["tokens"] for b in same["buckets"]] == [2 * 127, 2 * 128]
     same = position_report(model, rows, index, min_tokens=100, same_from=301)["same_pieces"]
     assert same["pieces"] == 0 and all(math.isnan(b["nll"]) for b in same["buckets"])
+
+
+def test_the_report_page_shows_the_same_pieces_beside_all():
+    from etude.evaluation.report import _position_table
+
+    bucket = {"from": 0, "to": 128, "tokens": 254, "nll": 1.5, "copy_mix": 1.4}
+    later = {"from": 4096, "to": 8192, "tokens": 10, "nll": 2.0, "copy_mix": 1.9}
+    same = {"pieces": 1, "from": 4096, "buckets": [{**bucket, "nll": 1.75}]}
+    page = _position_table({"buckets": [bucket, later], "mean": 1.6, "mean_copy_mix": 1.5, "same_pieces": same})
+    assert "only the 1 pieces of 4096 tokens or more" in page
+    rows = page.split("<tr>")[2:]
+    assert "<td>1.750</td>" in rows[0] and rows[1].endswith("<td>–</td></tr>")  # none past 4,096
