@@ -21,7 +21,10 @@ def _losses(run):
         return [(int(r["iteration"]), r["split"], float(r["loss"])) for r in csv.DictReader(fh)]
 
 
-def test_two_processes_match_one(real_data, tmp_path):
+@pytest.mark.parametrize("carry", [[], ["--train.carry_state=true"]], ids=["windows", "carried-state"])
+def test_two_processes_match_one(real_data, tmp_path, carry):
+    """Also with the state carried: each process its share of the lanes, each share's state
+    saved and restored on resume."""
     common = [
         "--preset",
         "tiny",
@@ -29,6 +32,7 @@ def test_two_processes_match_one(real_data, tmp_path):
         "--train.iterations=30",
         "--train.eval_every=10",
         "--train.log_every=2",
+        *carry,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"

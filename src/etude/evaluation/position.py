@@ -165,14 +165,15 @@ def position_report(
         start = int(index[p, 0])
         tokens = np.asarray(rows[start : start + len(nll) + 1, 0])
         mixed.append(mix_with_copy(nll, copy_probs(tokens)[1:]))
-    long = [k for k, nll in enumerate(nlls.values()) if len(nll) + 1 >= same_from]  # pieces of >= same_from tokens
+    scored = list(nlls.values())
+    long = [k for k, nll in enumerate(scored) if len(nll) + 1 >= same_from]  # pieces of >= same_from tokens
     same_edges = tuple(e for e in EDGES if e <= same_from)
-    same = _with_copy_mix([list(nlls.values())[k] for k in long], [mixed[k] for k in long], same_edges)
+    same = _with_copy_mix([scored[k] for k in long], [mixed[k] for k in long], same_edges)
     return {
         "pieces": len(pieces),
-        "mean": float(np.concatenate(list(nlls.values())).mean()),
+        "mean": float(np.concatenate(scored).mean()),
         "mean_copy_mix": float(np.concatenate(mixed).mean()),
-        "buckets": _with_copy_mix(list(nlls.values()), mixed),
+        "buckets": _with_copy_mix(scored, mixed),
         "same_pieces": {"pieces": len(long), "from": same_from, "buckets": same},
     }
 
