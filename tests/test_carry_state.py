@@ -1,8 +1,6 @@
 """Truncated back-propagation through time (train.carry_state): lanes that read whole pieces in
 order, an LSTM state carried from window to window, and a run that resumes with it."""
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -11,9 +9,9 @@ from safetensors.torch import load_file
 from etude.config import ModelConfig, load_preset
 from etude.data.windows import Lanes
 from etude.errors import ConfigError
-from etude.models.checkpoint import point
 from etude.models.lstm import LSTMGenerator
 from etude.training.loop import train
+from runs import rewound_copy
 
 
 def test_lanes_read_whole_pieces_in_order_and_mark_where_each_begins():
@@ -72,10 +70,7 @@ def test_a_carried_run_saves_its_lanes_state_and_resumes_exactly(real_data, tmp_
     saved = torch.load(whole / "checkpoints" / "last" / "optimizer.pt", weights_only=True)["carried_state"]
     assert len(saved) == 1 and saved[0][0].shape == (2, 8, 48)  # one process: (layers, lanes, hidden)
     # a copy rewound to its iteration-10 checkpoint, then resumed: the lanes go on from their state
-    cut = tmp_path / "cut"
-    shutil.copytree(whole, cut, symlinks=True)
-    point(cut / "checkpoints" / "last", cut / "checkpoints" / "ckpt-000010")
-    shutil.rmtree(cut / "checkpoints" / "ckpt-000020")
+    cut = rewound_copy(whole, tmp_path / "cut", 10)
     train(run_dir=cut, resume=True, progress=False)
     a = load_file(str(whole / "checkpoints" / "last" / "model.safetensors"))
     b = load_file(str(cut / "checkpoints" / "last" / "model.safetensors"))

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 from etude.config import load_preset
 from etude.data.windows import Windows
 from etude.errors import CheckpointError, ConfigError
-from etude.models.checkpoint import point
 from etude.training.loop import average_into, train
 from etude.training.run import lr_factor
+from runs import rewound_copy
 
 
 def _rows(run, split=None):
@@ -364,10 +364,7 @@ def test_weight_average_is_saved_and_resumes_exactly(real_data, tmp_path):
     whole = tmp_path / "whole"
     train(cfg, whole, overrides=overrides, progress=False)
     # a copy rewound to its iteration-10 checkpoint, then resumed
-    cut = tmp_path / "cut"
-    shutil.copytree(whole, cut, symlinks=True)
-    point(cut / "checkpoints" / "last", cut / "checkpoints" / "ckpt-000010")
-    shutil.rmtree(cut / "checkpoints" / "ckpt-000020")
+    cut = rewound_copy(whole, tmp_path / "cut", 10)
     train(run_dir=cut, resume=True, progress=False)
 
     def saved(run):
