@@ -3,16 +3,23 @@
 import shutil
 from pathlib import Path
 
+from etude.config import load_preset
 from etude.models.checkpoint import point
+from etude.training.loop import train
 
 
-def rewound_copy(run: Path, dest: Path, iteration: int) -> Path:
-    """A copy of run folder `run` at `dest` whose `last` checkpoint is the one of `iteration`,
-    every later checkpoint removed: resuming it repeats what `run` did after that iteration."""
-    shutil.copytree(run, dest, symlinks=True)
-    checkpoints = dest / "checkpoints"
-    point(checkpoints / "last", checkpoints / f"ckpt-{iteration:06d}")
-    for later in checkpoints.glob("ckpt-*"):
-        if int(later.name.split("-")[1]) > iteration:
-            shutil.rmtree(later)
-    return dest
+def trained_and_resumed(data: Path, tmp_path: Path, setting: str) -> tuple[Path, Path]:
+    """A tiny-preset run on `data` of 20 iterations with `setting` (checkpoints kept at 10 and
+    20), and a copy of it rewound to its iteration-10 checkpoint and resumed from there: the two
+    end alike when a resume repeats the uninterrupted run."""
+    cfg = load_preset("tiny")
+    cfg.data = str(data)
+    whole = tmp_path / "whole"
+    overrides = ["train.iterations=20", "train.eval_every=10", "train.keep_every=10", setting]
+    train(cfg, whole, overrides=overrides, progress=False)
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut, symlinks=True)
+    point(cut / "checkpoints" / "last", cut / "checkpoints" / "ckpt-000010")
+    shutil.rmtree(cut / "checkpoints" / "ckpt-000020")
+    train(run_dir=cut, resume=True, progress=False)
+    return whole, cut

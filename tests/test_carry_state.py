@@ -11,7 +11,7 @@ from etude.data.windows import Lanes
 from etude.errors import ConfigError
 from etude.models.lstm import LSTMGenerator
 from etude.training.loop import train
-from runs import rewound_copy
+from runs import trained_and_resumed
 
 
 def test_lanes_read_whole_pieces_in_order_and_mark_where_each_begins():
@@ -62,16 +62,10 @@ def test_windows_scored_with_the_state_carried_equal_the_piece_read_whole():
 
 
 def test_a_carried_run_saves_its_lanes_state_and_resumes_exactly(real_data, tmp_path):
-    cfg = load_preset("tiny")
-    cfg.data = str(real_data)
-    overrides = ["train.iterations=20", "train.eval_every=10", "train.keep_every=10", "train.carry_state=true"]
-    whole = tmp_path / "whole"
-    train(cfg, whole, overrides=overrides, progress=False)
+    # the copy rewound to iteration 10 and resumed: its lanes go on from their saved state
+    whole, cut = trained_and_resumed(real_data, tmp_path, "train.carry_state=true")
     saved = torch.load(whole / "checkpoints" / "last" / "optimizer.pt", weights_only=True)["carried_state"]
     assert len(saved) == 1 and saved[0][0].shape == (2, 8, 48)  # one process: (layers, lanes, hidden)
-    # a copy rewound to its iteration-10 checkpoint, then resumed: the lanes go on from their state
-    cut = rewound_copy(whole, tmp_path / "cut", 10)
-    train(run_dir=cut, resume=True, progress=False)
     a = load_file(str(whole / "checkpoints" / "last" / "model.safetensors"))
     b = load_file(str(cut / "checkpoints" / "last" / "model.safetensors"))
     for k in a:

@@ -17,7 +17,7 @@ from etude.data.windows import Windows
 from etude.errors import CheckpointError, ConfigError
 from etude.training.loop import average_into, train
 from etude.training.run import lr_factor
-from runs import rewound_copy
+from runs import trained_and_resumed
 
 
 def _rows(run, split=None):
@@ -358,14 +358,7 @@ def test_average_into_by_hand():
 
 
 def test_weight_average_is_saved_and_resumes_exactly(real_data, tmp_path):
-    cfg = load_preset("tiny")
-    cfg.data = str(real_data)
-    overrides = ["train.iterations=20", "train.eval_every=10", "train.keep_every=10", "train.average=0.9"]
-    whole = tmp_path / "whole"
-    train(cfg, whole, overrides=overrides, progress=False)
-    # a copy rewound to its iteration-10 checkpoint, then resumed
-    cut = rewound_copy(whole, tmp_path / "cut", 10)
-    train(run_dir=cut, resume=True, progress=False)
+    whole, cut = trained_and_resumed(real_data, tmp_path, "train.average=0.9")
 
     def saved(run):
         last = run / "checkpoints" / "last"

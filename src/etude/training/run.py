@@ -264,10 +264,12 @@ def _start_from(model, optimizer, scheduler, ckpt, source, config, encoding, tra
 def _restore_carried(model, saved: list | None, lanes: int, rank: int) -> None:
     """train.carry_state: this process's lanes' state as the checkpoint saved it; none (the lanes
     start from zeros) when it was saved by a run with another share of lanes per process."""
-    mine = saved[rank] if saved and rank < len(saved) else None
+    if not saved or all(state is None for state in saved):  # none saved, or saved before the first step
+        return
+    mine = saved[rank] if rank < len(saved) else None
     if mine is not None and mine[0].shape[1] == lanes:
         model.carried = tuple(t.to(next(model.parameters()).device) for t in mine)
-    elif saved:
+    else:
         log.warning(
             "train.carry_state: the saved state has another number of lanes per process; lanes start from zeros"
         )
